@@ -1,0 +1,25 @@
+// Shared helpers for the unit tests: fixture paths and scratch directories.
+#pragma once
+
+#include <filesystem>
+#include <string>
+
+namespace cd::test {
+
+inline std::string source_path(const std::string& rel) { return std::string(CD_SOURCE_DIR) + "/" + rel; }
+
+// A fresh empty directory under the system temp dir, removed at scope exit.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  const std::string& path() const { return m_path; }
+  std::string file(const std::string& name) const { return m_path + "/" + name; }
+
+ private:
+  std::string m_path;
+};
+
+void write_bytes(const std::string& path, const std::string& bytes);
+
+}  // namespace cd::test

@@ -1,0 +1,138 @@
+#include <catch2/catch.hpp>
+#include <ATen/ATen.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+#include <opencv2/core.hpp>
+#include <opencv2/imgcodecs.hpp>
+
+#include "catdog/atomic_file.h"
+#include "catdog/errors.h"
+#include "catdog/image.h"
+#include "helpers.h"
+
+using cd::test::source_path;
+
+namespace {
+
+std::string fixture(const std::string& rel) { return cd::read_file(source_path("tests/fixtures/" + rel)); }
+
+// The golden file pins preprocess() for a committed photo: shape line, then
+// every value. CD_UPDATE_GOLDEN=1 rewrites it after a deliberate change.
+void check_golden(const at::Tensor& t, const std::string& golden_rel) {
+  std::string path = source_path(golden_rel);
+  if (std::getenv("CD_UPDATE_GOLDEN")) {
+    std::ostringstream out;
+    out << t.size(0) << ' ' << t.size(1) << ' ' << t.size(2) << '\n';
+    auto flat = t.contiguous().view({-1});
+    auto* p = flat.data_ptr<float>();
+    for (int64_t i = 0; i < flat.numel(); ++i) out << p[i] << '\n';
+    cd::write_file_atomic(path, out.str());
+  }
+  std::ifstream in(path);
+  REQUIRE(in);
+  int64_t c, h, w;
+  in >> c >> h >> w;
+  REQUIRE(t.sizes() == at::IntArrayRef({c, h, w}));
+  auto flat = t.contiguous().view({-1});
+  auto* p = flat.data_ptr<float>();
+  double worst = 0;
+  for (int64_t i = 0; i < flat.numel(); ++i) {
+    double expected;
+    in >> expected;
+    worst = std::max(worst, std::abs(expected - p[i]));
+  }
+  CHECK(worst < 1e-5);
+}
+
+}  // namespace
+
+TEST_CASE("preprocess output is pinned by a golden file", "[image]") {
+  cd::PreprocessSpec spec;
+  spec.size = 32;
+  at::Tensor t = cd::preprocess(fixture("photos/cat.1.jpg"), spec);
+  CHECK(t.dtype() == at::kFloat);
+  CHECK(t.min().item<float>() >= 0.0f);
+  CHECK(t.max().item<float>() <= 1.0f);
+  check_golden(t, "tests/fixtures/golden/cat.1.stretch32.txt");
+}
+
+TEST_CASE("channels come out in RGB order", "[image]") {
+  // A pure red PNG, encoded by OpenCV's writer in BGR order.
+  cv::Mat bgr(40, 40, CV_8UC3, cv::Scalar(0, 0, 255));
+  std::vector<uchar> buf;
+  cv::imencode(".png", bgr, buf);
+  cd::PreprocessSpec spec;
+  spec.size = 8;
+  at::Tensor t = cd::preprocess(std::string(buf.begin(), buf.end()), spec);
+  CHECK(t[0].mean().item<float>() == Approx(1.0f));
+  CHECK(t[2].mean().item<float>() == Approx(0.0f));
+}
+
+TEST_CASE("every supported kind of input decodes to 3-channel 8-bit RGB", "[image]") {
+  for (const char* name : {"formats/cat-png.png", "formats/dog-gray.jpg", "formats/cat-cmyk.jpg",
+                           "formats/dog-rgba.png", "photos/dog.1.jpg"}) {
+    INFO(name);
+    cv::Mat rgb = cd::decode_rgb(fixture(name));
+    CHECK(rgb.type() == CV_8UC3);
+    CHECK(rgb.cols > 100);
+  }
+  // CMYK decoding keeps colours: the CMYK copy of cat.3 matches the original closely.
+  cv::Mat a = cd::resize_by_policy(cd::decode_rgb(fixture("photos/cat.3.jpg")), 32, cd::ResizePolicy::k_stretch);
+  cv::Mat b = cd::resize_by_policy(cd::decode_rgb(fixture("formats/cat-cmyk.jpg")), 32, cd::ResizePolicy::k_stretch);
+  CHECK(cv::norm(a, b, cv::NORM_L1) / (32 * 32 * 3) < 12.0);
+}
+
+TEST_CASE("bad bytes raise DataError with the reason", "[image]") {
+  auto reason = [](const std::string& bytes) {
+    try {
+      cd::decode_rgb(bytes);
+    } catch (const cd::DataError& e) {
+      return std::string(e.what());
+    }
+    return std::string("decoded");
+  };
+  CHECK(reason("") == "empty file (0 bytes)");
+  CHECK(reason("hello, I am text") == "not a decodable image (expected JPEG, PNG, BMP or WebP)");
+  CHECK(reason(fixture("formats/truncated.jpg")) == "truncated JPEG (no end-of-image marker)");
+  std::string png = fixture("formats/cat-png.png");
+  CHECK(reason(png.substr(0, png.size() / 2)) == "truncated PNG (no IEND chunk)");
+  CHECK_THROWS_WITH(cd::read_rgb("/nonexistent.jpg"), Catch::Contains("/nonexistent.jpg"));
+}
+
+TEST_CASE("resize policies give the requested square", "[image]") {
+  cv::Mat wide(100, 300, CV_8UC3, cv::Scalar(10, 200, 30));
+  for (auto policy : {cd::ResizePolicy::k_stretch, cd::ResizePolicy::k_center_crop, cd::ResizePolicy::k_letterbox}) {
+    cv::Mat out = cd::resize_by_policy(wide, 64, policy);
+    CHECK(out.rows == 64);
+    CHECK(out.cols == 64);
+  }
+  // Letterboxing pads above and below a wide image with mid grey.
+  cv::Mat boxed = cd::resize_by_policy(wide, 60, cd::ResizePolicy::k_letterbox);
+  CHECK(boxed.at<cv::Vec3b>(0, 30) == cv::Vec3b(128, 128, 128));
+  CHECK(boxed.at<cv::Vec3b>(30, 30) == cv::Vec3b(10, 200, 30));
+  CHECK(cd::parse_resize_policy("center-crop") == cd::ResizePolicy::k_center_crop);
+  CHECK_THROWS_AS(cd::parse_resize_policy("squash"), cd::UsageError);
+}
+
+TEST_CASE("ImageNet normalisation subtracts the mean and divides by the std", "[image]") {
+  cv::Mat grey(4, 4, CV_8UC3, cv::Scalar(255, 255, 255));
+  at::Tensor t = cd::to_tensor(grey, cd::Normalization::k_imagenet);
+  CHECK(t[0][0][0].item<float>() == Approx((1.0 - 0.485) / 0.229));
+  CHECK(t[2][3][3].item<float>() == Approx((1.0 - 0.406) / 0.225));
+}
+
+TEST_CASE("augmentation is deterministic per seed and changes the image", "[image]") {
+  cv::Mat img = cd::resize_by_policy(cd::decode_rgb(fixture("photos/dog.1.jpg")), 64, cd::ResizePolicy::k_stretch);
+  cd::Augmentation aug;
+  cv::Mat a = cd::augment(img, aug, 7);
+  cv::Mat b = cd::augment(img, aug, 7);
+  cv::Mat c = cd::augment(img, aug, 8);
+  CHECK(cv::norm(a, b, cv::NORM_L1) == 0.0);
+  CHECK(cv::norm(a, c, cv::NORM_L1) > 0.0);
+  CHECK(cv::norm(a, img, cv::NORM_L1) > 0.0);
+  cd::Augmentation none{0, 0, 0, false};
+  CHECK(cv::norm(cd::augment(img, none, 3), img, cv::NORM_L1) == 0.0);
+}
