@@ -127,15 +127,28 @@ cv::Mat resize_by_policy(const cv::Mat& rgb, int size, ResizePolicy policy) {
   return canvas;
 }
 
-at::Tensor to_tensor(const cv::Mat& rgb, Normalization norm) {
-  cv::Mat c = rgb.isContinuous() ? rgb : rgb.clone();
-  at::Tensor hwc = at::from_blob(c.data, {c.rows, c.cols, 3}, at::kByte);
-  at::Tensor chw = hwc.permute({2, 0, 1}).to(at::kFloat).div_(255.0f).contiguous();
-  if (norm == Normalization::k_imagenet) {
-    static const float k_mean[3] = {0.485f, 0.456f, 0.406f};
-    static const float k_std[3] = {0.229f, 0.224f, 0.225f};
-    for (int ch = 0; ch < 3; ++ch) chw[ch].sub_(k_mean[ch]).div_(k_std[ch]);
+void to_chw_floats(const cv::Mat& rgb, Normalization norm, float* dst) {
+  static const float k_mean[3] = {0.485f, 0.456f, 0.406f};
+  static const float k_std[3] = {0.229f, 0.224f, 0.225f};
+  float scale[3], offset[3];
+  for (int ch = 0; ch < 3; ++ch) {
+    bool imagenet = norm == Normalization::k_imagenet;
+    scale[ch] = imagenet ? 1.0f / (255.0f * k_std[ch]) : 1.0f / 255.0f;
+    offset[ch] = imagenet ? -k_mean[ch] / k_std[ch] : 0.0f;
   }
+  const std::size_t plane = static_cast<std::size_t>(rgb.rows) * rgb.cols;
+  for (int y = 0; y < rgb.rows; ++y) {
+    const unsigned char* row = rgb.ptr<unsigned char>(y);
+    std::size_t base = static_cast<std::size_t>(y) * rgb.cols;
+    for (int x = 0; x < rgb.cols; ++x)
+      for (int ch = 0; ch < 3; ++ch)
+        dst[ch * plane + base + x] = row[3 * x + ch] * scale[ch] + offset[ch];
+  }
+}
+
+at::Tensor to_tensor(const cv::Mat& rgb, Normalization norm) {
+  at::Tensor chw = at::empty({3, rgb.rows, rgb.cols}, at::kFloat);
+  to_chw_floats(rgb, norm, chw.data_ptr<float>());
   return chw;
 }
 

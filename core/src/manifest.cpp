@@ -1,6 +1,7 @@
 #include "catdog/manifest.h"
 
 #include <algorithm>
+#include <filesystem>
 
 #include "catdog/atomic_file.h"
 #include "catdog/errors.h"
@@ -96,7 +97,12 @@ std::vector<Sample> read_manifest(const std::string& path) {
   } catch (const IoError& e) {
     throw DataError(std::string(e.what()) + "; run cd-prepare first");
   }
-  return parse_manifest(text, path);
+  std::vector<Sample> samples = parse_manifest(text, path);
+  // Relative paths are relative to the manifest's folder (see cd-prepare).
+  std::filesystem::path base = std::filesystem::path(path).parent_path();
+  for (auto& s : samples)
+    if (std::filesystem::path(s.path).is_relative()) s.path = (base / s.path).lexically_normal().generic_string();
+  return samples;
 }
 
 std::string manifest_fingerprint(const std::vector<Sample>& samples) {

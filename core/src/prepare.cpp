@@ -73,6 +73,17 @@ struct Checked {
   std::size_t size = 0;
 };
 
+// Manifests name images relative to the manifest's own folder (absolute
+// sources stay absolute), so they work from any working directory.
+std::vector<Sample> relative_to(std::vector<Sample> samples, const std::string& output) {
+  fs::path out_abs = fs::absolute(output).lexically_normal();
+  for (auto& s : samples) {
+    fs::path p(s.path);
+    if (p.is_relative()) s.path = fs::absolute(p).lexically_normal().lexically_relative(out_abs).generic_string();
+  }
+  return samples;
+}
+
 }  // namespace
 
 std::vector<Candidate> scan_source(const std::string& source) {
@@ -221,7 +232,8 @@ void write_prepare_outputs(const PrepareParams& params, const PrepareResult& res
   nlohmann::ordered_json metrics;
   std::size_t accepted = 0;
   for (int s = 0; s < 3; ++s) {
-    write_file_atomic(params.output + "/" + k_split_names[s] + ".csv", format_manifest(result.splits[s]));
+    write_file_atomic(params.output + "/" + k_split_names[s] + ".csv",
+                      format_manifest(relative_to(result.splits[s], params.output)));
     nlohmann::ordered_json per_class;
     for (std::size_t c = 0; c < class_names().size(); ++c) per_class[class_names()[c]] = 0;
     for (const auto& sample : result.splits[s]) per_class[class_names()[sample.label]] = per_class[class_names()[sample.label]].get<int>() + 1;

@@ -43,6 +43,10 @@ cv::Mat resize_by_policy(const cv::Mat& rgb, int size, ResizePolicy policy);
 // Stage 3: 8-bit RGB HWC -> float [3,H,W], normalised.
 at::Tensor to_tensor(const cv::Mat& rgb, Normalization norm);
 
+// Stage 3 without allocating: writes 3*H*W floats (CHW) to dst. Pure C++,
+// safe on loader threads while LibTorch's OpenMP pool runs the model.
+void to_chw_floats(const cv::Mat& rgb, Normalization norm, float* dst);
+
 // All three stages.
 at::Tensor preprocess(std::string_view bytes, const PreprocessSpec& spec);
 

@@ -1,6 +1,6 @@
 // Manifests: the CSV files (path,label) that cd-prepare writes and the other
-// stages read. Paths are kept exactly as written; relative ones resolve
-// against the current directory, which is the repository root under DVC.
+// stages read. Relative paths in a manifest are relative to the manifest's
+// own folder, so the pipeline works from any working directory.
 #pragma once
 
 #include <string>

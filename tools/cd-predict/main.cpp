@@ -1,0 +1,73 @@
+// cd-predict: classify images for shell scripts. One line per image on
+// stdout; one line per bad input on stderr; exit 3 when some were bad.
+#include <cstdio>
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "catdog/classifier.h"
+#include "catdog/common.h"
+#include "catdog/config.h"
+#include "catdog/errors.h"
+#include "catdog/predict.h"
+
+namespace {
+
+struct PredictOptions {
+  std::string model = "models/model.cdm";
+  bool json = false;
+  bool quiet = false;
+  int batch_size = 32;
+  std::string device = "cpu";
+  std::vector<std::string> inputs;
+};
+
+void print(const cd::Prediction& p, const PredictOptions& o, double threshold) {
+  if (!p.error.empty()) {
+    std::fflush(stdout);
+    std::fprintf(stderr, "cd-predict: %s: %s\n", p.path.c_str(), p.error.c_str());
+    return;
+  }
+  const char* label = p.label(threshold);
+  if (o.quiet) {
+    std::printf("%s\n", label);
+  } else if (o.json) {
+    nlohmann::ordered_json j{{"path", p.path}, {"class_label", label}, {"probability", p.confidence(threshold)},
+                             {"p_dog", p.p_dog}, {"prediction_time_ms", p.ms}};
+    std::printf("%s\n", j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+  } else {
+    std::printf("%s\t%s\t%.4f\n", p.path.c_str(), label, p.confidence(threshold));
+  }
+}
+
+int predict_main(int argc, char** argv) {
+  PredictOptions o;
+  cd::CommonOptions common;
+  common.log_level = "warn";
+  cd::Config config("cd-predict", "Classify images as cat or dog.\nOutput: PATH<TAB>LABEL<TAB>PROBABILITY per image.");
+  config.add_string("model", o.model, "model file from cd-train");
+  config.add_bool("json", o.json, "JSON Lines: path, class_label, probability, p_dog, prediction_time_ms");
+  config.add_bool("quiet", o.quiet, "print the label alone");
+  config.add_int("batch_size", o.batch_size, "images per forward pass", 1, 4096, "batch-size");
+  config.add_choice("device", o.device, "where to run the model", {"cpu", "cuda", "auto"});
+  config.add_positionals("IMAGE", o.inputs, "image files, directories, or - to read paths from stdin");
+  cd::add_common_options(config, common);
+  if (config.parse(argc, argv) == cd::ParseOutcome::k_exit_ok) return 0;
+  if (o.json && o.quiet) throw cd::UsageError("--json and --quiet exclude each other");
+  if (o.inputs.empty()) throw cd::UsageError("no images given; pass files, directories or - for stdin");
+  int threads = cd::apply_common_options(common);
+
+  std::vector<cd::Prediction> items = cd::expand_inputs(o.inputs, std::cin);
+  auto model = cd::load_classifier(o.model, cd::parse_device(o.device));
+  double threshold = model->meta().threshold;
+  bool any_bad = false;
+  cd::predict_all(*model, items, o.batch_size, threads, [&](const cd::Prediction& p) {
+    any_bad |= !p.error.empty();
+    print(p, o, threshold);
+  });
+  std::fflush(stdout);
+  return any_bad ? static_cast<int>(cd::ExitCode::k_partial) : 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) { return cd::run_tool("cd-predict", argc, argv, predict_main); }

@@ -1,0 +1,59 @@
+// cd-train: train a cat/dog classifier on cd-prepare's manifests.
+#include <spdlog/spdlog.h>
+
+#include "catdog/classifier.h"
+#include "catdog/common.h"
+#include "catdog/config.h"
+#include "catdog/errors.h"
+#include "catdog/nets.h"
+#include "catdog/tracking.h"
+#include "catdog/train.h"
+
+namespace {
+
+void declare(cd::Config& c, cd::TrainParams& p, cd::CommonOptions& common) {
+  c.add_choice("model.architecture", p.architecture, "network to train", cd::architecture_names(), "architecture");
+  c.add_int("model.input_size", p.input_size, "square input side in pixels", 32, 1024, "input-size");
+  c.add_choice("model.resize", p.resize, "how images reach the input size", {"stretch", "center-crop", "letterbox"}, "resize");
+  c.add_double("optimizer.lr", p.lr, "Adam learning rate", 1e-7, 1.0, "lr");
+  c.add_double("optimizer.weight_decay", p.weight_decay, "Adam weight decay", 0.0, 1.0, "weight-decay");
+  c.add_int("schedule.epochs", p.epochs, "most epochs to train", 1, 10000, "epochs");
+  c.add_int("schedule.batch_size", p.batch_size, "images per step", 1, 4096, "batch-size");
+  c.add_int("schedule.early_stopping_patience", p.early_stopping_patience, "epochs without val loss improvement before stopping", 1, 1000, "patience");
+  c.add_double("schedule.plateau_factor", p.plateau_factor, "learning rate factor on a plateau", 0.01, 1.0, "plateau-factor");
+  c.add_int("schedule.plateau_patience", p.plateau_patience, "epochs on a plateau before lowering the learning rate", 0, 1000, "plateau-patience");
+  c.add_double("schedule.min_lr", p.min_lr, "lowest learning rate", 0.0, 1.0, "min-lr");
+  c.add_double("schedule.time_budget_min", p.time_budget_min, "stop after the epoch that would cross this many minutes; 0 for none", 0.0, 1e6, "time-budget-min");
+  c.add_int("schedule.max_train_images", p.max_train_images, "train on a seeded subset of this many images; 0 for all", 0, 100000000, "max-train-images");
+  c.add_double("augmentation.rotation", p.augmentation.rotation_deg, "random rotation range in degrees", 0.0, 180.0, "rotation");
+  c.add_double("augmentation.shift", p.augmentation.shift, "random width/height shift as a fraction", 0.0, 1.0, "shift");
+  c.add_double("augmentation.zoom", p.augmentation.zoom, "random zoom range as a fraction", 0.0, 0.9, "zoom");
+  c.add_bool("augmentation.hflip", p.augmentation.hflip, "random horizontal flips", "hflip");
+  c.add_int("run.seed", p.seed, "random seed", 0, 2147483647, "seed");
+  c.add_choice("run.device", p.device, "where to train", {"cpu", "cuda", "auto"}, "device");
+  c.add_int("run.workers", p.workers, "loader threads that augment ahead of the model", 1, 64, "workers");
+  c.add_string("data", p.data, "folder with train.csv and val.csv from cd-prepare");
+  c.add_string("output", p.output, "folder for model.cdm and checkpoint.cdm");
+  c.add_string("metrics", p.metrics, "metrics file for DVC");
+  c.add_string("live", p.live, "DVCLive folder for per-epoch metrics");
+  c.add_bool("resume", p.resume, "continue from <output>/checkpoint.cdm");
+  c.add_string("tracking.experiment", p.experiment, "MLflow experiment name (used when MLFLOW_TRACKING_URI is set)", "experiment");
+  cd::add_common_options(c, common, "run.threads");
+}
+
+int train_main(int argc, char** argv) {
+  cd::TrainParams params;
+  cd::CommonOptions common;
+  cd::Config config("cd-train", "Train a cat/dog classifier with LibTorch.");
+  config.set_default_config_file("configs/train.yaml");
+  declare(config, params, common);
+  if (config.parse(argc, argv) == cd::ParseOutcome::k_exit_ok) return 0;
+  params.threads = cd::apply_common_options(common);
+  auto observer = cd::make_mlflow_observer(params.experiment);
+  cd::TrainSummary summary = cd::train(params, observer.get());
+  return summary.history.empty() ? 1 : 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) { return cd::run_tool("cd-train", argc, argv, train_main); }
