@@ -154,6 +154,9 @@ class Trainer {
   torch::Device m_device{torch::kCPU};
   State m_state;
   double m_images_seen = 0, m_train_seconds = 0;
+  // Fault injection for the end-to-end tests: CD_FAULT_NAN_AT_STEP=N poisons step N's loss.
+  long m_fault_nan_step = std::getenv("CD_FAULT_NAN_AT_STEP") ? std::atol(std::getenv("CD_FAULT_NAN_AT_STEP")) : 0;
+  long m_steps = 0;
 };
 
 void check_classes(const std::vector<Sample>& samples, const std::string& origin) {
@@ -260,6 +263,7 @@ Evaluation Trainer::train_epoch(int epoch) {
     m_opt->zero_grad();
     at::Tensor logits = m_net->forward(x).view({-1});
     at::Tensor loss = at::binary_cross_entropy_with_logits(logits, y);
+    if (m_fault_nan_step > 0 && ++m_steps == m_fault_nan_step) loss = loss * NAN;
     double value = loss.item<double>();
     if (!std::isfinite(value))
       throw DivergedError("training diverged: the loss became " + std::to_string(value) + " at epoch " +

@@ -1,0 +1,150 @@
+"""cd-eval's files and cd-predict's contract with shell scripts: stdout, stderr and exit codes."""
+import json
+import math
+import os
+import shutil
+import tempfile
+import unittest
+
+from common import FIXTURES, SAMPLE, TempDirTest, prepare_sample, read_json, run, tool, train_small
+
+PHOTOS = os.path.join(FIXTURES, "photos")
+FORMATS = os.path.join(FIXTURES, "formats")
+
+
+def setUpModule():
+    global WORK, DATA, MODEL
+    WORK = tempfile.mkdtemp(prefix="catdog-e2e-model-")
+    DATA = prepare_sample(WORK)
+    r = train_small(WORK, DATA, "m", 3)
+    assert r.returncode == 0, r.stderr
+    MODEL = os.path.join(WORK, "m", "model.cdm")
+
+
+def tearDownModule():
+    shutil.rmtree(WORK, ignore_errors=True)
+
+
+class Eval(TempDirTest):
+    def test_metrics_plots_and_pngs(self):
+        out = self.path("eval")
+        r = run([tool("cd-eval"), "--model", MODEL, "--data", DATA, "--output", out])
+        self.assertExit(r, 0)
+        m = read_json(os.path.join(out, "metrics.json"))
+        for key in ("accuracy", "precision", "recall", "f1", "roc_auc", "log_loss", "n", "tp", "fp", "tn", "fn"):
+            self.assertIn(key, m)
+        self.assertEqual(m["n"], 40)
+        self.assertEqual(m["tp"] + m["fp"] + m["tn"] + m["fn"], 40)
+        self.assertAlmostEqual(m["accuracy"], (m["tp"] + m["tn"]) / 40)
+        confusion = read_json(os.path.join(out, "plots", "confusion.json"))
+        self.assertEqual(len(confusion), 40)
+        self.assertEqual(sum(1 for c in confusion if c["actual"] == "dog" and c["predicted"] == "dog"), m["tp"])
+        for name, key in (("roc.json", "roc"), ("prc.json", "prc")):
+            points = read_json(os.path.join(out, "plots", name))[key]
+            self.assertGreater(len(points), 2)
+            self.assertTrue(all(math.isfinite(v) for p in points for v in p.values()))
+        wrong = open(os.path.join(out, "misclassified.csv")).read().splitlines()
+        self.assertEqual(wrong[0], "path,label,predicted,p_dog")
+        self.assertEqual(len(wrong) - 1, m["fp"] + m["fn"])
+        for png in ("confusion.png", "roc.png"):
+            with open(os.path.join(out, png), "rb") as f:
+                self.assertEqual(f.read(8), b"\x89PNG\r\n\x1a\n")
+
+    def test_corrupt_model_is_a_clear_error(self):
+        bad = self.path("bad.cdm")
+        data = open(MODEL, "rb").read()
+        with open(bad, "wb") as f:
+            f.write(data[:1000])
+        r = run([tool("cd-eval"), "--model", bad, "--data", DATA, "--output", self.path("e")])
+        self.assertExit(r, 1)
+        self.assertIn("file is truncated", r.stderr)
+        r = run([tool("cd-predict"), "--model", os.path.join(PHOTOS, "cat.1.jpg"), os.path.join(PHOTOS, "cat.1.jpg")])
+        self.assertExit(r, 1)
+        self.assertIn("not a catdog model file", r.stderr)
+
+
+class Predict(TempDirTest):
+    def predict(self, *args, stdin=None, env=None):
+        return run([tool("cd-predict"), "--model", MODEL, *args], stdin=stdin, env=env)
+
+    def assertTsvLine(self, line, path):
+        fields = line.split("\t")
+        self.assertEqual(fields[0], path)
+        self.assertIn(fields[1], ("cat", "dog"))
+        self.assertGreaterEqual(float(fields[2]), 0.5)
+        self.assertLessEqual(float(fields[2]), 1.0)
+
+    def test_good_jpeg(self):
+        path = os.path.join(PHOTOS, "dog.1.jpg")
+        r = self.predict(path)
+        self.assertExit(r, 0)
+        self.assertTsvLine(r.stdout.rstrip("\n"), path)
+        self.assertEqual(r.stderr, "")
+
+    def test_png_grayscale_cmyk_rgba(self):
+        names = ["cat-png.png", "dog-gray.jpg", "cat-cmyk.jpg", "dog-rgba.png"]
+        paths = [os.path.join(FORMATS, n) for n in names]
+        r = self.predict(*paths)
+        self.assertExit(r, 0)
+        lines = r.stdout.splitlines()
+        self.assertEqual(len(lines), 4)
+        for line, path in zip(lines, paths):
+            self.assertTsvLine(line, path)
+
+    def test_empty_file_and_missing_path_exit_3_and_keep_the_rest(self):
+        empty = self.path("empty.jpg")
+        open(empty, "wb").close()
+        good = os.path.join(PHOTOS, "cat.2.jpg")
+        missing = self.path("missing.jpg")
+        r = self.predict(empty, good, missing)
+        self.assertExit(r, 3)
+        self.assertEqual(len(r.stdout.splitlines()), 1)
+        self.assertTsvLine(r.stdout.rstrip("\n"), good)
+        self.assertEqual(r.stderr.splitlines(), [
+            f"cd-predict: {empty}: empty file (0 bytes)",
+            f"cd-predict: {missing}: no such file or directory",
+        ])
+
+    def test_directory_expands_sorted(self):
+        r = self.predict(PHOTOS)
+        self.assertExit(r, 0)
+        paths = [line.split("\t")[0] for line in r.stdout.splitlines()]
+        self.assertEqual(paths, sorted(os.path.join(PHOTOS, n) for n in os.listdir(PHOTOS)))
+
+    def test_stdin_paths_json_and_quiet(self):
+        paths = [os.path.join(PHOTOS, "cat.3.jpg"), os.path.join(PHOTOS, "dog.3.jpg")]
+        r = self.predict("--json", "-", stdin="\n".join(paths) + "\n")
+        self.assertExit(r, 0)
+        rows = [json.loads(line) for line in r.stdout.splitlines()]
+        self.assertEqual([row["path"] for row in rows], paths)
+        for row in rows:
+            self.assertEqual(set(row), {"path", "class_label", "probability", "p_dog", "prediction_time_ms"})
+            expected = row["p_dog"] if row["class_label"] == "dog" else 1 - row["p_dog"]
+            self.assertAlmostEqual(row["probability"], expected, places=6)
+            self.assertGreater(row["prediction_time_ms"], 0)
+        q = self.predict("--quiet", paths[0])
+        self.assertExit(q, 0)
+        self.assertIn(q.stdout, ("cat\n", "dog\n"))
+
+    def test_model_from_environment_and_usage_errors(self):
+        r = run([tool("cd-predict"), os.path.join(PHOTOS, "cat.1.jpg")], env={"CD_MODEL": MODEL})
+        self.assertExit(r, 0)
+        r = run([tool("cd-predict")], env={"CD_MODEL": MODEL})
+        self.assertExit(r, 2)
+        self.assertIn("no images given", r.stderr)
+        r = run([tool("cd-predict"), "--model", self.path("none.cdm"), os.path.join(PHOTOS, "cat.1.jpg")])
+        self.assertExit(r, 1)
+        self.assertIn("none.cdm", r.stderr)
+
+    def test_text_file_named_jpg(self):
+        fake = self.path("dog.jpg")
+        with open(fake, "w") as f:
+            f.write("not an image")
+        r = self.predict(fake)
+        self.assertExit(r, 3)
+        self.assertEqual(r.stdout, "")
+        self.assertEqual(r.stderr, f"cd-predict: {fake}: not a decodable image (expected JPEG, PNG, BMP or WebP)\n")
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
