@@ -10,7 +10,7 @@ SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PACKAGES := build-essential cmake ninja-build pkg-config git ca-certificates \
   libtorch-dev libopenblas0-openmp libopencv-dev libyaml-cpp-dev libspdlog-dev libcli11-dev \
   catch2 libcpp-httplib-dev nlohmann-json3-dev python3 python3-venv python3-pip
-PIP_PACKAGES := "dvc>=3.50,<4"
+PIP_PACKAGES := "dvc>=3.50,<4" "mlflow>=2.10"
 
 # LibTorch runs 7-10x faster here when glibc keeps large buffers mapped, and
 # OpenMP threads must not spin while another process holds a core (PERF-NOTES).
@@ -51,7 +51,7 @@ build: apt-deps configure
 # The main job: the DVC pipeline on the committed sample, then its metrics.
 run: deps build
 	dvc repro
-	dvc metrics show
+	dvc metrics show eval/metrics.json
 
 test: deps build
 	cd $(BUILD) && ctest --output-on-failure --timeout 1500

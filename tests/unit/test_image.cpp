@@ -1,5 +1,4 @@
-#include <catch2/catch.hpp>
-#include <ATen/ATen.h>
+#include "catch_torch.h"
 
 #include <cstdlib>
 #include <fstream>

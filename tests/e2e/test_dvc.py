@@ -1,0 +1,67 @@
+"""The real dvc on a fresh clone: repro, no-op repro, partial rerun, experiments, diff and plots."""
+import os
+import shutil
+import subprocess
+import unittest
+
+from common import BIN_DIR, SOURCE_DIR, TempDirTest, read_json, run
+
+DVC = shutil.which("dvc") or os.path.join(SOURCE_DIR, ".venv", "bin", "dvc")
+
+
+@unittest.skipUnless(os.path.exists(DVC), "dvc is not installed; run make deps")
+class DvcPipeline(TempDirTest):
+    def dvc(self, *args):
+        r = run([DVC, *args], cwd=self.clone, timeout=1200)
+        self.assertExit(r, 0)
+        return r.stdout + r.stderr
+
+    def setUp(self):
+        super().setUp()
+        self.clone = self.path("clone")
+        r = run(["git", "clone", "-q", SOURCE_DIR, self.clone])
+        self.assertExit(r, 0)
+        os.makedirs(os.path.join(self.clone, "build"))
+        os.symlink(BIN_DIR, os.path.join(self.clone, "build", "bin"))
+        for key, value in (("user.email", "ci@catdog.invalid"), ("user.name", "catdog ci")):
+            run(["git", "config", key, value], cwd=self.clone)
+
+    def test_pipeline_lifecycle(self):
+        out = self.dvc("repro")
+        for stage in ("prepare", "train", "eval"):
+            self.assertIn(f"Running stage '{stage}'", out)
+        metrics = read_json(os.path.join(self.clone, "eval", "metrics.json"))
+        self.assertEqual(metrics["n"], 40)
+
+        self.assertIn("Data and pipelines are up to date", self.dvc("repro"))
+
+        cfg = os.path.join(self.clone, "configs", "train.yaml")
+        text = open(cfg).read()
+        self.assertIn("  epochs: 30\n", text)
+        with open(cfg, "w") as f:
+            f.write(text.replace("  epochs: 30\n", "  epochs: 4\n"))
+        out = self.dvc("repro")
+        self.assertNotIn("Running stage 'prepare'", out)
+        self.assertIn("Running stage 'train'", out)
+        self.assertIn("Running stage 'eval'", out)
+        self.assertLessEqual(read_json(os.path.join(self.clone, "metrics", "train.json"))["epochs"], 4)
+
+        run(["git", "add", "-A"], cwd=self.clone)
+        self.assertExit(run(["git", "commit", "-qm", "four epochs"], cwd=self.clone), 0)
+        self.dvc("exp", "run", "-S", "configs/train.yaml:optimizer.lr=0.002", "-n", "faster-lr")
+        shown = self.dvc("exp", "show", "--no-pager", "--csv")
+        self.assertIn("faster-lr", shown)
+        self.assertIn("accuracy", shown.splitlines()[0])
+        self.assertIn("0.002", shown)
+
+        diff = self.dvc("metrics", "diff", "HEAD")
+        self.assertIn("eval/metrics.json", diff)
+        out_html = self.path("plots")
+        self.dvc("plots", "show", "-o", out_html)
+        html = open(os.path.join(out_html, "index.html")).read()
+        for name in ("confusion.json", "roc.json", "prc.json", "loss.tsv"):
+            self.assertIn(name, html)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)

@@ -1,0 +1,93 @@
+"""cd-train against a real MLflow tracking server on loopback, checked with MLflow's own client."""
+import os
+import shutil
+import socket
+import subprocess
+import time
+import unittest
+import urllib.request
+
+from common import SOURCE_DIR, TempDirTest, prepare_sample, run, train_small
+
+VENV_BIN = os.path.join(SOURCE_DIR, ".venv", "bin")
+MLFLOW = shutil.which("mlflow") or os.path.join(VENV_BIN, "mlflow")
+PYTHON = os.path.join(os.path.dirname(MLFLOW), "python")
+
+CHECK = r"""
+import sys
+from mlflow.tracking import MlflowClient
+client = MlflowClient(sys.argv[1])
+exp = client.get_experiment_by_name("e2e-tracking")
+assert exp is not None, "experiment missing"
+runs = client.search_runs([exp.experiment_id])
+assert len(runs) == 1, f"{len(runs)} runs"
+r = runs[0]
+assert r.info.status == "FINISHED", r.info.status
+assert r.data.params["architecture"] == "compact", r.data.params
+assert r.data.params["epochs"] == "3", r.data.params
+assert len(r.data.tags["data_fingerprint"]) == 16, r.data.tags
+for key in ("train_loss", "val_loss", "val_accuracy", "train_accuracy"):
+    steps = sorted(m.step for m in client.get_metric_history(r.info.run_id, key))
+    assert steps == [0, 1, 2], (key, steps)
+arts = [a.path for a in client.list_artifacts(r.info.run_id, "model")]
+assert arts == ["model/model.cdm"], arts
+print("ok")
+"""
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@unittest.skipUnless(os.path.exists(MLFLOW), "mlflow is not installed; run make deps")
+class MlflowTracking(TempDirTest):
+    def start_server(self):
+        port = free_port()
+        self.uri = f"http://127.0.0.1:{port}"
+        self.server = subprocess.Popen(
+            [MLFLOW, "server", "--backend-store-uri", f"sqlite:///{self.path('mlflow.db')}",
+             "--artifacts-destination", self.path("artifacts"), "--host", "127.0.0.1", "--port", str(port),
+             "--workers", "1"],
+            cwd=self.tmp, stdout=subprocess.DEVNULL, stderr=open(self.path("server.log"), "w"), start_new_session=True)
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            try:
+                with urllib.request.urlopen(self.uri + "/health", timeout=2) as resp:
+                    if resp.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.5)
+        self.fail("mlflow server did not start: " + open(self.path("server.log")).read()[-2000:])
+
+    def stop_server(self):
+        os.killpg(self.server.pid, 15)
+        self.server.wait(timeout=60)
+
+    def tearDown(self):
+        if getattr(self, "server", None) and self.server.poll() is None:
+            self.stop_server()
+        super().tearDown()
+
+    def test_run_is_logged_and_a_dead_server_costs_one_warning(self):
+        data = prepare_sample(self.tmp)
+        self.start_server()
+        env = {"MLFLOW_TRACKING_URI": self.uri}
+        r = train_small(self.tmp, data, "tracked", 3, ["--experiment", "e2e-tracking", "--patience", "10"], env=env)
+        self.assertExit(r, 0)
+        check = run([PYTHON, "-c", CHECK, self.uri])
+        self.assertExit(check, 0)
+        self.assertEqual(check.stdout.strip(), "ok")
+
+        self.stop_server()
+        r = train_small(self.tmp, data, "untracked", 2, ["--experiment", "e2e-tracking"], env=env)
+        self.assertExit(r, 0)
+        warnings = [line for line in r.stderr.splitlines() if "MLflow" in line]
+        self.assertEqual(len(warnings), 1, r.stderr)
+        self.assertIn("training goes on without tracking", warnings[0])
+        self.assertTrue(os.path.exists(self.path("untracked", "model.cdm")))
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)

@@ -1,0 +1,74 @@
+#include "catch_torch.h"
+
+#include "catdog/atomic_file.h"
+#include "catdog/classifier.h"
+#include "catdog/errors.h"
+#include "catdog/model_file.h"
+#include "catdog/nets.h"
+#include "helpers.h"
+
+namespace {
+
+std::string write_model(const cd::test::TempDir& dir, const std::string& arch, int size) {
+  auto net = cd::build_network(arch, size);
+  cd::ModelMeta meta;
+  meta.architecture = arch;
+  meta.preprocess.size = size;
+  meta.created = cd::utc_now_iso8601();
+  std::string path = dir.file(arch + ".cdm");
+  cd::write_file_atomic(path, cd::pack_file({cd::FileKind::k_model, cd::meta_to_json(meta), cd::serialize_module(*net)}));
+  return path;
+}
+
+}  // namespace
+
+TEST_CASE("the baseline has the original's 9.68M parameters at 224", "[nets]") {
+  auto net = cd::build_network("baseline", 224);
+  CHECK(cd::count_parameters(*net) == 9679041);
+  CHECK(cd::forward_gflops("baseline", 224) == Approx(1.11).epsilon(0.02));
+  auto compact = cd::build_network("compact", 128);
+  CHECK(cd::count_parameters(*compact) < 1500000);
+  CHECK_THROWS_AS(cd::build_network("resnet", 224), cd::UsageError);
+}
+
+TEST_CASE("a model file round-trips metadata and predictions", "[model]") {
+  cd::test::TempDir dir;
+  std::string path = write_model(dir, "compact", 64);
+  auto a = cd::load_classifier(path);
+  auto b = cd::load_classifier(path);
+  CHECK(a->meta().architecture == "compact");
+  CHECK(a->meta().preprocess.size == 64);
+  at::Tensor x = at::rand({3, 3, 64, 64});
+  auto pa = a->predict(x), pb = b->predict(x);
+  REQUIRE(pa.size() == 3);
+  CHECK(pa == pb);
+  for (float p : pa) CHECK((p > 0.0f && p < 1.0f));
+  CHECK(cd::read_model_meta(path).created == a->meta().created);
+}
+
+TEST_CASE("truncated, foreign, newer and mismatched files are ModelErrors", "[model]") {
+  cd::test::TempDir dir;
+  std::string path = write_model(dir, "compact", 64);
+  std::string bytes = cd::read_file(path);
+  auto load_error = [&](const std::string& content) {
+    cd::write_file_atomic(dir.file("x.cdm"), content);
+    try {
+      cd::load_classifier(dir.file("x.cdm"));
+    } catch (const cd::ModelError& e) {
+      return std::string(e.what());
+    }
+    return std::string("loaded");
+  };
+  CHECK_THAT(load_error(bytes.substr(0, bytes.size() - 100)), Catch::Contains("file is truncated"));
+  CHECK_THAT(load_error(bytes.substr(0, 10)), Catch::Contains("file is truncated"));
+  CHECK_THAT(load_error("PK\x03\x04 a zip file"), Catch::Contains("not a catdog model file"));
+  std::string newer = bytes;
+  newer[8] = 99;
+  CHECK_THAT(load_error(newer), Catch::Contains("format version 99 is newer"));
+  // Weights of one architecture under another's metadata.
+  std::string baseline = cd::read_file(write_model(dir, "baseline", 64));
+  auto parts = cd::unpack_file(baseline, "b");
+  parts.meta["architecture"] = "compact";
+  CHECK_THAT(load_error(cd::pack_file(parts)), Catch::Contains("weights do not match"));
+  CHECK_THROWS_AS(cd::load_classifier(dir.file("missing.cdm")), cd::ModelError);
+}
