@@ -50,14 +50,16 @@ torch::Device resolve_device(DeviceChoice choice) {
 
 class TorchClassifier : public Classifier {
  public:
-  TorchClassifier(ModelMeta meta, torch::nn::Sequential net, torch::Device device)
+  TorchClassifier(ModelMeta meta, Network net, torch::Device device)
       : m_meta(std::move(meta)), m_net(std::move(net)), m_device(device) {
-    m_net->to(m_device);
     m_net->eval();
+    m_net->fuse_for_inference();
+    m_net->to(m_device);
     if (m_device.is_cpu()) to_channels_last(*m_net);
   }
 
   const ModelMeta& meta() const override { return m_meta; }
+  void set_tta_flip(bool on) override { m_meta.tta_flip = on; }
 
   std::vector<float> predict(const at::Tensor& batch) override {
     c10::InferenceMode guard;
@@ -71,18 +73,24 @@ class TorchClassifier : public Classifier {
 
  private:
   ModelMeta m_meta;
-  torch::nn::Sequential m_net;
+  Network m_net;
   torch::Device m_device;
 };
 
 }  // namespace
+
+void apply_tta_choice(Classifier& model, const std::string& choice) {
+  if (choice == "on") model.set_tta_flip(true);
+  else if (choice == "off") model.set_tta_flip(false);
+  else if (choice != "model") throw UsageError("tta must be model|on|off, not '" + choice + "'");
+}
 
 torch::Device select_device(DeviceChoice choice) { return resolve_device(choice); }
 
 std::unique_ptr<Classifier> load_classifier(const std::string& path, DeviceChoice device) {
   FileParts parts = read_parts(path, FileKind::k_model);
   ModelMeta meta = meta_from_json(parts.meta, path);
-  torch::nn::Sequential net;
+  Network net;
   try {
     net = build_network(meta.architecture, meta.preprocess.size, meta.arch_params);
   } catch (const UsageError& e) {

@@ -33,6 +33,7 @@ BinaryMetrics run_eval(const EvalParams& params) {
   std::vector<Sample> samples = read_manifest(test_csv);
   if (samples.empty()) throw DataError(test_csv + " has no images; the test split is empty");
   auto model = load_classifier(params.model, parse_device(params.device));
+  apply_tta_choice(*model, params.tta);
   double threshold = model->meta().threshold;
   std::vector<Prediction> items;
   for (const auto& s : samples) items.push_back({s.path, ""});
@@ -74,6 +75,7 @@ BinaryMetrics run_eval(const EvalParams& params) {
   metrics["tn"] = m.tn;
   metrics["fn"] = m.fn;
   metrics["threshold"] = threshold;
+  metrics["tta_flip"] = model->meta().tta_flip;
   const std::string& out = params.output;
   make_dirs(out + "/plots");
   write_file_atomic(out + "/metrics.json", metrics.dump(2) + "\n");

@@ -112,12 +112,19 @@ void load_optimizer(torch::optim::Adam& opt, const std::string& blob, const std:
   }
 }
 
-void set_lr(torch::optim::Adam& opt, double lr) {
-  for (auto& group : opt.param_groups()) static_cast<torch::optim::AdamOptions&>(group.options()).lr(lr);
+// With two parameter groups (fine-tuning) the first is the backbone, which
+// learns at lr * backbone_factor; the second is the head.
+void set_lr(torch::optim::Adam& opt, double lr, double backbone_factor) {
+  auto& groups = opt.param_groups();
+  for (std::size_t g = 0; g < groups.size(); ++g) {
+    double scale = groups.size() == 2 && g == 0 ? backbone_factor : 1.0;
+    static_cast<torch::optim::AdamOptions&>(groups[g].options()).lr(lr * scale);
+  }
 }
 
 json run_identity(const TrainParams& p, const std::string& fingerprint) {
   return {{"architecture", p.architecture}, {"input_size", p.input_size}, {"resize", p.resize},
+          {"mode", p.mode}, {"features", p.features},
           {"batch_size", p.batch_size}, {"seed", p.seed}, {"data_fingerprint", fingerprint}};
 }
 
@@ -149,7 +156,13 @@ class Trainer {
   std::unique_ptr<ImageCache> m_train, m_val;
   std::string m_fingerprint;
   ModelMeta m_meta;
-  torch::nn::Sequential m_net{nullptr};
+  Network m_net;
+  // Frozen mode: backbone features computed once, standardised for the head.
+  at::Tensor m_train_feats, m_train_labels, m_val_feats, m_val_labels, m_feat_mean, m_feat_std;
+  bool frozen() const { return m_p.mode == "frozen"; }
+  void extract_features();
+  Evaluation train_epoch_frozen(int epoch);
+  std::string model_weights();
   std::unique_ptr<torch::optim::Adam> m_opt;
   torch::Device m_device{torch::kCPU};
   State m_state;
@@ -194,13 +207,44 @@ void Trainer::build_model() {
   m_meta.preprocess.norm = Normalization::k_unit;
   m_meta.git_commit = git_commit();
   m_meta.data_fingerprint = m_fingerprint;
+  m_meta.tta_flip = m_p.tta_flip;
   torch::manual_seed(static_cast<std::uint64_t>(m_p.seed));
-  m_net = build_network(m_p.architecture, m_p.input_size, m_meta.arch_params);
+  if (m_p.architecture == "darknet") {
+    if (m_p.pretrained.empty())
+      throw UsageError("architecture darknet needs model.pretrained, the Tiny Darknet TF.js folder");
+    DarknetImport imported = import_tfjs_darknet(m_p.pretrained, m_p.features);
+    m_meta.arch_params = imported.params;
+    m_net = build_network(m_p.architecture, m_p.input_size, m_meta.arch_params);
+    deserialize_module(*m_net, imported.weights, m_p.pretrained);
+  } else {
+    if (m_p.mode != "full")
+      throw UsageError("model.mode " + m_p.mode + " needs a pretrained backbone; use architecture darknet");
+    m_net = build_network(m_p.architecture, m_p.input_size, m_meta.arch_params);
+  }
   m_device = select_device(parse_device(m_p.device));
   m_net->to(m_device);
   if (m_device.is_cpu()) to_channels_last(*m_net);
-  m_opt = std::make_unique<torch::optim::Adam>(
-      m_net->parameters(), torch::optim::AdamOptions(m_p.lr).weight_decay(m_p.weight_decay));
+  auto options = [&](double lr) {
+    return std::make_unique<torch::optim::AdamOptions>(torch::optim::AdamOptions(lr).weight_decay(m_p.weight_decay));
+  };
+  std::vector<at::Tensor> head = m_net->head_parameters();
+  if (m_p.mode == "frozen") {
+    std::vector<torch::optim::OptimizerParamGroup> groups;
+    groups.emplace_back(head, options(m_p.lr));
+    m_opt = std::make_unique<torch::optim::Adam>(std::move(groups), *options(m_p.lr));
+  } else if (m_p.mode == "finetune") {
+    std::vector<at::Tensor> backbone;
+    for (const auto& p : m_net->parameters()) {
+      bool in_head = std::any_of(head.begin(), head.end(), [&](const at::Tensor& h) { return h.is_same(p); });
+      if (!in_head) backbone.push_back(p);
+    }
+    std::vector<torch::optim::OptimizerParamGroup> groups;
+    groups.emplace_back(backbone, options(m_p.lr * m_p.backbone_lr_factor));
+    groups.emplace_back(head, options(m_p.lr));
+    m_opt = std::make_unique<torch::optim::Adam>(std::move(groups), *options(m_p.lr));
+  } else {
+    m_opt = std::make_unique<torch::optim::Adam>(m_net->parameters(), *options(m_p.lr));
+  }
   m_state.lr = m_p.lr;
   spdlog::info("{}: {} parameters at {}x{}, device {}", m_p.architecture, count_parameters(*m_net),
                m_p.input_size, m_p.input_size, m_device.str());
@@ -238,13 +282,14 @@ bool Trainer::try_resume() {
   if (m_device.is_cpu()) to_channels_last(*m_net);
   m_state.best_weights = blobs[1];
   load_optimizer(*m_opt, blobs[2], checkpoint_path());
-  set_lr(*m_opt, m_state.lr);
+  set_lr(*m_opt, m_state.lr, m_p.backbone_lr_factor);
   spdlog::info("resumed {} after epoch {} (best val loss {:.4f} at epoch {})", checkpoint_path(),
                m_state.epoch, m_state.best_val_loss, m_state.best_epoch);
   return true;
 }
 
 Evaluation Trainer::train_epoch(int epoch) {
+  if (frozen()) return train_epoch_frozen(epoch);
   m_net->train();
   // Dropout draws from LibTorch's generator: seed it per epoch so a resumed
   // run draws exactly what an uninterrupted one would.
@@ -260,6 +305,11 @@ Evaluation Trainer::train_epoch(int epoch) {
   while (stream.next(batch)) {
     at::Tensor x = batch.x.to(m_device), y = batch.y.to(m_device);
     if (m_device.is_cpu()) x = x.contiguous(at::MemoryFormat::ChannelsLast);
+    if (m_p.mode == "finetune") {
+      // Linear warm-up so the first steps cannot wreck the pretrained features.
+      double step = static_cast<double>((epoch - 1) * stream.batches() + index + 1);
+      if (step <= m_p.warmup_steps) set_lr(*m_opt, m_state.lr * step / m_p.warmup_steps, m_p.backbone_lr_factor);
+    }
     m_opt->zero_grad();
     at::Tensor logits = m_net->forward(x).view({-1});
     at::Tensor loss = at::binary_cross_entropy_with_logits(logits, y);
@@ -289,6 +339,12 @@ Evaluation Trainer::train_epoch(int epoch) {
 Evaluation Trainer::evaluate() {
   m_net->eval();
   torch::NoGradGuard no_grad;
+  if (frozen()) {
+    at::Tensor logits = m_net->classify(m_val_feats).view({-1});
+    double loss = at::binary_cross_entropy_with_logits(logits, m_val_labels).item<double>();
+    double acc = ((logits > 0).to(at::kFloat) == m_val_labels).to(at::kDouble).mean().item<double>();
+    return {loss, acc};
+  }
   std::vector<std::size_t> order(m_val->size());
   for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
   BatchStream stream(*m_val, order, std::max(m_p.batch_size, 64), nullptr, 0, m_meta.preprocess.norm, m_p.workers);
@@ -312,7 +368,7 @@ void Trainer::after_epoch(const EpochRecord& rec) {
     m_state.best_val_loss = rec.val_loss;
     m_state.best_epoch = rec.epoch;
     m_state.wait = 0;
-    m_state.best_weights = serialize_module(*m_net);
+    m_state.best_weights = model_weights();
   } else if (++m_state.wait >= m_p.early_stopping_patience) {
     m_state.finished = true;
     m_state.stop_reason = "early stopping: no val loss improvement for " + std::to_string(m_state.wait) + " epochs";
@@ -326,7 +382,7 @@ void Trainer::after_epoch(const EpochRecord& rec) {
     if (lr < m_state.lr) spdlog::info("val loss plateaued: learning rate {} -> {}", m_state.lr, lr);
     m_state.lr = lr;
     m_state.plateau_bad = 0;
-    set_lr(*m_opt, lr);
+    set_lr(*m_opt, lr, m_p.backbone_lr_factor);
   }
   if (rec.epoch >= m_p.epochs && !m_state.finished) {
     m_state.finished = true;
@@ -383,10 +439,99 @@ void Trainer::write_metrics(const TrainSummary& s) {
   write_file_atomic(m_p.metrics, m.dump(2) + "\n");
 }
 
+void Trainer::extract_features() {
+  m_net->eval();
+  torch::NoGradGuard no_grad;
+  auto embed_all = [&](const ImageCache& cache, bool mirror, const std::string& label) {
+    std::vector<std::size_t> order(cache.size());
+    for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+    BatchStream stream(cache, order, 64, nullptr, 0, m_meta.preprocess.norm, m_p.workers);
+    Progress progress(label, cache.size());
+    std::vector<at::Tensor> parts;
+    Batch batch;
+    while (stream.next(batch)) {
+      at::Tensor x = batch.x.to(m_device);
+      if (mirror) x = x.flip({3});
+      if (m_device.is_cpu()) x = x.contiguous(at::MemoryFormat::ChannelsLast);
+      parts.push_back(m_net->embed(x).to(torch::kCPU));
+      progress.advance(static_cast<std::size_t>(x.size(0)));
+    }
+    progress.finish();
+    return at::cat(parts);
+  };
+  auto labels = [](const ImageCache& cache) {
+    at::Tensor y = at::empty({static_cast<int64_t>(cache.size())}, at::kFloat);
+    for (std::size_t i = 0; i < cache.size(); ++i) y[i] = static_cast<float>(cache.label(i));
+    return y;
+  };
+  auto t0 = std::chrono::steady_clock::now();
+  std::vector<at::Tensor> views{embed_all(*m_train, false, "features train")};
+  if (m_p.frozen_views > 1) views.push_back(embed_all(*m_train, true, "features train (mirrored)"));
+  m_train_feats = at::cat(views);
+  m_train_labels = labels(*m_train).repeat({static_cast<int64_t>(views.size())});
+  m_val_feats = embed_all(*m_val, false, "features val");
+  m_val_labels = labels(*m_val);
+  m_feat_mean = m_train_feats.mean(0);
+  m_feat_std = m_train_feats.std(0).clamp_min(1e-6);
+  m_train_feats = (m_train_feats - m_feat_mean) / m_feat_std;
+  m_val_feats = (m_val_feats - m_feat_mean) / m_feat_std;
+  double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  spdlog::info("frozen backbone: {} feature rows of {} in {:.1f}s ({:.1f} img/s)", m_train_feats.size(0),
+               m_train_feats.size(1), s, (m_train_feats.size(0) + m_val_feats.size(0)) / s);
+  m_net->to(m_device);
+}
+
+Evaluation Trainer::train_epoch_frozen(int epoch) {
+  m_net->train();
+  std::uint64_t epoch_seed = mix_seed(static_cast<std::uint64_t>(m_p.seed), epoch);
+  auto order = shuffled_indices(static_cast<std::size_t>(m_train_feats.size(0)), epoch_seed);
+  double loss_sum = 0, correct = 0, seen = 0;
+  for (std::size_t begin = 0; begin < order.size(); begin += m_p.batch_size) {
+    std::size_t end = std::min(order.size(), begin + m_p.batch_size);
+    std::vector<int64_t> rows(order.begin() + begin, order.begin() + end);
+    at::Tensor idx = at::tensor(rows);
+    at::Tensor x = m_train_feats.index_select(0, idx).to(m_device), y = m_train_labels.index_select(0, idx).to(m_device);
+    m_opt->zero_grad();
+    at::Tensor logits = m_net->classify(x).view({-1});
+    at::Tensor loss = at::binary_cross_entropy_with_logits(logits, y);
+    if (m_fault_nan_step > 0 && ++m_steps == m_fault_nan_step) loss = loss * NAN;
+    double value = loss.item<double>();
+    if (!std::isfinite(value))
+      throw DivergedError("training diverged: the loss became " + std::to_string(value) + " at epoch " +
+                          std::to_string(epoch) + "; lower optimizer.lr (now " + std::to_string(m_state.lr) + ")");
+    loss.backward();
+    m_opt->step();
+    double n = static_cast<double>(end - begin);
+    loss_sum += value * n;
+    correct += ((logits > 0).to(at::kFloat) == y).sum().item<double>();
+    seen += n;
+  }
+  m_images_seen += seen;
+  return {loss_sum / seen, correct / seen};
+}
+
+// The weights a model file gets. In frozen mode the head was trained on
+// standardised features; fold the standardisation into it so the saved
+// network takes raw images like any other.
+std::string Trainer::model_weights() {
+  if (!frozen()) return serialize_module(*m_net);
+  torch::NoGradGuard no_grad;
+  auto head = m_net->head_parameters();  // weight [1,F], bias [1]
+  at::Tensor w = head[0].clone(), b = head[1].clone();
+  at::Tensor mean = m_feat_mean.to(w.device()), std = m_feat_std.to(w.device());
+  head[0].copy_(w / std);
+  head[1].copy_(b - (w / std * mean).sum());
+  std::string out = serialize_module(*m_net);
+  head[0].copy_(w);
+  head[1].copy_(b);
+  return out;
+}
+
 TrainSummary Trainer::run() {
   auto start = std::chrono::steady_clock::now();
   load_data();
   build_model();
+  if (frozen()) extract_features();
   bool resumed = try_resume();
   if (m_observer) {
     std::map<std::string, std::string> params{

@@ -15,6 +15,7 @@ int eval_main(int argc, char** argv) {
   config.add_string("data", params.data, "folder holding test.csv from cd-prepare");
   config.add_string("output", params.output, "folder for metrics.json, plots/, misclassified.csv and PNGs");
   config.add_int("batch_size", params.batch_size, "images per forward pass", 1, 4096, "batch-size");
+  config.add_choice("tta", params.tta, "test-time mirror averaging: as the model file says, or forced", {"model", "on", "off"});
   config.add_choice("device", params.device, "where to run the model", {"cpu", "cuda", "auto"});
   cd::add_common_options(config, common);
   if (config.parse(argc, argv) == cd::ParseOutcome::k_exit_ok) return 0;

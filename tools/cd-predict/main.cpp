@@ -18,6 +18,7 @@ struct PredictOptions {
   bool quiet = false;
   int batch_size = 32;
   std::string device = "cpu";
+  std::string tta = "model";
   std::vector<std::string> inputs;
 };
 
@@ -48,6 +49,7 @@ int predict_main(int argc, char** argv) {
   config.add_bool("json", o.json, "JSON Lines: path, class_label, probability, p_dog, prediction_time_ms");
   config.add_bool("quiet", o.quiet, "print the label alone");
   config.add_int("batch_size", o.batch_size, "images per forward pass", 1, 4096, "batch-size");
+  config.add_choice("tta", o.tta, "test-time mirror averaging: as the model file says, or forced", {"model", "on", "off"});
   config.add_choice("device", o.device, "where to run the model", {"cpu", "cuda", "auto"});
   config.add_positionals("IMAGE", o.inputs, "image files, directories, or - to read paths from stdin");
   cd::add_common_options(config, common);
@@ -58,6 +60,7 @@ int predict_main(int argc, char** argv) {
 
   std::vector<cd::Prediction> items = cd::expand_inputs(o.inputs, std::cin);
   auto model = cd::load_classifier(o.model, cd::parse_device(o.device));
+  cd::apply_tta_choice(*model, o.tta);
   double threshold = model->meta().threshold;
   bool any_bad = false;
   cd::predict_all(*model, items, o.batch_size, threads, [&](const cd::Prediction& p) {

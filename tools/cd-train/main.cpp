@@ -15,6 +15,14 @@ void declare(cd::Config& c, cd::TrainParams& p, cd::CommonOptions& common) {
   c.add_choice("model.architecture", p.architecture, "network to train", cd::architecture_names(), "architecture");
   c.add_int("model.input_size", p.input_size, "square input side in pixels", 32, 1024, "input-size");
   c.add_choice("model.resize", p.resize, "how images reach the input size", {"stretch", "center-crop", "letterbox"}, "resize");
+  c.add_string("model.pretrained", p.pretrained, "Tiny Darknet TF.js folder for architecture darknet", "pretrained");
+  c.add_choice("model.features", p.features, "darknet head input", {"pooled", "logits", "both"}, "features");
+  c.add_choice("model.mode", p.mode, "full: train everything; frozen: cached backbone features, head only; finetune: all, backbone at a lower lr",
+               {"full", "frozen", "finetune"}, "mode");
+  c.add_int("model.frozen_views", p.frozen_views, "frozen: cached views per training image (2 adds the mirror image)", 1, 2, "frozen-views");
+  c.add_double("model.backbone_lr_factor", p.backbone_lr_factor, "finetune: backbone lr as a fraction of optimizer.lr", 0.0, 1.0, "backbone-lr-factor");
+  c.add_int("model.warmup_steps", p.warmup_steps, "finetune: steps of linear lr warm-up", 0, 1000000, "warmup-steps");
+  c.add_bool("model.tta_flip", p.tta_flip, "eval, predict and serve average each image with its mirror", "tta-flip");
   c.add_double("optimizer.lr", p.lr, "Adam learning rate", 1e-7, 1.0, "lr");
   c.add_double("optimizer.weight_decay", p.weight_decay, "Adam weight decay", 0.0, 1.0, "weight-decay");
   c.add_int("schedule.epochs", p.epochs, "most epochs to train", 1, 10000, "epochs");

@@ -21,7 +21,12 @@ class Classifier {
   virtual const ModelMeta& meta() const = 0;
   // batch: float [N,3,S,S] from preprocess(); returns N probabilities of dog.
   virtual std::vector<float> predict(const at::Tensor& batch) = 0;
+  // Overrides the model's own test-time flip setting (cd-eval --tta on|off).
+  virtual void set_tta_flip(bool on) = 0;
 };
+
+// "model" keeps the file's setting; "on" / "off" override it.
+void apply_tta_choice(Classifier& model, const std::string& choice);
 
 enum class DeviceChoice { k_cpu, k_cuda, k_auto };
 DeviceChoice parse_device(const std::string& name);  // UsageError

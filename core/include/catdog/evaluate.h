@@ -17,6 +17,7 @@ struct EvalParams {
   int batch_size = 64;
   int threads = 0;
   std::string device = "cpu";
+  std::string tta = "model";  // model | on | off
 };
 
 BinaryMetrics run_eval(const EvalParams& params);

@@ -17,6 +17,13 @@ struct TrainParams {
   std::string architecture = "compact";
   int input_size = 128;
   std::string resize = "stretch";
+  std::string pretrained;          // Tiny Darknet TF.js folder (architecture darknet)
+  std::string features = "both";   // darknet head input: pooled|logits|both
+  std::string mode = "full";       // full | frozen (head only, features cached) | finetune
+  int frozen_views = 2;            // frozen: cached views per image (1: as is, 2: + mirror)
+  double backbone_lr_factor = 0.05;  // finetune: backbone lr = lr * factor
+  int warmup_steps = 100;          // finetune: linear lr warm-up
+  bool tta_flip = false;           // ask eval/predict/serve to average with the mirror image
   // optimizer
   double lr = 1e-3;
   double weight_decay = 0.0;
