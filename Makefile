@@ -9,7 +9,8 @@ SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 APT_PACKAGES := build-essential cmake ninja-build pkg-config git ca-certificates \
   libtorch-dev libopenblas0-openmp libopencv-dev libyaml-cpp-dev libspdlog-dev libcli11-dev \
-  catch2 libcpp-httplib-dev nlohmann-json3-dev python3 python3-venv python3-pip
+  catch2 libcpp-httplib-dev nlohmann-json3-dev python3 python3-venv python3-pip \
+  prometheus chromium chromium-driver
 PIP_PACKAGES := "dvc>=3.50,<4" "mlflow>=2.10"
 
 # LibTorch runs 7-10x faster here when glibc keeps large buffers mapped, and

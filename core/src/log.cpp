@@ -15,6 +15,8 @@ namespace cd::log {
 
 namespace {
 
+Format g_format = Format::k_text;
+
 class JsonSink : public spdlog::sinks::base_sink<std::mutex> {
  protected:
   void sink_it_(const spdlog::details::log_msg& msg) override {
@@ -52,7 +54,8 @@ void setup(const std::string& level, const std::string& format) {
   if (lvl == spdlog::level::off && level != "off")
     throw UsageError("log level '" + level + "' is not known; allowed: trace|debug|info|warn|error");
   std::shared_ptr<spdlog::logger> logger;
-  if (parse_format(format) == Format::k_json) {
+  g_format = parse_format(format);
+  if (g_format == Format::k_json) {
     logger = std::make_shared<spdlog::logger>("", std::make_shared<JsonSink>());
   } else {
     logger = std::make_shared<spdlog::logger>(
@@ -62,6 +65,26 @@ void setup(const std::string& level, const std::string& format) {
   logger->set_level(lvl);
   logger->flush_on(spdlog::level::warn);
   spdlog::set_default_logger(logger);
+}
+
+}  // namespace cd::log
+
+namespace cd::log {
+
+void event(const std::string& message, const nlohmann::json& fields) {
+  if (!spdlog::default_logger()->should_log(spdlog::level::info)) return;
+  if (g_format == Format::k_json) {
+    nlohmann::json j = fields;
+    j["ts"] = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+    j["level"] = "info";
+    j["msg"] = message;
+    std::string line = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+    std::fwrite(line.data(), 1, line.size(), stderr);
+    return;
+  }
+  std::string text = message;
+  for (const auto& [k, v] : fields.items()) text += " " + k + "=" + (v.is_string() ? v.get<std::string>() : v.dump());
+  spdlog::info("{}", text);
 }
 
 }  // namespace cd::log

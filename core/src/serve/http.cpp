@@ -1,0 +1,95 @@
+#include "http.h"
+
+#include <httplib.h>
+
+#include <algorithm>
+
+#include "catdog/errors.h"
+
+namespace cd::http {
+
+namespace {
+
+std::string lower(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
+  return s;
+}
+
+Request convert(const httplib::Request& in) {
+  Request r;
+  r.method = in.method;
+  r.path = in.path;
+  r.body = in.body;
+  r.remote_addr = in.remote_addr;
+  for (const auto& [k, v] : in.headers) r.headers.emplace(lower(k), v);
+  r.content_type = in.get_header_value("Content-Type");
+  r.multipart = in.is_multipart_form_data();
+  for (const auto& [name, f] : in.files) r.parts.push_back({f.name, f.filename, f.content_type, f.content});
+  return r;
+}
+
+void apply(const Response& from, httplib::Response& to) {
+  to.status = from.status;
+  for (const auto& [k, v] : from.headers) to.set_header(k, v);
+  to.set_content(from.body, from.content_type);
+}
+
+}  // namespace
+
+std::string Request::header(const std::string& lower_name) const {
+  auto it = headers.find(lower_name);
+  return it == headers.end() ? "" : it->second;
+}
+
+struct Server::Impl {
+  ServerOptions options;
+  httplib::Server server;
+};
+
+Server::Server(ServerOptions options) : m_impl(std::make_unique<Impl>()) {
+  m_impl->options = std::move(options);
+  auto& s = m_impl->server;
+  int threads = std::max(1, m_impl->options.threads);
+  s.new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<size_t>(threads)); };
+  s.set_payload_max_length(m_impl->options.max_body_bytes);
+  s.set_keep_alive_max_count(1000);
+  s.set_keep_alive_timeout(2);
+  s.set_read_timeout(30, 0);
+  s.set_write_timeout(30, 0);
+}
+
+Server::~Server() = default;
+
+void Server::handle(Handler dispatcher, ErrorHandler on_error) {
+  auto& s = m_impl->server;
+  auto route = [dispatcher](const httplib::Request& req, httplib::Response& res) { apply(dispatcher(convert(req)), res); };
+  const std::string any = R"(.*)";
+  s.Get(any, route);
+  s.Post(any, route);
+  s.Put(any, route);
+  s.Delete(any, route);
+  s.Patch(any, route);
+  s.Options(any, route);
+  httplib::Server::HandlerWithResponse errors = [on_error](const httplib::Request& req, httplib::Response& res) {
+    if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
+    apply(on_error(res.status, convert(req)), res);
+    return httplib::Server::HandlerResponse::Handled;
+  };
+  s.set_error_handler(errors);
+  s.set_exception_handler([on_error](const httplib::Request& req, httplib::Response& res, std::exception_ptr) {
+    apply(on_error(500, convert(req)), res);
+  });
+}
+
+int Server::bind() {
+  auto& o = m_impl->options;
+  int port = o.port == 0 ? m_impl->server.bind_to_any_port(o.host) : (m_impl->server.bind_to_port(o.host, o.port) ? o.port : -1);
+  if (port < 0) throw IoError("cannot listen on " + o.host + ":" + std::to_string(o.port) + " (in use, or not allowed)");
+  return port;
+}
+
+void Server::run() { m_impl->server.listen_after_bind(); }
+
+void Server::stop() { m_impl->server.stop(); }
+
+}  // namespace cd::http
