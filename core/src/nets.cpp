@@ -125,8 +125,8 @@ class DarknetNet : public NetworkImpl {
  public:
   explicit DarknetNet(const nlohmann::json& p) {
     m_mode = p.value("features", "both");
-    if (m_mode != "pooled" && m_mode != "logits" && m_mode != "both")
-      throw UsageError("darknet features must be pooled|logits|both, not '" + m_mode + "'");
+    if (m_mode != "pooled" && m_mode != "logits" && m_mode != "both" && m_mode != "rich")
+      throw UsageError("darknet features must be pooled|logits|both|rich, not '" + m_mode + "'");
     double slope = p.at("leaky").get<double>(), eps = p.at("bn_eps").get<double>();
     nn::Sequential features;
     int channels = 3;
@@ -140,14 +140,20 @@ class DarknetNet : public NetworkImpl {
       features->push_back(nn::BatchNorm2d(nn::BatchNorm2dOptions(filters).eps(eps)));
       features->push_back(nn::LeakyReLU(nn::LeakyReLUOptions().negative_slope(slope)));
       channels = filters;
+      if (filters >= 256) {  // "rich" also pools the wide blocks of the last two stages
+        m_taps.push_back(features->size() - 1);
+        m_tap_channels += filters;
+      }
     }
     int classes = p.at("classes");
     m_features = register_module("features", features);
     m_imagenet = register_module("imagenet", nn::Conv2d(nn::Conv2dOptions(channels, classes, 1)));
     int dim = m_mode == "pooled" ? channels : m_mode == "logits" ? classes : channels + classes;
+    if (m_mode == "rich") dim += m_tap_channels;
     m_head = register_module("head", nn::Linear(dim, 1));
   }
   at::Tensor embed(const at::Tensor& x) override {
+    if (m_mode == "rich") return embed_rich(x);
     at::Tensor f = m_features->forward(x);
     if (m_mode == "pooled") return f.mean({2, 3});
     at::Tensor logits = m_imagenet->forward(f).mean({2, 3});
@@ -156,7 +162,17 @@ class DarknetNet : public NetworkImpl {
   }
   at::Tensor classify(const at::Tensor& f) override { return m_head->forward(f); }
   std::vector<at::Tensor> head_parameters() override { return m_head->parameters(); }
-  void fuse_for_inference() override { m_features = replace_module("features", fuse_conv_bn(m_features)); }
+  void fuse_for_inference() override {
+    // Folding drops every BN module that follows a conv; move the taps with them.
+    std::vector<std::size_t> new_index(m_features->size());
+    std::size_t j = 0;
+    for (std::size_t i = 0; i < m_features->size(); ++i) {
+      bool folded = i > 0 && m_features[i]->as<nn::BatchNorm2dImpl>() && m_features[i - 1]->as<nn::Conv2dImpl>();
+      new_index[i] = folded ? j - 1 : j++;
+    }
+    for (auto& tap : m_taps) tap = new_index[tap];
+    m_features = replace_module("features", fuse_conv_bn(m_features));
+  }
   at::Tensor imagenet_logits(const at::Tensor& x) { return m_imagenet->forward(m_features->forward(x)).mean({2, 3}); }
   double flops(int size) override {
     torch::NoGradGuard no_grad;
@@ -167,7 +183,27 @@ class DarknetNet : public NetworkImpl {
   }
 
  private:
+  // Average-pools the tapped intermediate blocks too: mid-level texture and
+  // part features that the ImageNet logits have already thrown away.
+  at::Tensor embed_rich(const at::Tensor& x) {
+    std::vector<at::Tensor> parts;
+    at::Tensor f = x;
+    std::size_t tap = 0;
+    for (std::size_t i = 0; i < m_features->size(); ++i) {
+      f = m_features->begin()[i].forward(f);
+      if (tap < m_taps.size() && m_taps[tap] == i) {
+        parts.push_back(f.mean({2, 3}));
+        ++tap;
+      }
+    }
+    parts.push_back(f.mean({2, 3}));
+    parts.push_back(m_imagenet->forward(f).mean({2, 3}));
+    return at::cat(parts, 1);
+  }
+
   std::string m_mode;
+  std::vector<std::size_t> m_taps;
+  int m_tap_channels = 0;
   nn::Sequential m_features{nullptr};
   nn::Conv2d m_imagenet{nullptr};
   nn::Linear m_head{nullptr};

@@ -16,7 +16,7 @@ void declare(cd::Config& c, cd::TrainParams& p, cd::CommonOptions& common) {
   c.add_int("model.input_size", p.input_size, "square input side in pixels", 32, 1024, "input-size");
   c.add_choice("model.resize", p.resize, "how images reach the input size", {"stretch", "center-crop", "letterbox"}, "resize");
   c.add_string("model.pretrained", p.pretrained, "Tiny Darknet TF.js folder for architecture darknet", "pretrained");
-  c.add_choice("model.features", p.features, "darknet head input", {"pooled", "logits", "both"}, "features");
+  c.add_choice("model.features", p.features, "darknet head input", {"pooled", "logits", "both", "rich"}, "features");
   c.add_choice("model.mode", p.mode, "full: train everything; frozen: cached backbone features, head only; finetune: all, backbone at a lower lr",
                {"full", "frozen", "finetune"}, "mode");
   c.add_int("model.frozen_views", p.frozen_views, "frozen: cached views per training image (2 adds the mirror image)", 1, 2, "frozen-views");

@@ -140,7 +140,7 @@ async function classify(f){
     const body=await r.json();
     if(!r.ok){result.className='error';result.textContent=body.error?body.error.message:('HTTP '+r.status);return;}
     const pct=(body.probability*100).toFixed(1);
-    result.textContent=(body.class_label==='dog'?'🐶 Dog':'🐱 Cat')+' — '+pct+'%';
+    result.textContent=(body.class_label==='dog'?'Dog':'Cat')+' — '+pct+'%';
     document.getElementById('fill').style.width=pct+'%';
     document.getElementById('detail').textContent='P(dog) = '+body.p_dog.toFixed(4)+' · '+body.prediction_time_ms.toFixed(1)+' ms · model '+body.model_version;
   }catch(e){result.className='error';result.textContent='Request failed: '+e;}
