@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# make docker-smoke: build the image with a real Docker engine, run it, smoke-test it.
+# Starts its own dockerd on a private socket and data root under build/docker/.
+# Docker Hub is out of reach, so debian:bookworm-slim is made locally with
+# debootstrap and `docker import` when it is missing; the Dockerfile is the
+# one a user builds anywhere.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)/build/docker
+mkdir -p "$root"
+export DOCKER_HOST=unix://$root/docker.sock
+mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
+image=catdog:smoke
+port=${SMOKE_PORT:-18765}
+
+log() { echo "docker-smoke: $*"; }
+cleanup() {
+  docker rm -f catdog-smoke >/dev/null 2>&1 || true
+  if [[ -f $root/docker.pid ]]; then kill "$(cat "$root/docker.pid")" 2>/dev/null || true; sleep 2; fi
+}
+trap cleanup EXIT
+
+if ! docker info >/dev/null 2>&1; then
+  log "starting dockerd (log: $root/dockerd.log)"
+  dockerd --host "$DOCKER_HOST" --data-root "$root/data" --exec-root "$root/exec" --pidfile "$root/docker.pid" \
+    --iptables=false --ip-masq=false --bridge=none >"$root/dockerd.log" 2>&1 &
+  for _ in $(seq 60); do docker info >/dev/null 2>&1 && break; sleep 1; done
+  docker info >/dev/null 2>&1 || { tail -20 "$root/dockerd.log"; exit 1; }
+fi
+
+if ! docker image inspect debian:bookworm-slim >/dev/null 2>&1; then
+  if [[ ! -f $root/bookworm-minbase.tar ]]; then
+    log "debootstrap --variant=minbase bookworm from $mirror"
+    rm -rf "$root/rootfs"
+    debootstrap --variant=minbase bookworm "$root/rootfs" "$mirror" >"$root/debootstrap.log" 2>&1
+    rm -rf "$root/rootfs/var/cache/apt/archives/"*.deb "$root/rootfs/var/lib/apt/lists/"*
+    tar -C "$root/rootfs" -cf "$root/bookworm-minbase.tar" .
+    rm -rf "$root/rootfs"
+  fi
+  docker import "$root/bookworm-minbase.tar" debian:bookworm-slim >/dev/null
+fi
+
+# A model to serve: the pipeline's if it exists, otherwise a quick one on the sample.
+model_dir=$root/model
+mkdir -p "$model_dir"
+if [[ -f models/model.cdm ]]; then
+  cp models/model.cdm "$model_dir/model.cdm"
+elif [[ ! -f $model_dir/model.cdm ]]; then
+  log "training a small model on the committed sample"
+  build/bin/cd-prepare --source data/sample/images --output "$root/prepared" --log-level warn
+  build/bin/cd-train --data "$root/prepared" --output "$model_dir" --metrics "$model_dir/train.json" \
+    --live "$model_dir/live" --architecture darknet --pretrained data/pretrained/darknet-tiny-imagenet \
+    --mode frozen --input-size 160 --frozen-views 1 --epochs 15 --log-level warn
+fi
+chmod -R a+rX "$model_dir"
+
+log "docker build"
+docker build --network host -t "$image" . >"$root/build.log" 2>&1 || { tail -40 "$root/build.log"; exit 1; }
+size=$(docker image inspect --format '{{.Size}}' "$image")
+
+start=$(date +%s.%N)
+docker run -d --name catdog-smoke --network host --read-only --health-interval 2s --health-start-period 60s \
+  -v "$model_dir:/models:ro" "$image" --port "$port" >/dev/null
+ready=""
+for _ in $(seq 600); do
+  if curl -sf "http://127.0.0.1:$port/ready" >/dev/null 2>&1; then ready=$(date +%s.%N); break; fi
+  sleep 0.1
+done
+[[ -n $ready ]] || { docker logs catdog-smoke | tail -20; exit 1; }
+tests/smoke.sh "http://127.0.0.1:$port"
+health=""
+for _ in $(seq 60); do
+  health=$(docker inspect --format '{{.State.Health.Status}}' catdog-smoke)
+  [[ $health == healthy ]] && break
+  sleep 1
+done
+[[ $health == healthy ]] || { log "HEALTHCHECK says $health"; exit 1; }
+user=$(docker inspect --format '{{.Config.User}}' "$image")
+[[ $user == 10001 ]] || { log "image runs as '$user', expected 10001"; exit 1; }
+docker stop -t 30 catdog-smoke >/dev/null
+code=$(docker inspect --format '{{.State.ExitCode}}' catdog-smoke)
+[[ $code == 0 ]] || { log "cd-serve exited $code on SIGTERM"; exit 1; }
+printf 'docker-smoke: image %s: %.0f MB (the original image was 1.2 GB); start to /ready %.2f s; HEALTHCHECK healthy; SIGTERM exit 0\n' \
+  "$image" "$(echo "$size / 1000000" | bc -l)" "$(echo "$ready - $start" | bc -l)"
