@@ -42,14 +42,15 @@ ENV MALLOC_MMAP_THRESHOLD_=1073741824 \
     MALLOC_TRIM_THRESHOLD_=1073741824 \
     OMP_WAIT_POLICY=PASSIVE \
     CD_MODEL=/models/model.cdm \
+    CD_PORT=8000 \
     CD_LOG_FORMAT=json
 USER 10001
 EXPOSE 8000
 # Healthy only when /health answers 200 with status "healthy" (bash's /dev/tcp; no curl needed).
 HEALTHCHECK --interval=15s --timeout=3s --start-period=30s --retries=3 \
-  CMD ["bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/8000 && printf 'GET /health HTTP/1.0\\r\\nHost: localhost\\r\\n\\r\\n' >&3 && r=$(cat <&3) && [[ $r == 'HTTP/1.1 200'* && $r == *'\"status\":\"healthy\"'* ]]"]
+  CMD ["bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/${CD_PORT:-8000} && printf 'GET /health HTTP/1.0\\r\\nHost: localhost\\r\\n\\r\\n' >&3 && r=$(cat <&3) && [[ $r == 'HTTP/1.1 200'* && $r == *'\"status\":\"healthy\"'* ]]"]
 ENTRYPOINT ["/usr/local/bin/cd-serve"]
-CMD ["--model", "/models/model.cdm", "--host", "0.0.0.0", "--port", "8000"]
+CMD ["--model", "/models/model.cdm", "--host", "0.0.0.0"]
 
 # ---- baked: the runtime image with models/model.cdm inside ----
 FROM runtime AS baked
