@@ -80,6 +80,15 @@ docker-smoke: build
 unit: build
 	$(BUILD)/bin/unit_tests
 
+# Side-by-side speed against the Python stack; writes bench/results/latest.{json,md}.
+BENCH_APT := python3-torch python3-torchvision python3-fastapi uvicorn python3-multipart python3-opencv wrk
+bench: build
+	@missing=$$(for p in $(BENCH_APT); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; fi
+	cmake --build $(BUILD) -j $(JOBS) --target bench_floor
+	$(PYTHON) tests/bench/bench.py
+
 format:
 	clang-format -i $$(git ls-files '*.cpp' '*.h')
 

@@ -9,6 +9,9 @@
 #include "catdog/config.h"
 #include "catdog/errors.h"
 #include "catdog/predict.h"
+#include "catdog/timing.h"
+
+#include <spdlog/spdlog.h>
 
 namespace {
 
@@ -41,6 +44,7 @@ void print(const cd::Prediction& p, const PredictOptions& o, double threshold) {
 }
 
 int predict_main(int argc, char** argv) {
+  double t_main = cd::ms_since_process_start();
   PredictOptions o;
   cd::CommonOptions common;
   common.log_level = "warn";
@@ -59,15 +63,24 @@ int predict_main(int argc, char** argv) {
   int threads = cd::apply_common_options(common);
 
   std::vector<cd::Prediction> items = cd::expand_inputs(o.inputs, std::cin);
+  double t_args = cd::ms_since_process_start();
   auto model = cd::load_classifier(o.model, cd::parse_device(o.device));
+  double t_model = cd::ms_since_process_start();
   cd::apply_tta_choice(*model, o.tta);
   double threshold = model->meta().threshold;
   bool any_bad = false;
+  double t_first = 0;
   cd::predict_all(*model, items, o.batch_size, threads, [&](const cd::Prediction& p) {
     any_bad |= !p.error.empty();
     print(p, o, threshold);
+    if (t_first == 0) t_first = cd::ms_since_process_start();
   });
   std::fflush(stdout);
+  // --log-level debug shows where start-up goes; "before main" is dynamic
+  // loading plus LibTorch's static initialisers (operator registration).
+  spdlog::debug("timing ms: before main {:.0f}, options {:.0f}, model load {:.0f}, first result {:.0f} "
+                "(decode + forward), total {:.0f}",
+                t_main, t_args - t_main, t_model - t_args, t_first - t_model, cd::ms_since_process_start());
   return any_bad ? static_cast<int>(cd::ExitCode::k_partial) : 0;
 }
 

@@ -1,0 +1,262 @@
+"""make bench: catdog against the Python stack a user would run instead (PyTorch from Python,
+FastAPI + uvicorn), side by side in one run. Writes bench/results/latest.{json,md}."""
+import csv
+import json
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+BIN = os.path.join(ROOT, "build", "bin")
+PEERS = os.path.join(ROOT, "tests", "bench", "peers")
+WORK = os.path.join(ROOT, "bench", "work", "bench")
+RESULTS = os.path.join(ROOT, "bench", "results")
+PY = "/usr/bin/python3"  # Debian's, which sees python3-torch
+FULL = os.path.abspath(os.path.join(ROOT, "..", "shared", "data", "dogs-vs-cats-200", "train"))
+DARKNET = os.path.join(ROOT, "data", "pretrained", "darknet-tiny-imagenet")
+THREADS = int(os.environ.get("BENCH_THREADS", "2"))
+TUNED = {"MALLOC_MMAP_THRESHOLD_": "1073741824", "MALLOC_TRIM_THRESHOLD_": "1073741824", "OMP_WAIT_POLICY": "PASSIVE"}
+SHIPPED = {k: "" for k in TUNED}
+
+
+def env(extra):
+    e = dict(os.environ)
+    for k, v in extra.items():
+        if v:
+            e[k] = v
+        else:
+            e.pop(k, None)
+    e["PEER_THREADS"] = str(THREADS)
+    e["PYTHONPATH"] = PEERS
+    return e
+
+
+def sh(args, extra=TUNED, **kw):
+    r = subprocess.run(args, env=env(extra), capture_output=True, text=True, **kw)
+    if r.returncode not in (0, 3):
+        raise RuntimeError(f"{args[0]} failed ({r.returncode}): {r.stderr[-2000:]}")
+    return r
+
+
+def timed(args, extra=TUNED):
+    """Wall seconds and peak RSS (KB) of one run."""
+    t0 = time.perf_counter()
+    r = sh(["/usr/bin/time", "-f", "RSS=%M", *args], extra)
+    seconds = time.perf_counter() - t0
+    rss = int(re.search(r"RSS=(\d+)", r.stderr).group(1))
+    return seconds, rss, r
+
+
+def log(msg):
+    print(f"bench: {msg}", file=sys.stderr, flush=True)
+
+
+def prepare_data():
+    src = FULL if os.path.isdir(FULL) else os.path.join(ROOT, "data", "sample", "images")
+    prepared = os.path.join(WORK, "prepared")
+    sh([f"{BIN}/cd-prepare", "--source", src, "--output", prepared, "--log-level", "warn"])
+    sub = os.path.join(WORK, "train2000")
+    os.makedirs(sub, exist_ok=True)
+    for split, n in (("train", 2000), ("val", 64)):
+        with open(os.path.join(prepared, f"{split}.csv")) as f:
+            rows = list(csv.reader(f))
+        with open(os.path.join(sub, f"{split}.csv"), "w", newline="") as f:
+            w = csv.writer(f, lineterminator="\n")
+            w.writerow(rows[0])
+            for path, label in rows[1:n + 1]:
+                w.writerow([os.path.relpath(os.path.normpath(os.path.join(prepared, path)), sub), label])
+    images = os.path.join(WORK, "images1000")
+    if not os.path.isdir(images):
+        os.makedirs(images)
+        with open(os.path.join(prepared, "test.csv")) as f:
+            rows = list(csv.reader(f))[1:1001]
+        for i, (path, _label) in enumerate(rows):
+            os.symlink(os.path.normpath(os.path.join(prepared, path)), os.path.join(images, f"{i:04d}.jpg"))
+    return src, sub, images
+
+
+def make_model(name, data, *args):
+    out = os.path.join(WORK, name)
+    sh([f"{BIN}/cd-train", "--data", data, "--output", out, "--metrics", f"{out}/t.json", "--live", f"{out}/live",
+        "--epochs", "1", "--max-train-images", "64", "--threads", str(THREADS), "--log-level", "warn", *args])
+    return os.path.join(out, "model.cdm")
+
+
+def bench_training(data, models):
+    rows = {}
+    specs = {"baseline@224": (["--architecture", "baseline", "--input-size", "224"], models["baseline"], "full"),
+             "darknet-finetune@224 (default)": (["--architecture", "darknet", "--pretrained", DARKNET, "--input-size", "224",
+                                                 "--mode", "finetune", "--features", "rich"], models["darknet"], "finetune")}
+    for name, (args, like, mode) in specs.items():
+        log(f"training {name}: ours")
+        out = os.path.join(WORK, "train-" + name.split("@")[0])
+        wall, rss, _ = timed([f"{BIN}/cd-train", "--data", data, "--output", out, "--metrics", f"{out}/t.json",
+                              "--live", f"{out}/live", "--epochs", "1", "--batch-size", "32", "--threads", str(THREADS),
+                              "--log-level", "warn", *args])
+        ours = json.load(open(f"{out}/t.json"))["images_per_second"]
+        peer = {}
+        for label, extra in (("as shipped", SHIPPED), ("same allocator settings", TUNED)):
+            log(f"training {name}: Python peer, {label}")
+            pwall, prss, r = timed([PY, f"{PEERS}/train_peer.py", "--train", f"{data}/train.csv", "--like", like,
+                                    "--mode", mode, "--threads", str(THREADS), "--workers", "1"], extra)
+            peer[label] = {"images_per_second": json.loads(r.stdout)["images_per_second"], "wall_s": pwall, "rss_kb": prss}
+        rows[name] = {"ours": {"images_per_second": ours, "wall_s": wall, "rss_kb": rss}, "peer": peer,
+                      "ratio": ours / peer["same allocator settings"]["images_per_second"]}
+    return rows
+
+
+def bench_predict(model, images, repeats=7):
+    one = os.path.join(images, "0000.jpg")
+    out = {}
+    for side, args in (("ours", [f"{BIN}/cd-predict", "--model", model, one]),
+                       ("peer", [PY, f"{PEERS}/predict_peer.py", model, one])):
+        runs = [timed(args) for _ in range(repeats + 1)]
+        out[side] = {"cold_s": runs[0][0], "warm_median_s": statistics.median(r[0] for r in runs[1:]),
+                     "rss_kb": max(r[1] for r in runs)}
+    log("batch prediction over 1000 images")
+    labels = {}
+    for side, args in (("ours", [f"{BIN}/cd-predict", "--model", model, images]),
+                       ("peer", [PY, f"{PEERS}/predict_peer.py", model, images])):
+        runs = [timed(args) for _ in range(3)]
+        wall = statistics.median(r[0] for r in runs)
+        out[side]["batch1000_images_per_s"] = 1000 / wall
+        out[side]["batch1000_rss_kb"] = max(r[1] for r in runs)
+        labels[side] = [line.split("\t")[1] for line in runs[0][2].stdout.splitlines()]
+    agree = sum(a == b for a, b in zip(labels["ours"], labels["peer"])) / max(1, len(labels["ours"]))
+    out["label_agreement"] = agree
+    out["cold_ratio"] = out["ours"]["cold_s"] / out["peer"]["cold_s"]
+    out["batch_ratio"] = out["ours"]["batch1000_images_per_s"] / out["peer"]["batch1000_images_per_s"]
+    return out
+
+
+def wait_http(url, timeout=120):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError(f"{url} never answered")
+
+
+def parse_wrk(text):
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
+    def pct(p):
+        m = re.search(rf"^\s+{p}%\s+([\d.]+)(us|ms|s)", text, re.M)
+        v, unit = float(m.group(1)), m.group(2)
+        return v / 1000 if unit == "us" else v * 1000 if unit == "s" else v
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
+    return {"requests_per_s": rps, "p50_ms": pct(50), "p99_ms": pct(99), "non_2xx": int(errors.group(1)) if errors else 0}
+
+
+def vm_hwm(pid):
+    with open(f"/proc/{pid}/status") as f:
+        return int(re.search(r"VmHWM:\s+(\d+)", f.read()).group(1))
+
+
+def bench_serving(model, image, seconds=8):
+    out = {}
+    port = 18900
+    servers = {
+        "ours": [f"{BIN}/cd-serve", "--model", model, "--host", "127.0.0.1", "--port", str(port), "--log-level", "warn",
+                 "--threads", str(THREADS)],
+        "peer": [PY, "-m", "uvicorn", "serve_peer:app", "--host", "127.0.0.1", "--port", str(port + 1),
+                 "--log-level", "warning", "--app-dir", PEERS],
+    }
+    for side, args in servers.items():
+        e = env(TUNED)
+        e["CD_MODEL"] = model
+        proc = subprocess.Popen(args, env=e, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        p = port if side == "ours" else port + 1
+        try:
+            wait_http(f"http://127.0.0.1:{p}/health")
+            if side == "ours":
+                wait_http(f"http://127.0.0.1:{p}/ready")
+            out[side] = {}
+            for clients in (1, 16, 64):
+                log(f"serving {side}: {clients} clients")
+                r = subprocess.run(["wrk", "-t1", f"-c{clients}", f"-d{seconds}s", "--latency", "--timeout", "30s",
+                                    "-s", os.path.join(ROOT, "tests", "bench", "multipart.lua"),
+                                    f"http://127.0.0.1:{p}/predict"], env=dict(os.environ, BENCH_IMAGE=image),
+                                   capture_output=True, text=True, check=True)
+                out[side][str(clients)] = parse_wrk(r.stdout)
+            out[side]["peak_rss_kb"] = vm_hwm(proc.pid)
+        finally:
+            proc.terminate()
+            proc.wait(timeout=60)
+    out["ratio_rps_16"] = out["ours"]["16"]["requests_per_s"] / out["peer"]["16"]["requests_per_s"]
+    out["ratio_p99_16"] = out["ours"]["16"]["p99_ms"] / out["peer"]["16"]["p99_ms"]
+    return out
+
+
+def markdown(res):
+    lines = [f"# make bench — {res['date']}", "",
+             f"{res['cpu']}, {res['threads']} threads; data: {res['data']}. Ours ran with the allocator settings of",
+             "PERF-NOTES.md (MALLOC_MMAP/TRIM_THRESHOLD_ 1 GiB, OMP_WAIT_POLICY=PASSIVE); so did the peers unless",
+             "marked 'as shipped'. Peers: Debian's python3-torch 1.13 (the same LibTorch build), FastAPI, uvicorn.", "",
+             "| measure | catdog | Python peer | ratio (ours/peer) |", "|---|---|---|---|"]
+    for name, t in res["training"].items():
+        p = t["peer"]
+        lines.append(f"| train img/s, {name} | {t['ours']['images_per_second']:.1f} | "
+                     f"{p['same allocator settings']['images_per_second']:.1f} (as shipped {p['as shipped']['images_per_second']:.1f}) | "
+                     f"{t['ratio']:.2f}× |")
+    pr = res["predict"]
+    lines += [f"| predict 1 image from cold, s | {pr['ours']['cold_s']:.3f} | {pr['peer']['cold_s']:.3f} | {pr['cold_ratio']:.2f} |",
+              f"| predict 1 image warm (median), s | {pr['ours']['warm_median_s']:.3f} | {pr['peer']['warm_median_s']:.3f} | "
+              f"{pr['ours']['warm_median_s'] / pr['peer']['warm_median_s']:.2f} |",
+              f"| predict 1000 images, img/s | {pr['ours']['batch1000_images_per_s']:.1f} | {pr['peer']['batch1000_images_per_s']:.1f} | {pr['batch_ratio']:.2f}× |",
+              f"| predict peak RSS, MB | {pr['ours']['batch1000_rss_kb'] / 1024:.0f} | {pr['peer']['batch1000_rss_kb'] / 1024:.0f} | |"]
+    sv = res["serving"]
+    for c in ("1", "16", "64"):
+        o, p = sv["ours"][c], sv["peer"][c]
+        lines.append(f"| serve {c} clients: req/s · p50 · p99 ms | {o['requests_per_s']:.1f} · {o['p50_ms']:.1f} · {o['p99_ms']:.1f} | "
+                     f"{p['requests_per_s']:.1f} · {p['p50_ms']:.1f} · {p['p99_ms']:.1f} | {o['requests_per_s'] / p['requests_per_s']:.2f}× rps |")
+    lines.append(f"| serve peak RSS, MB | {sv['ours']['peak_rss_kb'] / 1024:.0f} | {sv['peer']['peak_rss_kb'] / 1024:.0f} | |")
+    lines += ["", f"Predictions agree on {pr['label_agreement'] * 100:.1f}% of the 1000 images.", "",
+              "## Compute floor", "", f"Matmul peak (2048², {res['floor']['threads']} threads): {res['floor']['matmul_gflops_per_s']:.0f} GFLOP/s.", "",
+              "| architecture | input | forward GFLOP/img | inference img/s (batch 32) | GFLOP/s | of peak |", "|---|---|---|---|---|---|"]
+    for name, a in res["floor"]["architectures"].items():
+        lines.append(f"| {name} | {a['input']} | {a['forward_gflops_per_image']:.3f} | {a['inference_images_per_s_batch32']:.1f} | "
+                     f"{a['inference_gflops_per_s']:.0f} | {a['fraction_of_matmul_peak'] * 100:.0f}% |")
+    return "\n".join(lines) + "\n"
+
+
+def main():
+    os.makedirs(WORK, exist_ok=True)
+    os.makedirs(RESULTS, exist_ok=True)
+    started = time.time()
+    src, data, images = prepare_data()
+    log("reference models")
+    models = {"baseline": make_model("ref-baseline", data, "--architecture", "baseline", "--input-size", "224"),
+              "darknet": make_model("ref-darknet", data, "--architecture", "darknet", "--pretrained", DARKNET,
+                                    "--input-size", "224", "--mode", "frozen", "--features", "rich", "--frozen-views", "1")}
+    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.processor())
+    res = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "cpu": cpu, "threads": THREADS,
+           "data": "2,000 images of " + ("../shared/data/dogs-vs-cats-200" if src == FULL else "the committed sample")}
+    log("compute floor")
+    res["floor"] = json.loads(sh([os.path.join(BIN, "bench_floor"), DARKNET, str(THREADS)]).stdout)
+    log("prediction")
+    res["predict"] = bench_predict(models["darknet"], images)
+    log("serving")
+    res["serving"] = bench_serving(models["darknet"], os.path.join(images, "0000.jpg"))
+    res["training"] = bench_training(data, models)
+    res["total_s"] = time.time() - started
+    with open(os.path.join(RESULTS, "latest.json"), "w") as f:
+        json.dump(res, f, indent=2)
+    md = markdown(res)
+    with open(os.path.join(RESULTS, "latest.md"), "w") as f:
+        f.write(md)
+    print(md)
+    log(f"done in {res['total_s']:.0f} s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,72 @@
+// The compute floor: the machine's measured matmul peak against each
+// architecture's forward GFLOPs per image and the rate inference reaches.
+// Prints one JSON object. Usage: bench_floor DARKNET_DIR [threads]
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <malloc.h>
+#include <torch/nn/module.h>
+
+#include <algorithm>
+#include <chrono>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <vector>
+
+#include "catdog/nets.h"
+
+namespace {
+
+double seconds(const std::function<void()>& fn, int repeats) {
+  std::vector<double> times;
+  for (int i = 0; i < repeats; ++i) {
+    auto t0 = std::chrono::steady_clock::now();
+    fn();
+    times.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  }
+  std::sort(times.begin(), times.end());
+  return times[times.size() / 2];
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  mallopt(M_MMAP_THRESHOLD, 1 << 30);
+  mallopt(M_TRIM_THRESHOLD, 1 << 30);
+  std::string darknet_dir = argc > 1 ? argv[1] : "data/pretrained/darknet-tiny-imagenet";
+  int threads = argc > 2 ? std::atoi(argv[2]) : 2;
+  at::set_num_threads(threads);
+  c10::InferenceMode guard;
+  nlohmann::ordered_json out;
+  const int n = 2048;
+  at::Tensor a = at::rand({n, n}), b = at::rand({n, n});
+  at::mm(a, b);
+  double mm_s = seconds([&] { at::mm(a, b); }, 7);
+  double peak = 2.0 * n * n * n / mm_s / 1e9;
+  out["threads"] = threads;
+  out["matmul_gflops_per_s"] = peak;
+  struct Arch {
+    std::string name;
+    int size;
+    nlohmann::json params;
+  };
+  auto darknet = cd::import_tfjs_darknet(darknet_dir, "rich");
+  std::vector<Arch> archs{{"baseline", 224, {}}, {"compact", 128, {}}, {"darknet", 224, darknet.params}};
+  for (const auto& arch : archs) {
+    cd::Network net = cd::build_network(arch.name, arch.size, arch.params);
+    net->eval();
+    double gflops = net->flops(arch.size) / 1e9;
+    net->fuse_for_inference();
+    cd::to_channels_last(*net);
+    at::Tensor x = at::rand({32, 3, arch.size, arch.size}).contiguous(at::MemoryFormat::ChannelsLast);
+    net->forward(x);
+    double s = seconds([&] { net->forward(x); }, 5);
+    double rate = 32 * gflops / s;
+    out["architectures"][arch.name] = {{"input", arch.size},
+                                      {"forward_gflops_per_image", gflops},
+                                      {"inference_images_per_s_batch32", 32 / s},
+                                      {"inference_gflops_per_s", rate},
+                                      {"fraction_of_matmul_peak", rate / peak}};
+  }
+  std::cout << out.dump(2) << std::endl;
+  return 0;
+}
