@@ -1,5 +1,6 @@
 """The real dvc on a fresh clone: repro, no-op repro, partial rerun, experiments, diff and plots."""
 import os
+import re
 import shutil
 import subprocess
 import unittest
@@ -37,14 +38,14 @@ class DvcPipeline(TempDirTest):
 
         cfg = os.path.join(self.clone, "configs", "train.yaml")
         text = open(cfg).read()
-        self.assertIn("  epochs: 30\n", text)
+        self.assertRegex(text, r"\n  epochs: \d+\n")
         with open(cfg, "w") as f:
-            f.write(text.replace("  epochs: 30\n", "  epochs: 4\n"))
+            f.write(re.sub(r"\n  epochs: \d+\n", "\n  epochs: 2\n", text))
         out = self.dvc("repro")
         self.assertNotIn("Running stage 'prepare'", out)
         self.assertIn("Running stage 'train'", out)
         self.assertIn("Running stage 'eval'", out)
-        self.assertLessEqual(read_json(os.path.join(self.clone, "metrics", "train.json"))["epochs"], 4)
+        self.assertLessEqual(read_json(os.path.join(self.clone, "metrics", "train.json"))["epochs"], 2)
 
         run(["git", "add", "-A"], cwd=self.clone)
         self.assertExit(run(["git", "commit", "-qm", "four epochs"], cwd=self.clone), 0)
