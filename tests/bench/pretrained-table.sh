@@ -35,7 +35,8 @@ print(f"| {sys.argv[2]} | {sys.argv[3]} | {sys.argv[4]} | {m['accuracy']*100:.2f
 PY
   done
 }
-variant frozen 224 --mode frozen --epochs 60 --lr 0.001 --batch-size 256
-variant frozen 160 --mode frozen --epochs 60 --lr 0.001 --batch-size 256
-variant finetune 224 --mode finetune --epochs 1 --lr 0.001 --backbone-lr-factor 0.01 --warmup-steps 200
+variant frozen 224 --mode frozen --features both --epochs 60 --lr 0.001 --batch-size 256
+variant frozen 160 --mode frozen --features both --epochs 60 --lr 0.001 --batch-size 256
+variant finetune 224 --mode finetune --features both --epochs 1 --lr 0.001 --backbone-lr-factor 0.01 --warmup-steps 200
+variant frozen-rich 224 --mode frozen --features rich --epochs 60 --lr 0.001 --batch-size 256
 cat "$OUT"
