@@ -340,7 +340,7 @@ Evaluation Trainer::evaluate() {
   m_net->eval();
   torch::NoGradGuard no_grad;
   if (frozen()) {
-    at::Tensor logits = m_net->classify(m_val_feats).view({-1});
+    at::Tensor logits = m_net->classify(m_val_feats.to(m_device)).view({-1}).to(torch::kCPU);
     double loss = at::binary_cross_entropy_with_logits(logits, m_val_labels).item<double>();
     double acc = ((logits > 0).to(at::kFloat) == m_val_labels).to(at::kDouble).mean().item<double>();
     return {loss, acc};
