@@ -81,7 +81,7 @@ unit: build
 	$(BUILD)/bin/unit_tests
 
 # Side-by-side speed against the Python stack; writes bench/results/latest.{json,md}.
-BENCH_APT := python3-torch python3-torchvision python3-fastapi uvicorn python3-multipart python3-opencv wrk
+BENCH_APT := python3-torch python3-torchvision python3-fastapi uvicorn python3-multipart python3-opencv wrk time
 bench: build
 	@missing=$$(for p in $(BENCH_APT); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then $(SUDO) apt-get update -qq && \

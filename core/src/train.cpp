@@ -132,6 +132,19 @@ struct Evaluation {
   double loss = 0, acc = 0;
 };
 
+// Running loss and accuracy over an epoch's batches.
+struct Tally {
+  double loss_sum = 0, correct = 0, seen = 0;
+  void add(double batch_loss, const at::Tensor& logits, const at::Tensor& y) {
+    double n = static_cast<double>(y.size(0));
+    loss_sum += batch_loss * n;
+    correct += ((logits > 0).to(at::kFloat) == y).sum().item<double>();
+    seen += n;
+  }
+  double loss() const { return loss_sum / seen; }
+  double accuracy() const { return correct / seen; }
+};
+
 class Trainer {
  public:
   Trainer(const TrainParams& params, TrainObserver* observer) : m_p(params), m_observer(observer) {}
@@ -142,6 +155,8 @@ class Trainer {
   void build_model();
   bool try_resume();
   Evaluation train_epoch(int epoch);
+  // One optimiser step on a batch's logits; throws DivergedError on a non-finite loss.
+  double step(const at::Tensor& logits, const at::Tensor& y, int epoch, std::size_t batch);
   Evaluation evaluate();
   void after_epoch(const EpochRecord& rec);
   void save_checkpoint();
@@ -299,7 +314,7 @@ Evaluation Trainer::train_epoch(int epoch) {
   BatchStream stream(*m_train, shuffled_indices(m_train->size(), epoch_seed), m_p.batch_size, aug,
                      epoch_seed, m_meta.preprocess.norm, m_p.workers);
   Progress progress("epoch " + std::to_string(epoch) + "/" + std::to_string(m_p.epochs), m_train->size());
-  double loss_sum = 0, correct = 0, seen = 0;
+  Tally tally;
   Batch batch;
   std::size_t index = 0;
   while (stream.next(batch)) {
@@ -307,33 +322,33 @@ Evaluation Trainer::train_epoch(int epoch) {
     if (m_device.is_cpu()) x = x.contiguous(at::MemoryFormat::ChannelsLast);
     if (m_p.mode == "finetune") {
       // Linear warm-up so the first steps cannot wreck the pretrained features.
-      double step = static_cast<double>((epoch - 1) * stream.batches() + index + 1);
-      if (step <= m_p.warmup_steps) set_lr(*m_opt, m_state.lr * step / m_p.warmup_steps, m_p.backbone_lr_factor);
+      double done = static_cast<double>((epoch - 1) * stream.batches() + index + 1);
+      if (done <= m_p.warmup_steps) set_lr(*m_opt, m_state.lr * done / m_p.warmup_steps, m_p.backbone_lr_factor);
     }
     m_opt->zero_grad();
     at::Tensor logits = m_net->forward(x).view({-1});
-    at::Tensor loss = at::binary_cross_entropy_with_logits(logits, y);
-    if (m_fault_nan_step > 0 && ++m_steps == m_fault_nan_step) loss = loss * NAN;
-    double value = loss.item<double>();
-    if (!std::isfinite(value))
-      throw DivergedError("training diverged: the loss became " + std::to_string(value) + " at epoch " +
-                          std::to_string(epoch) + ", batch " + std::to_string(index + 1) +
-                          "; lower optimizer.lr (now " + std::to_string(m_state.lr) + ")");
-    loss.backward();
-    m_opt->step();
-    double n = static_cast<double>(y.size(0));
-    loss_sum += value * n;
-    correct += ((logits > 0).to(at::kFloat) == y).sum().item<double>();
-    seen += n;
-    ++index;
-    progress.advance(static_cast<std::size_t>(n));
+    tally.add(step(logits, y, epoch, ++index), logits, y);
+    progress.advance(static_cast<std::size_t>(y.size(0)));
     char suffix[48];
-    std::snprintf(suffix, sizeof suffix, "loss %.4f", loss_sum / seen);
+    std::snprintf(suffix, sizeof suffix, "loss %.4f", tally.loss());
     progress.set_suffix(suffix);
   }
   progress.finish();
-  m_images_seen += seen;
-  return {loss_sum / seen, correct / seen};
+  m_images_seen += tally.seen;
+  return {tally.loss(), tally.accuracy()};
+}
+
+double Trainer::step(const at::Tensor& logits, const at::Tensor& y, int epoch, std::size_t batch) {
+  at::Tensor loss = at::binary_cross_entropy_with_logits(logits, y);
+  if (m_fault_nan_step > 0 && ++m_steps == m_fault_nan_step) loss = loss * NAN;
+  double value = loss.item<double>();
+  if (!std::isfinite(value))
+    throw DivergedError("training diverged: the loss became " + std::to_string(value) + " at epoch " +
+                        std::to_string(epoch) + ", batch " + std::to_string(batch) +
+                        "; lower optimizer.lr (now " + std::to_string(m_state.lr) + ")");
+  loss.backward();
+  m_opt->step();
+  return value;
 }
 
 Evaluation Trainer::evaluate() {
@@ -485,7 +500,8 @@ Evaluation Trainer::train_epoch_frozen(int epoch) {
   m_net->train();
   std::uint64_t epoch_seed = mix_seed(static_cast<std::uint64_t>(m_p.seed), epoch);
   auto order = shuffled_indices(static_cast<std::size_t>(m_train_feats.size(0)), epoch_seed);
-  double loss_sum = 0, correct = 0, seen = 0;
+  Tally tally;
+  std::size_t batch = 0;
   for (std::size_t begin = 0; begin < order.size(); begin += m_p.batch_size) {
     std::size_t end = std::min(order.size(), begin + m_p.batch_size);
     std::vector<int64_t> rows(order.begin() + begin, order.begin() + end);
@@ -493,21 +509,10 @@ Evaluation Trainer::train_epoch_frozen(int epoch) {
     at::Tensor x = m_train_feats.index_select(0, idx).to(m_device), y = m_train_labels.index_select(0, idx).to(m_device);
     m_opt->zero_grad();
     at::Tensor logits = m_net->classify(x).view({-1});
-    at::Tensor loss = at::binary_cross_entropy_with_logits(logits, y);
-    if (m_fault_nan_step > 0 && ++m_steps == m_fault_nan_step) loss = loss * NAN;
-    double value = loss.item<double>();
-    if (!std::isfinite(value))
-      throw DivergedError("training diverged: the loss became " + std::to_string(value) + " at epoch " +
-                          std::to_string(epoch) + "; lower optimizer.lr (now " + std::to_string(m_state.lr) + ")");
-    loss.backward();
-    m_opt->step();
-    double n = static_cast<double>(end - begin);
-    loss_sum += value * n;
-    correct += ((logits > 0).to(at::kFloat) == y).sum().item<double>();
-    seen += n;
+    tally.add(step(logits, y, epoch, ++batch), logits, y);
   }
-  m_images_seen += seen;
-  return {loss_sum / seen, correct / seen};
+  m_images_seen += tally.seen;
+  return {tally.loss(), tally.accuracy()};
 }
 
 // The weights a model file gets. In frozen mode the head was trained on

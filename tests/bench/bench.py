@@ -83,8 +83,8 @@ def prepare_data():
 
 def make_model(name, data, *args):
     out = os.path.join(WORK, name)
-    sh([f"{BIN}/cd-train", "--data", data, "--output", out, "--metrics", f"{out}/t.json", "--live", f"{out}/live",
-        "--epochs", "1", "--max-train-images", "64", "--threads", str(THREADS), "--log-level", "warn", *args])
+    sh([f"{BIN}/cd-train", "--config", "/dev/null", "--data", data, "--output", out, "--metrics", f"{out}/t.json",
+        "--live", f"{out}/live", "--epochs", "1", "--max-train-images", "64", "--threads", str(THREADS), "--log-level", "warn", *args])
     return os.path.join(out, "model.cdm")
 
 
@@ -92,11 +92,13 @@ def bench_training(data, models):
     rows = {}
     specs = {"baseline@224": (["--architecture", "baseline", "--input-size", "224"], models["baseline"], "full"),
              "darknet-finetune@224 (default)": (["--architecture", "darknet", "--pretrained", DARKNET, "--input-size", "224",
-                                                 "--mode", "finetune", "--features", "rich"], models["darknet"], "finetune")}
+                                                 "--mode", "finetune", "--features", "rich", "--backbone-lr-factor", "0.01"],
+                                                models["darknet"], "finetune")}
     for name, (args, like, mode) in specs.items():
         log(f"training {name}: ours")
         out = os.path.join(WORK, "train-" + name.split("@")[0])
-        wall, rss, _ = timed([f"{BIN}/cd-train", "--data", data, "--output", out, "--metrics", f"{out}/t.json",
+        wall, rss, _ = timed([f"{BIN}/cd-train", "--config", "/dev/null", "--data", data, "--output", out,
+                              "--metrics", f"{out}/t.json",
                               "--live", f"{out}/live", "--epochs", "1", "--batch-size", "32", "--threads", str(THREADS),
                               "--log-level", "warn", *args])
         ours = json.load(open(f"{out}/t.json"))["images_per_second"]

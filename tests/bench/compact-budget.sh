@@ -13,9 +13,9 @@ mkdir -p "$work"
 build/bin/cd-prepare --source "$src" --output "$work/data" --log-level warn
 start=$(date +%s)
 # The budget check runs after each epoch against the epoch time, so stop a little early.
-build/bin/cd-train --data "$work/data" --output "$work/model" --metrics "$work/train.json" --live "$work/live" \
+build/bin/cd-train --config /dev/null --data "$work/data" --output "$work/model" --metrics "$work/train.json" --live "$work/live" \
   --architecture compact --input-size 128 --epochs 200 --time-budget-min "$((budget - 1))" --log-level info 2>&1 |
-  grep -E "^.{9}info  epoch [0-9]+:|done:"
+  grep -E "^.{9}info  epoch [0-9]+:|done:|error"
 end=$(date +%s)
 build/bin/cd-eval --model "$work/model/model.cdm" --data "$work/data" --output "$work/eval" --log-level warn
 python3 - "$work" "$((end - start))" <<'PY'
