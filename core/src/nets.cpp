@@ -99,7 +99,8 @@ Network baseline(int input_size) {
   return std::make_shared<SequentialNet>(body, 512);
 }
 
-Network compact(const nlohmann::json& params) {
+Network compact(const nlohmann::json& given) {
+  const nlohmann::json params = given.is_object() ? given : nlohmann::json::object();
   auto widths = params.value("widths", std::vector<int>{32, 64, 128, 192, 256});
   double dropout = params.value("dropout", 0.3);
   nn::Sequential body;

@@ -50,7 +50,7 @@ int main(int argc, char** argv) {
     nlohmann::json params;
   };
   auto darknet = cd::import_tfjs_darknet(darknet_dir, "rich");
-  std::vector<Arch> archs{{"baseline", 224, {}}, {"compact", 128, {}}, {"darknet", 224, darknet.params}};
+  std::vector<Arch> archs{{"baseline", 224, {}}, {"compact", 128, {}}, {"darknet", 288, darknet.params}};
   for (const auto& arch : archs) {
     cd::Network net = cd::build_network(arch.name, arch.size, arch.params);
     net->eval();

@@ -64,6 +64,9 @@ class Darknet(nn.Module):
         self.head = nn.Linear(dim, 1)
 
     def forward(self, x):
+        return self.head(self.embed(x))
+
+    def embed(self, x):
         parts = []
         for i, layer in enumerate(self.features):
             x = layer(x)
@@ -71,10 +74,10 @@ class Darknet(nn.Module):
                 parts.append(x.mean((2, 3)))
         pooled, logits = x.mean((2, 3)), self.imagenet(x).mean((2, 3))
         if self.mode == "pooled":
-            return self.head(pooled)
+            return pooled
         if self.mode == "logits":
-            return self.head(logits)
-        return self.head(torch.cat(parts + [pooled, logits], 1))
+            return logits
+        return torch.cat(parts + [pooled, logits], 1)
 
 
 def build(meta):
