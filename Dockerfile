@@ -1,7 +1,8 @@
 # catdog inference image: cd-serve (and cd-predict) on Debian 12.
-#   docker build -t catdog .                        # model mounted at run time:
+#   docker build --target runtime -t catdog .       # model mounted at run time:
 #   docker run -p 8000:8000 -v "$PWD/models:/models:ro" catdog
-#   docker build --target baked -t catdog:baked .   # model baked in from models/model.cdm
+#   docker build -t catdog:baked .                  # the last stage: models/model.cdm baked in
+#                                                   # (run `make run` first to train it)
 ARG BASE=debian:bookworm-slim
 
 # ---- build: compilers and -dev packages, never shipped ----

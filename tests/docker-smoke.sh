@@ -54,7 +54,7 @@ log "training a small model on the committed sample"
 chmod -R a+rX "$model_dir"
 
 log "docker build"
-docker build --network host -t "$image" . >"$root/build.log" 2>&1 || { tail -40 "$root/build.log"; exit 1; }
+docker build --network host --target runtime -t "$image" . >"$root/build.log" 2>&1 || { tail -40 "$root/build.log"; exit 1; }
 size=$(docker image inspect --format '{{.Size}}' "$image")
 
 start=$(date +%s.%N)
