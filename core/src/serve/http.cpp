@@ -2,6 +2,10 @@
 
 #include <httplib.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
 #include <algorithm>
 
 #include "catdog/errors.h"
@@ -84,10 +88,28 @@ void Server::handle(Handler dispatcher, ErrorHandler on_error) {
   });
 }
 
+// Debian's cpp-httplib is compiled with a listen backlog of 5: a burst of new
+// connections overflows the accept queue and clients see resets. Calling
+// listen() again on the bound socket raises the backlog (Linux updates it).
+static void widen_backlog(int port) {
+  for (int fd = 3; fd < 4096; ++fd) {
+    int accepting = 0;
+    socklen_t len = sizeof accepting;
+    if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &accepting, &len) != 0 || !accepting) continue;
+    sockaddr_storage addr{};
+    socklen_t alen = sizeof addr;
+    if (getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &alen) != 0) continue;
+    int bound = addr.ss_family == AF_INET6 ? ntohs(reinterpret_cast<sockaddr_in6*>(&addr)->sin6_port)
+                                           : ntohs(reinterpret_cast<sockaddr_in*>(&addr)->sin_port);
+    if (bound == port) ::listen(fd, SOMAXCONN);
+  }
+}
+
 int Server::bind() {
   auto& o = m_impl->options;
   int port = o.port == 0 ? m_impl->server.bind_to_any_port(o.host) : (m_impl->server.bind_to_port(o.host, o.port) ? o.port : -1);
   if (port < 0) throw IoError("cannot listen on " + o.host + ":" + std::to_string(o.port) + " (in use, or not allowed)");
+  widen_backlog(port);
   return port;
 }
 
