@@ -2,7 +2,9 @@
 
 #include <ATen/ATen.h>
 
+#include <algorithm>
 #include <cmath>
+#include <filesystem>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 #include <random>
@@ -57,6 +59,12 @@ Normalization parse_normalization(const std::string& name) {
   if (name == "unit") return Normalization::k_unit;
   if (name == "imagenet") return Normalization::k_imagenet;
   throw UsageError("normalization '" + name + "' is not known; allowed: unit|imagenet");
+}
+
+bool has_image_extension(const std::string& path) {
+  std::string ext = std::filesystem::path(path).extension().string();
+  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
+  return ext == ".jpg" || ext == ".jpeg" || ext == ".png" || ext == ".bmp" || ext == ".webp";
 }
 
 bool jpeg_truncated(std::string_view bytes) {

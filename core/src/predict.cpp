@@ -46,12 +46,6 @@ void add_path(const std::string& arg, std::vector<Prediction>& out) {
 
 }  // namespace
 
-bool has_image_extension(const std::string& path) {
-  std::string ext = fs::path(path).extension().string();
-  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
-  return ext == ".jpg" || ext == ".jpeg" || ext == ".png" || ext == ".bmp" || ext == ".webp";
-}
-
 std::vector<Prediction> expand_inputs(const std::vector<std::string>& args, std::istream& in) {
   std::vector<Prediction> out;
   for (const auto& arg : args) {

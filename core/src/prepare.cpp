@@ -30,12 +30,6 @@ std::string lower(std::string s) {
   return s;
 }
 
-bool image_extension(const fs::path& p) {
-  static const char* k_exts[] = {".jpg", ".jpeg", ".png", ".bmp", ".webp"};
-  std::string ext = lower(p.extension().string());
-  return std::any_of(std::begin(k_exts), std::end(k_exts), [&](const char* e) { return ext == e; });
-}
-
 int class_from_name(const std::string& name) {
   std::string n = lower(name);
   if (n == "cat" || n == "cats") return 0;
@@ -48,7 +42,7 @@ bool hidden(const fs::path& p) { return p.filename().string().rfind('.', 0) == 0
 Candidate classify(const fs::path& file, const std::string& shown, int folder_label,
                    const std::string& folder) {
   Candidate c{shown, folder_label, ""};
-  if (!image_extension(file)) {
+  if (!has_image_extension(file.string())) {
     c.reject = "unsupported extension '" + file.extension().string() +
                "' (expected jpg, jpeg, png, bmp or webp)";
     return c;

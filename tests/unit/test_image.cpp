@@ -135,3 +135,8 @@ TEST_CASE("augmentation is deterministic per seed and changes the image", "[imag
   cd::Augmentation none{0, 0, 0, false};
   CHECK(cv::norm(cd::augment(img, none, 3), img, cv::NORM_L1) == 0.0);
 }
+
+TEST_CASE("one extension list for every tool, in any case", "[image]") {
+  for (const char* ok : {"a/b.jpg", "x.JPEG", "y.Png", "z.bmp", "w.webp"}) CHECK(cd::has_image_extension(ok));
+  for (const char* no : {"notes.txt", "jpg", "a.jpg.bak", "dir/"}) CHECK_FALSE(cd::has_image_extension(no));
+}

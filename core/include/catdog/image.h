@@ -50,6 +50,9 @@ void to_chw_floats(const cv::Mat& rgb, Normalization norm, float* dst);
 // All three stages.
 at::Tensor preprocess(std::string_view bytes, const PreprocessSpec& spec);
 
+// True for the extensions every tool accepts: jpg, jpeg, png, bmp, webp, any case.
+bool has_image_extension(const std::string& path);
+
 // True when the bytes look like a JPEG that is cut short (no EOI marker).
 bool jpeg_truncated(std::string_view bytes);
 

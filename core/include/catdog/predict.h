@@ -30,6 +30,4 @@ std::vector<Prediction> expand_inputs(const std::vector<std::string>& args, std:
 void predict_all(Classifier& model, std::vector<Prediction>& items, int batch_size, int threads,
                  const std::function<void(const Prediction&)>& done);
 
-bool has_image_extension(const std::string& path);
-
 }  // namespace cd
