@@ -12,7 +12,8 @@
 #include <nlohmann/json.hpp>
 #include <vector>
 
-#include "catdog/nets.h"
+#include "nn/darknet_import.h"
+#include "nn/nets.h"
 
 namespace {
 
@@ -49,7 +50,7 @@ int main(int argc, char** argv) {
     int size;
     nlohmann::json params;
   };
-  auto darknet = cd::import_tfjs_darknet(darknet_dir, "rich");
+  auto darknet = cd::import_tfjs_darknet(darknet_dir, cd::DarknetFeatures::k_rich);
   std::vector<Arch> archs{{"baseline", 224, {}}, {"compact", 128, {}}, {"darknet", 288, darknet.params}};
   for (const auto& arch : archs) {
     cd::Network net = cd::build_network(arch.name, arch.size, arch.params);

@@ -1,8 +1,8 @@
 #include <catch2/catch.hpp>
 #include <filesystem>
 
-#include "catdog/atomic_file.h"
-#include "catdog/errors.h"
+#include "util/atomic_file.h"
+#include "util/errors.h"
 #include "helpers.h"
 
 TEST_CASE("write_file_atomic replaces the file and leaves no temporary behind", "[atomic]") {

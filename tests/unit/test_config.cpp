@@ -1,8 +1,9 @@
 #include <catch2/catch.hpp>
 #include <cstdlib>
 
-#include "catdog/config.h"
-#include "catdog/errors.h"
+#include "util/config.h"
+#include "util/version.h"
+#include "util/errors.h"
 #include "helpers.h"
 
 namespace {

@@ -3,10 +3,12 @@
 #include <fstream>
 #include <set>
 
-#include "catdog/atomic_file.h"
-#include "catdog/errors.h"
-#include "catdog/image.h"
-#include "catdog/nets.h"
+#include "util/atomic_file.h"
+#include "util/errors.h"
+#include "nn/darknet_import.h"
+#include "nn/image_tensor.h"
+#include "nn/nets.h"
+#include "nn/weights.h"
 #include "helpers.h"
 
 using cd::test::source_path;
@@ -49,7 +51,7 @@ TEST_CASE("the imported ImageNet head puts cats in cat classes and dogs in dog b
 }
 
 TEST_CASE("the import reads the topology: 16 convs, BN epsilon 1e-3, slope 0.1", "[darknet]") {
-  auto imported = cd::import_tfjs_darknet(source_path(k_darknet), "pooled");
+  auto imported = cd::import_tfjs_darknet(source_path(k_darknet), cd::DarknetFeatures::k_pooled);
   const auto& p = imported.params;
   CHECK(p["bn_eps"].get<double>() == Approx(1e-3));
   CHECK(p["leaky"].get<double>() == Approx(0.1));

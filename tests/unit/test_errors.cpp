@@ -1,6 +1,6 @@
 #include <catch2/catch.hpp>
 
-#include "catdog/errors.h"
+#include "util/errors.h"
 
 namespace {
 int run(const std::function<int(int, char**)>& body) {

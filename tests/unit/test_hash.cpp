@@ -1,6 +1,6 @@
 #include <catch2/catch.hpp>
 
-#include "catdog/hash.h"
+#include "util/hash.h"
 
 TEST_CASE("FNV-1a matches its published test vectors", "[hash]") {
   CHECK(cd::fnv1a64("") == 0xcbf29ce484222325ULL);

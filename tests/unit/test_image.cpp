@@ -7,9 +7,10 @@
 #include <opencv2/core.hpp>
 #include <opencv2/imgcodecs.hpp>
 
-#include "catdog/atomic_file.h"
-#include "catdog/errors.h"
-#include "catdog/image.h"
+#include "util/atomic_file.h"
+#include "util/errors.h"
+#include "domain/image.h"
+#include "nn/image_tensor.h"
 #include "helpers.h"
 
 using cd::test::source_path;

@@ -1,8 +1,8 @@
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
-#include "catdog/errors.h"
-#include "catdog/log.h"
+#include "util/errors.h"
+#include "util/log.h"
 
 TEST_CASE("JSON log lines are single valid objects", "[log]") {
   std::string line = cd::log::json_line("warn", "", "quote \" and\nnewline", 12.5);

@@ -1,7 +1,7 @@
 #include <catch2/catch.hpp>
 
-#include "catdog/errors.h"
-#include "catdog/manifest.h"
+#include "util/errors.h"
+#include "domain/manifest.h"
 
 TEST_CASE("manifests round-trip, quoting paths with commas and quotes", "[manifest]") {
   std::vector<cd::Sample> samples{{"a/cat.1.jpg", 0}, {"b/odd, \"name\".jpg", 1}};

@@ -1,7 +1,7 @@
 #include <catch2/catch.hpp>
 #include <cmath>
 
-#include "catdog/metrics.h"
+#include "domain/metrics.h"
 
 TEST_CASE("a perfect classifier scores 1 everywhere and log loss near 0", "[metrics]") {
   auto m = cd::compute_metrics({0, 0, 1, 1}, {0.1, 0.2, 0.8, 0.9});

@@ -1,10 +1,11 @@
 #include "catch_torch.h"
 
-#include "catdog/atomic_file.h"
-#include "catdog/classifier.h"
-#include "catdog/errors.h"
-#include "catdog/model_file.h"
-#include "catdog/nets.h"
+#include "util/atomic_file.h"
+#include "nn/classifier.h"
+#include "util/errors.h"
+#include "domain/model_file.h"
+#include "nn/nets.h"
+#include "nn/weights.h"
 #include "helpers.h"
 
 namespace {

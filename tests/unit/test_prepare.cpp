@@ -2,9 +2,9 @@
 #include <filesystem>
 #include <map>
 
-#include "catdog/atomic_file.h"
-#include "catdog/errors.h"
-#include "catdog/prepare.h"
+#include "util/atomic_file.h"
+#include "util/errors.h"
+#include "cd-prepare/prepare.h"
 #include "helpers.h"
 
 using cd::test::source_path;

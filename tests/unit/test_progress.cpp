@@ -1,7 +1,7 @@
 #include <catch2/catch.hpp>
 #include <sstream>
 
-#include "catdog/progress.h"
+#include "util/progress.h"
 
 TEST_CASE("a terminal bar redraws in place with rate and ETA", "[progress]") {
   std::ostringstream out;

@@ -1,6 +1,6 @@
 #include <catch2/catch.hpp>
 
-#include "catdog/prometheus.h"
+#include "util/prometheus.h"
 
 TEST_CASE("counters, gauges and histograms render in text format 0.0.4", "[prometheus]") {
   cd::prom::Registry r;

@@ -1,25 +1,33 @@
 // cd-eval: measure a model on the held-out test split and write DVC metrics and plots.
-#include "catdog/common.h"
-#include "catdog/config.h"
-#include "catdog/errors.h"
-#include "catdog/evaluate.h"
+#include "cd-eval/evaluate.h"
+#include "nn/compute.h"
+#include "util/config.h"
+#include "util/errors.h"
+#include "util/options.h"
 
 namespace {
 
 int eval_main(int argc, char** argv) {
   cd::EvalParams params;
   cd::CommonOptions common;
-  cd::Config config("cd-eval", "Evaluate a model on test.csv: metrics, DVC plots, misclassified.csv and PNGs.");
+  std::string device = "cpu", tta = "model";
+  cd::Config config("cd-eval",
+                    "Evaluate a model on test.csv: metrics, DVC plots, misclassified.csv and PNGs.");
   config.set_default_config_file("configs/eval.yaml");
   config.add_string("model", params.model, "model file from cd-train");
   config.add_string("data", params.data, "folder holding test.csv from cd-prepare");
-  config.add_string("output", params.output, "folder for metrics.json, plots/, misclassified.csv and PNGs");
+  config.add_string("output", params.output,
+                    "folder for metrics.json, plots/, misclassified.csv and PNGs");
   config.add_int("batch_size", params.batch_size, "images per forward pass", 1, 4096, "batch-size");
-  config.add_choice("tta", params.tta, "test-time mirror averaging: as the model file says, or forced", {"model", "on", "off"});
-  config.add_choice("device", params.device, "where to run the model", {"cpu", "cuda", "auto"});
+  config.add_choice("tta", tta, "test-time mirror averaging: as the model file says, or forced",
+                    {"model", "on", "off"});
+  config.add_choice("device", device, "where to run the model", {"cpu", "cuda", "auto"});
   cd::add_common_options(config, common);
   if (config.parse(argc, argv) == cd::ParseOutcome::k_exit_ok) return 0;
+  params.device = cd::parse_device(device);
+  params.tta = cd::parse_tta(tta);
   params.threads = cd::apply_common_options(common);
+  cd::set_compute_threads(params.threads);
   cd::run_eval(params);
   return 0;
 }

@@ -4,19 +4,21 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
-#include "catdog/classifier.h"
-#include "catdog/common.h"
-#include "catdog/config.h"
-#include "catdog/errors.h"
-#include "catdog/predict.h"
-#include "catdog/timing.h"
+#include "cd-predict/inputs.h"
+#include "nn/batch_predict.h"
+#include "nn/classifier.h"
+#include "nn/compute.h"
+#include "util/config.h"
+#include "util/errors.h"
+#include "util/options.h"
+#include "util/timing.h"
 
 #include <spdlog/spdlog.h>
 
 namespace {
 
 struct PredictOptions {
-  std::string model = "models/model.cdm";
+  std::string model = cd::k_default_model_path;
   bool json = false;
   bool quiet = false;
   int batch_size = 32;
@@ -31,15 +33,16 @@ void print(const cd::Prediction& p, const PredictOptions& o, double threshold) {
     std::fprintf(stderr, "cd-predict: %s: %s\n", p.path.c_str(), p.error.c_str());
     return;
   }
-  const char* label = p.label(threshold);
+  cd::Decision d = p.decision(threshold);
+  const char* label = d.name().c_str();
   if (o.quiet) {
     std::printf("%s\n", label);
   } else if (o.json) {
-    nlohmann::ordered_json j{{"path", p.path}, {"class_label", label}, {"probability", p.confidence(threshold)},
+    nlohmann::ordered_json j{{"path", p.path}, {"class_label", label}, {"probability", d.confidence},
                              {"p_dog", p.p_dog}, {"prediction_time_ms", p.ms}};
     std::printf("%s\n", j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
   } else {
-    std::printf("%s\t%s\t%.4f\n", p.path.c_str(), label, p.confidence(threshold));
+    std::printf("%s\t%s\t%.4f\n", p.path.c_str(), label, d.confidence);
   }
 }
 
@@ -61,12 +64,13 @@ int predict_main(int argc, char** argv) {
   if (o.json && o.quiet) throw cd::UsageError("--json and --quiet exclude each other");
   if (o.inputs.empty()) throw cd::UsageError("no images given; pass files, directories or - for stdin");
   int threads = cd::apply_common_options(common);
+  cd::set_compute_threads(threads);
 
   std::vector<cd::Prediction> items = cd::expand_inputs(o.inputs, std::cin);
   double t_args = cd::ms_since_process_start();
   auto model = cd::load_classifier(o.model, cd::parse_device(o.device));
   double t_model = cd::ms_since_process_start();
-  cd::apply_tta_choice(*model, o.tta);
+  cd::apply_tta_choice(*model, cd::parse_tta(o.tta));
   double threshold = model->meta().threshold;
   bool any_bad = false;
   double t_first = 0;

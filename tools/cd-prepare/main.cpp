@@ -1,10 +1,10 @@
 // cd-prepare: validate, deduplicate and split a folder of cat and dog photos.
 #include <spdlog/spdlog.h>
 
-#include "catdog/common.h"
-#include "catdog/config.h"
-#include "catdog/errors.h"
-#include "catdog/prepare.h"
+#include "util/options.h"
+#include "util/config.h"
+#include "util/errors.h"
+#include "cd-prepare/prepare.h"
 
 namespace {
 

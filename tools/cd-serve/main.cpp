@@ -1,16 +1,17 @@
 // cd-serve: the HTTP inference service.
-#include "catdog/common.h"
-#include "catdog/config.h"
-#include "catdog/errors.h"
-#include "catdog/serve.h"
+#include "nn/compute.h"
+#include "util/options.h"
+#include "util/config.h"
+#include "util/errors.h"
+#include "cd-serve/serve.h"
 
 namespace {
 
 int serve_main(int argc, char** argv) {
   cd::ServeParams p;
   cd::CommonOptions common;
+  std::string device = "cpu";
   cd::Config c("cd-serve", "Serve a cat/dog model over HTTP: /predict, /health, /ready, /metrics, /docs and a page at /.");
-  c.set_default_config_file("configs/serve.yaml");
   c.add_string("model", p.model, "model file from cd-train (SIGHUP reloads it)");
   c.add_string("host", p.host, "address to listen on");
   c.add_int("port", p.port, "TCP port; 0 picks a free one", 0, 65535);
@@ -23,10 +24,12 @@ int serve_main(int argc, char** argv) {
   c.add_double("max_body_mb", p.max_body_mb, "largest request body in MB (413 above)", 0.01, 1024.0, "max-body-mb");
   c.add_int("max_batch_files", p.max_batch_files, "most images in one /predict/batch request", 1, 4096, "max-batch-files");
   c.add_double("grace_s", p.grace_s, "seconds SIGTERM waits for in-flight requests", 0.0, 3600.0, "grace-s");
-  c.add_choice("device", p.device, "where to run the model", {"cpu", "cuda", "auto"});
+  c.add_choice("device", device, "where to run the model", {"cpu", "cuda", "auto"});
   cd::add_common_options(c, common);
   if (c.parse(argc, argv) == cd::ParseOutcome::k_exit_ok) return 0;
+  p.device = cd::parse_device(device);
   p.threads = cd::apply_common_options(common);
+  cd::set_compute_threads(p.threads);
   return cd::run_serve(p);
 }
 

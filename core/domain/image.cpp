@@ -1,0 +1,175 @@
+#include "domain/image.h"
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/core/utility.hpp>
+#include <opencv2/imgproc.hpp>
+#include <random>
+
+#include "util/atomic_file.h"
+#include "util/errors.h"
+#include "util/random.h"
+#include "util/strings.h"
+
+namespace cd {
+
+namespace {
+
+bool is_jpeg(std::string_view b) { return starts_with(b, "\xFF\xD8\xFF"); }
+bool is_png(std::string_view b) { return starts_with(b, "\x89PNG\r\n\x1a\n"); }
+
+bool png_truncated(std::string_view bytes) {
+  std::size_t tail = std::min<std::size_t>(bytes.size(), 16);
+  return bytes.substr(bytes.size() - tail).find("IEND") == std::string_view::npos;
+}
+
+}  // namespace
+
+std::string to_string(ResizePolicy policy) {
+  switch (policy) {
+    case ResizePolicy::k_stretch: return "stretch";
+    case ResizePolicy::k_center_crop: return "center-crop";
+    case ResizePolicy::k_letterbox: return "letterbox";
+  }
+  return "stretch";
+}
+
+std::string to_string(Normalization norm) {
+  return norm == Normalization::k_unit ? "unit" : "imagenet";
+}
+
+ResizePolicy parse_resize_policy(const std::string& name) {
+  if (name == "stretch") return ResizePolicy::k_stretch;
+  if (name == "center-crop") return ResizePolicy::k_center_crop;
+  if (name == "letterbox") return ResizePolicy::k_letterbox;
+  throw UsageError("resize policy '" + name + "' is not known; allowed: stretch|center-crop|letterbox");
+}
+
+Normalization parse_normalization(const std::string& name) {
+  if (name == "unit") return Normalization::k_unit;
+  if (name == "imagenet") return Normalization::k_imagenet;
+  throw UsageError("normalization '" + name + "' is not known; allowed: unit|imagenet");
+}
+
+bool has_image_extension(const std::string& path) {
+  std::string ext = to_lower(std::filesystem::path(path).extension().string());
+  return ext == ".jpg" || ext == ".jpeg" || ext == ".png" || ext == ".bmp" || ext == ".webp";
+}
+
+bool jpeg_truncated(std::string_view bytes) {
+  if (!is_jpeg(bytes)) return false;
+  // Inside entropy-coded data every 0xFF is stuffed, so the end-of-image marker
+  // can only appear as a marker: it must follow the last start-of-scan.
+  std::size_t sos = bytes.rfind("\xFF\xDA");
+  if (sos == std::string_view::npos) return true;
+  return bytes.find("\xFF\xD9", sos) == std::string_view::npos;
+}
+
+cv::Mat decode_rgb(std::string_view bytes) {
+  if (bytes.empty()) throw DataError("empty file (0 bytes)");
+  if (jpeg_truncated(bytes)) throw DataError("truncated JPEG (no end-of-image marker)");
+  if (is_png(bytes) && png_truncated(bytes)) throw DataError("truncated PNG (no IEND chunk)");
+  cv::Mat raw(1, static_cast<int>(bytes.size()), CV_8UC1, const_cast<char*>(bytes.data()));
+  cv::Mat bgr;
+  try {
+    bgr = cv::imdecode(raw, cv::IMREAD_COLOR);
+  } catch (const cv::Exception&) {
+    bgr.release();
+  }
+  if (bgr.empty())
+    throw DataError("not a decodable image (expected JPEG, PNG, BMP or WebP)");
+  cv::Mat rgb;
+  cv::cvtColor(bgr, rgb, cv::COLOR_BGR2RGB);
+  return rgb;
+}
+
+cv::Mat read_rgb(const std::string& path) {
+  std::string bytes;
+  try {
+    bytes = read_file(path);
+  } catch (const IoError& e) {
+    throw DataError(e.what());
+  }
+  try {
+    return decode_rgb(bytes);
+  } catch (const DataError& e) {
+    throw DataError("'" + path + "': " + e.what());
+  }
+}
+
+cv::Mat resize_by_policy(const cv::Mat& rgb, int size, ResizePolicy policy) {
+  auto resize_to = [](const cv::Mat& in, int w, int h) {
+    cv::Mat out;
+    bool shrinking = w <= in.cols && h <= in.rows;
+    cv::resize(in, out, cv::Size(w, h), 0, 0, shrinking ? cv::INTER_AREA : cv::INTER_LINEAR);
+    return out;
+  };
+  if (policy == ResizePolicy::k_stretch) {
+    if (rgb.cols == size && rgb.rows == size) return rgb;
+    return resize_to(rgb, size, size);
+  }
+  double scale_short = static_cast<double>(size) / std::min(rgb.cols, rgb.rows);
+  double scale_long = static_cast<double>(size) / std::max(rgb.cols, rgb.rows);
+  if (policy == ResizePolicy::k_center_crop) {
+    int w = std::max(size, static_cast<int>(std::lround(rgb.cols * scale_short)));
+    int h = std::max(size, static_cast<int>(std::lround(rgb.rows * scale_short)));
+    cv::Mat scaled = resize_to(rgb, w, h);
+    return scaled(cv::Rect((w - size) / 2, (h - size) / 2, size, size)).clone();
+  }
+  int w = std::max(1, static_cast<int>(std::lround(rgb.cols * scale_long)));
+  int h = std::max(1, static_cast<int>(std::lround(rgb.rows * scale_long)));
+  cv::Mat scaled = resize_to(rgb, w, h);
+  cv::Mat canvas(size, size, CV_8UC3, cv::Scalar(128, 128, 128));
+  scaled.copyTo(canvas(cv::Rect((size - w) / 2, (size - h) / 2, w, h)));
+  return canvas;
+}
+
+void to_chw_floats(const cv::Mat& rgb, Normalization norm, float* dst) {
+  static const float k_mean[3] = {0.485f, 0.456f, 0.406f};
+  static const float k_std[3] = {0.229f, 0.224f, 0.225f};
+  float scale[3], offset[3];
+  for (int ch = 0; ch < 3; ++ch) {
+    bool imagenet = norm == Normalization::k_imagenet;
+    scale[ch] = imagenet ? 1.0f / (255.0f * k_std[ch]) : 1.0f / 255.0f;
+    offset[ch] = imagenet ? -k_mean[ch] / k_std[ch] : 0.0f;
+  }
+  const std::size_t plane = static_cast<std::size_t>(rgb.rows) * rgb.cols;
+  for (int y = 0; y < rgb.rows; ++y) {
+    const unsigned char* row = rgb.ptr<unsigned char>(y);
+    std::size_t base = static_cast<std::size_t>(y) * rgb.cols;
+    for (int x = 0; x < rgb.cols; ++x)
+      for (int ch = 0; ch < 3; ++ch)
+        dst[ch * plane + base + x] = row[3 * x + ch] * scale[ch] + offset[ch];
+  }
+}
+
+void preprocess_into(std::string_view bytes, const PreprocessSpec& spec, float* dst) {
+  to_chw_floats(resize_by_policy(decode_rgb(bytes), spec.size, spec.resize), spec.norm, dst);
+}
+
+void keep_opencv_single_threaded() { cv::setNumThreads(1); }
+
+cv::Mat augment(const cv::Mat& rgb, const Augmentation& aug, std::uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  double angle = uniform(rng, -aug.rotation_deg, aug.rotation_deg);
+  double tx = uniform(rng, -aug.shift, aug.shift) * rgb.cols;
+  double ty = uniform(rng, -aug.shift, aug.shift) * rgb.rows;
+  double zx = uniform(rng, 1.0 - aug.zoom, 1.0 + aug.zoom);
+  double zy = uniform(rng, 1.0 - aug.zoom, 1.0 + aug.zoom);
+  bool flip = aug.hflip && (rng() & 1);
+  // Keras' zoom z < 1 magnifies: the sampled window shrinks, so scale by 1/z.
+  double rad = angle * M_PI / 180.0;
+  double cx = rgb.cols / 2.0, cy = rgb.rows / 2.0;
+  double a = std::cos(rad) / zx, b = std::sin(rad) / zy;
+  double c = -std::sin(rad) / zx, d = std::cos(rad) / zy;
+  cv::Mat m = (cv::Mat_<double>(2, 3) << a, b, cx + tx - a * cx - b * cy,  //
+               c, d, cy + ty - c * cx - d * cy);
+  cv::Mat out;
+  cv::warpAffine(rgb, out, m, rgb.size(), cv::INTER_LINEAR, cv::BORDER_REPLICATE);
+  if (flip) cv::flip(out, out, 1);
+  return out;
+}
+
+}  // namespace cd

@@ -1,0 +1,70 @@
+// THE preprocessing path shared by cd-train, cd-eval, cd-predict and cd-serve:
+// decode bytes -> 8-bit RGB -> resize by policy -> float CHW. preprocess_into()
+// is the composition (nn/image_tensor.h wraps it in a tensor); training calls
+// the same three stages and inserts augmentation between resizing and
+// normalising. Nothing here needs LibTorch, so cd-prepare does not link it.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include <opencv2/core/mat.hpp>
+
+namespace cd {
+
+enum class ResizePolicy { k_stretch, k_center_crop, k_letterbox };
+enum class Normalization { k_unit, k_imagenet };  // [0,1] or ImageNet mean/std
+
+struct PreprocessSpec {
+  int size = 224;
+  ResizePolicy resize = ResizePolicy::k_stretch;
+  Normalization norm = Normalization::k_unit;
+};
+
+std::string to_string(ResizePolicy policy);
+std::string to_string(Normalization norm);
+ResizePolicy parse_resize_policy(const std::string& name);  // UsageError
+Normalization parse_normalization(const std::string& name);
+
+// Stage 1: decodes JPEG/PNG/BMP/WebP bytes (grayscale, CMYK, alpha and
+// 16-bit inputs included) into 8-bit RGB. Throws DataError with the reason:
+// empty, truncated, not an image.
+cv::Mat decode_rgb(std::string_view bytes);
+// Reads a file and decodes it; errors name the path.
+cv::Mat read_rgb(const std::string& path);
+
+// Stage 2: brings any size and aspect to size x size by the policy.
+cv::Mat resize_by_policy(const cv::Mat& rgb, int size, ResizePolicy policy);
+
+// Stage 3: 8-bit RGB HWC -> 3*H*W normalised floats (CHW) written to dst.
+// Pure C++, safe on loader threads while LibTorch's OpenMP pool runs the model.
+void to_chw_floats(const cv::Mat& rgb, Normalization norm, float* dst);
+
+// All three stages into dst (3 * spec.size^2 floats). Throws DataError.
+void preprocess_into(std::string_view bytes, const PreprocessSpec& spec, float* dst);
+
+// OpenCV's own thread pool stays off: catdog parallelises over images.
+void keep_opencv_single_threaded();
+
+// True for the extensions every tool accepts: jpg, jpeg, png, bmp, webp, any case.
+bool has_image_extension(const std::string& path);
+
+// True when the bytes look like a JPEG that is cut short (no EOI marker).
+bool jpeg_truncated(std::string_view bytes);
+
+// Random affine augmentation with Keras ImageDataGenerator's meaning:
+// rotation in degrees, shifts as fractions of the side, zoom as +-fraction.
+struct Augmentation {
+  double rotation_deg = 20.0;
+  double shift = 0.2;
+  double zoom = 0.2;
+  bool hflip = true;
+  bool enabled() const { return rotation_deg > 0 || shift > 0 || zoom > 0 || hflip; }
+};
+
+// Deterministic for a given seed, so runs and resumes are reproducible
+// whatever thread did the work.
+cv::Mat augment(const cv::Mat& rgb, const Augmentation& aug, std::uint64_t seed);
+
+}  // namespace cd

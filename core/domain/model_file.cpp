@@ -1,0 +1,152 @@
+#include "domain/model_file.h"
+
+#include <cstring>
+#include <ctime>
+
+#include "util/atomic_file.h"
+#include "util/errors.h"
+
+namespace cd {
+
+namespace {
+
+constexpr char k_magic[8] = {'C', 'D', 'M', 'O', 'D', 'E', 'L', '\n'};
+
+void put_u32(std::string& out, std::uint32_t v) {
+  for (int i = 0; i < 4; ++i) out += static_cast<char>((v >> (8 * i)) & 0xff);
+}
+void put_u64(std::string& out, std::uint64_t v) {
+  for (int i = 0; i < 8; ++i) out += static_cast<char>((v >> (8 * i)) & 0xff);
+}
+std::uint64_t get_le(const std::string& in, std::size_t pos, int bytes) {
+  std::uint64_t v = 0;
+  for (int i = 0; i < bytes; ++i) v |= static_cast<std::uint64_t>(static_cast<unsigned char>(in[pos + i])) << (8 * i);
+  return v;
+}
+
+const char* kind_name(FileKind kind) { return kind == FileKind::k_model ? "model" : "checkpoint"; }
+
+}  // namespace
+
+nlohmann::json meta_to_json(const ModelMeta& m) {
+  return {{"format_version", m.format_version},
+          {"architecture", m.architecture},
+          {"arch_params", m.arch_params},
+          {"input_size", m.preprocess.size},
+          {"resize", to_string(m.preprocess.resize)},
+          {"normalization", to_string(m.preprocess.norm)},
+          {"classes", m.classes},
+          {"positive_class", label_name(Label::k_dog)},
+          {"threshold", m.threshold},
+          {"tta_flip", m.tta_flip},
+          {"created", m.created},
+          {"git_commit", m.git_commit},
+          {"data_fingerprint", m.data_fingerprint},
+          {"val_metrics", m.val_metrics}};
+}
+
+ModelMeta meta_from_json(const nlohmann::json& j, const std::string& origin) {
+  ModelMeta m;
+  try {
+    m.format_version = j.at("format_version").get<std::uint32_t>();
+    m.architecture = j.at("architecture").get<std::string>();
+    m.arch_params = j.value("arch_params", nlohmann::json::object());
+    m.preprocess.size = j.at("input_size").get<int>();
+    m.preprocess.resize = parse_resize_policy(j.at("resize").get<std::string>());
+    m.preprocess.norm = parse_normalization(j.at("normalization").get<std::string>());
+    m.classes = j.at("classes").get<std::vector<std::string>>();
+    m.threshold = j.at("threshold").get<double>();
+    m.tta_flip = j.value("tta_flip", false);
+    m.created = j.value("created", "");
+    m.git_commit = j.value("git_commit", "");
+    m.data_fingerprint = j.value("data_fingerprint", "");
+    m.val_metrics = j.value("val_metrics", nlohmann::json::object());
+  } catch (const std::exception& e) {
+    throw ModelError(origin + ": metadata is incomplete or malformed (" + e.what() + ")");
+  }
+  if (m.classes != class_names())
+    throw ModelError(origin + ": classes must be [cat, dog]");
+  if (m.preprocess.size < 16 || m.preprocess.size > 1024)
+    throw ModelError(origin + ": input_size " + std::to_string(m.preprocess.size) + " is out of range");
+  if (!(m.threshold > 0.0 && m.threshold < 1.0)) throw ModelError(origin + ": threshold must be in (0, 1)");
+  return m;
+}
+
+std::string pack_file(const FileParts& parts) {
+  std::string meta = parts.meta.dump();
+  std::string out(k_magic, sizeof k_magic);
+  put_u32(out, k_model_format_version);
+  put_u32(out, static_cast<std::uint32_t>(parts.kind));
+  put_u64(out, meta.size());
+  out += meta;
+  put_u64(out, parts.payload.size());
+  out += parts.payload;
+  return out;
+}
+
+FileParts unpack_file(const std::string& bytes, const std::string& origin) {
+  if (bytes.size() < sizeof k_magic || std::memcmp(bytes.data(), k_magic, sizeof k_magic) != 0)
+    throw ModelError(origin + ": not a catdog model file (bad magic); was it written by cd-train?");
+  std::size_t pos = sizeof k_magic;
+  auto need = [&](std::size_t n) {
+    if (bytes.size() - pos < n)
+      throw ModelError(origin + ": file is truncated (" + std::to_string(bytes.size()) +
+                       " bytes); re-copy or retrain it");
+  };
+  need(8);
+  auto version = static_cast<std::uint32_t>(get_le(bytes, pos, 4));
+  auto kind = static_cast<std::uint32_t>(get_le(bytes, pos + 4, 4));
+  pos += 8;
+  if (version > k_model_format_version)
+    throw ModelError(origin + ": format version " + std::to_string(version) +
+                     " is newer than this build supports (" + std::to_string(k_model_format_version) +
+                     "); upgrade catdog");
+  if (kind != 1 && kind != 2) throw ModelError(origin + ": unknown file kind " + std::to_string(kind));
+  FileParts parts;
+  parts.kind = static_cast<FileKind>(kind);
+  need(8);
+  std::uint64_t meta_len = get_le(bytes, pos, 8);
+  pos += 8;
+  need(meta_len);
+  try {
+    parts.meta = nlohmann::json::parse(bytes.substr(pos, meta_len));
+  } catch (const std::exception&) {
+    throw ModelError(origin + ": metadata block is not valid JSON; the file is corrupt");
+  }
+  pos += meta_len;
+  need(8);
+  std::uint64_t payload_len = get_le(bytes, pos, 8);
+  pos += 8;
+  need(payload_len);
+  parts.payload = bytes.substr(pos, payload_len);
+  return parts;
+}
+
+FileParts read_parts(const std::string& path, FileKind expected) {
+  std::string bytes;
+  try {
+    bytes = read_file(path);
+  } catch (const IoError& e) {
+    throw ModelError(e.what());
+  }
+  FileParts parts = unpack_file(bytes, path);
+  if (parts.kind != expected)
+    throw ModelError(path + ": is a " + kind_name(parts.kind) + " file, expected a " + kind_name(expected));
+  return parts;
+}
+
+ModelMeta read_model_meta(const std::string& path) {
+  FileParts parts = read_parts(path, FileKind::k_model);
+  return meta_from_json(parts.meta, path);
+}
+
+std::string utc_now_iso8601() {
+  std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+}  // namespace cd

@@ -1,0 +1,54 @@
+// The self-describing model file (and the training checkpoint, which shares
+// its container): a magic line, a format version, a JSON metadata block and
+// a LibTorch archive of the weights. Loading checks each part and reports a
+// truncated, foreign or newer-format file as cd::ModelError, never a crash.
+#pragma once
+
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "domain/image.h"
+#include "domain/labels.h"
+
+namespace cd {
+
+constexpr std::uint32_t k_model_format_version = 1;
+
+enum class FileKind : std::uint32_t { k_model = 1, k_checkpoint = 2 };
+
+struct ModelMeta {
+  std::uint32_t format_version = k_model_format_version;
+  std::string architecture = "compact";
+  nlohmann::json arch_params = nlohmann::json::object();
+  PreprocessSpec preprocess;
+  std::vector<std::string> classes = class_names();
+  double threshold = 0.5;
+  bool tta_flip = false;
+  std::string created;  // ISO 8601 UTC
+  std::string git_commit;
+  std::string data_fingerprint;
+  nlohmann::json val_metrics = nlohmann::json::object();
+};
+
+nlohmann::json meta_to_json(const ModelMeta& meta);
+// origin names the file in errors.
+ModelMeta meta_from_json(const nlohmann::json& j, const std::string& origin);
+
+struct FileParts {
+  FileKind kind = FileKind::k_model;
+  nlohmann::json meta;
+  std::string payload;  // LibTorch archive bytes
+};
+
+std::string pack_file(const FileParts& parts);
+// Throws ModelError naming the path: missing, foreign, truncated, newer format.
+FileParts unpack_file(const std::string& bytes, const std::string& origin);
+FileParts read_parts(const std::string& path, FileKind expected);
+
+// Metadata only, without touching the weights (for /model and fast checks).
+ModelMeta read_model_meta(const std::string& path);
+
+std::string utc_now_iso8601();
+
+}  // namespace cd

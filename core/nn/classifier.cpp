@@ -1,0 +1,69 @@
+#include "nn/classifier.h"
+
+#include <ATen/ATen.h>
+#include <torch/nn/module.h>
+
+#include "nn/nets.h"
+#include "nn/weights.h"
+#include "util/errors.h"
+
+namespace cd {
+
+namespace {
+
+class TorchClassifier : public Classifier {
+ public:
+  TorchClassifier(ModelMeta meta, Network net, c10::Device device)
+      : m_meta(std::move(meta)), m_net(std::move(net)), m_device(device) {
+    m_net->eval();
+    m_net->fuse_for_inference();
+    m_net->to(m_device);
+    if (m_device.is_cpu()) to_channels_last(*m_net);
+  }
+
+  const ModelMeta& meta() const override { return m_meta; }
+  void set_tta_flip(bool on) override { m_meta.tta_flip = on; }
+
+  std::vector<float> predict(const at::Tensor& batch) override {
+    c10::InferenceMode guard;
+    at::Tensor x = batch.to(m_device);
+    if (m_device.is_cpu()) x = x.contiguous(at::MemoryFormat::ChannelsLast);
+    at::Tensor p = at::sigmoid(m_net->forward(x).view({-1}).to(at::kFloat));
+    if (m_meta.tta_flip) p = (p + at::sigmoid(m_net->forward(x.flip({3})).view({-1}))) / 2;
+    p = p.to(at::kCPU).contiguous();
+    return std::vector<float>(p.data_ptr<float>(), p.data_ptr<float>() + p.numel());
+  }
+
+ private:
+  ModelMeta m_meta;
+  Network m_net;
+  c10::Device m_device;
+};
+
+}  // namespace
+
+TtaChoice parse_tta(const std::string& name) {
+  if (name == "model") return TtaChoice::k_model;
+  if (name == "on") return TtaChoice::k_on;
+  if (name == "off") return TtaChoice::k_off;
+  throw UsageError("tta must be model|on|off, not '" + name + "'");
+}
+
+void apply_tta_choice(Classifier& model, TtaChoice choice) {
+  if (choice != TtaChoice::k_model) model.set_tta_flip(choice == TtaChoice::k_on);
+}
+
+std::unique_ptr<Classifier> load_classifier(const std::string& path, DeviceChoice device) {
+  FileParts parts = read_parts(path, FileKind::k_model);
+  ModelMeta meta = meta_from_json(parts.meta, path);
+  Network net;
+  try {
+    net = build_network(meta.architecture, meta.preprocess.size, meta.arch_params);
+  } catch (const UsageError& e) {
+    throw ModelError(path + ": " + e.what());
+  }
+  deserialize_module(*net, parts.payload, path);
+  return std::make_unique<TorchClassifier>(std::move(meta), std::move(net), select_device(device));
+}
+
+}  // namespace cd

@@ -1,0 +1,38 @@
+// The one inference interface every tool uses: a loaded model turns a batch
+// of preprocessed images into P(dog). A second runtime (ONNX through OpenCV's
+// DNN module) can be added behind it without touching the tools.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "domain/model_file.h"
+#include "nn/compute.h"
+
+namespace at {
+class Tensor;
+}
+
+namespace cd {
+
+class Classifier {
+ public:
+  virtual ~Classifier() = default;
+  virtual const ModelMeta& meta() const = 0;
+  // batch: float [N,3,S,S] from preprocess(); returns N probabilities of dog.
+  virtual std::vector<float> predict(const at::Tensor& batch) = 0;
+  // Overrides the model's own test-time flip setting (cd-eval --tta on|off).
+  virtual void set_tta_flip(bool on) = 0;
+};
+
+// --tta: keep the model file's setting, or force mirror averaging on or off.
+enum class TtaChoice { k_model, k_on, k_off };
+TtaChoice parse_tta(const std::string& name);  // UsageError
+void apply_tta_choice(Classifier& model, TtaChoice choice);
+
+// Throws ModelError for a missing, corrupt or mismatched file.
+std::unique_ptr<Classifier> load_classifier(const std::string& path,
+                                            DeviceChoice device = DeviceChoice::k_cpu);
+
+}  // namespace cd

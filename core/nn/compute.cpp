@@ -1,0 +1,32 @@
+#include "nn/compute.h"
+
+#include <ATen/Parallel.h>
+#include <torch/cuda.h>
+
+#include "domain/image.h"
+#include "util/errors.h"
+
+namespace cd {
+
+DeviceChoice parse_device(const std::string& name) {
+  if (name == "cpu") return DeviceChoice::k_cpu;
+  if (name == "cuda") return DeviceChoice::k_cuda;
+  if (name == "auto") return DeviceChoice::k_auto;
+  throw UsageError("device '" + name + "' is not known; allowed: cpu|cuda|auto");
+}
+
+c10::Device select_device(DeviceChoice choice) {
+  bool cuda = torch::cuda::is_available();
+  if (choice == DeviceChoice::k_cuda && !cuda)
+    throw UsageError(
+        "--device cuda was asked for, but no CUDA device is available to this LibTorch build; "
+        "use --device cpu or auto");
+  return (choice != DeviceChoice::k_cpu && cuda) ? c10::Device(c10::kCUDA) : c10::Device(c10::kCPU);
+}
+
+void set_compute_threads(int threads) {
+  at::set_num_threads(threads);
+  keep_opencv_single_threaded();
+}
+
+}  // namespace cd

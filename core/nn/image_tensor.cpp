@@ -1,0 +1,19 @@
+#include "nn/image_tensor.h"
+
+#include <ATen/ATen.h>
+
+namespace cd {
+
+at::Tensor to_tensor(const cv::Mat& rgb, Normalization norm) {
+  at::Tensor chw = at::empty({3, rgb.rows, rgb.cols}, at::kFloat);
+  to_chw_floats(rgb, norm, chw.data_ptr<float>());
+  return chw;
+}
+
+at::Tensor preprocess(std::string_view bytes, const PreprocessSpec& spec) {
+  at::Tensor chw = at::empty({3, spec.size, spec.size}, at::kFloat);
+  preprocess_into(bytes, spec, chw.data_ptr<float>());
+  return chw;
+}
+
+}  // namespace cd

@@ -1,0 +1,59 @@
+// The network architectures, built by name from the model file's metadata.
+//   baseline: the original system's CNN (4 x conv-ReLU-pool, dense 512, dropout).
+//   compact:  5 x (conv-BN-ReLU-pool) and global average pooling; ~0.76M params.
+//   darknet:  ImageNet Tiny Darknet (imported from TF.js) with a linear cat/dog
+//             head on its pooled features and ImageNet logits.
+// Every network splits into embed() (the backbone) and classify() (the head),
+// so a frozen backbone's features can be computed once and the head trained alone.
+#pragma once
+
+#include <torch/nn/module.h>
+#include <torch/nn/modules/container/sequential.h>
+#include <torch/nn/modules/linear.h>
+
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+namespace cd {
+
+class NetworkImpl : public torch::nn::Module {
+ public:
+  virtual at::Tensor embed(const at::Tensor& x) = 0;         // [N,3,S,S] -> [N,F]
+  virtual at::Tensor classify(const at::Tensor& features) = 0;  // [N,F] -> [N,1] logits
+  at::Tensor forward(const at::Tensor& x) { return classify(embed(x)); }
+  // Parameters of the head alone (the part a frozen backbone leaves to train).
+  virtual std::vector<at::Tensor> head_parameters() = 0;
+  // Folds batch norm into the preceding convolutions for inference (eval only).
+  virtual void fuse_for_inference() {}
+  // Forward FLOPs for one image of side `size` (multiply-add = 2).
+  virtual double flops(int size) = 0;
+};
+using Network = std::shared_ptr<NetworkImpl>;
+
+const std::vector<std::string>& architecture_names();
+
+// What the darknet head reads: the pooled last block, the ImageNet logits,
+// both, or "rich" (both plus the pooled wide blocks of the last two stages).
+enum class DarknetFeatures { k_pooled, k_logits, k_both, k_rich };
+DarknetFeatures parse_darknet_features(const std::string& name);  // UsageError
+std::string to_string(DarknetFeatures features);
+
+// Throws UsageError for an unknown name or unusable parameters.
+Network build_network(const std::string& architecture, int input_size,
+                      const nlohmann::json& params = nlohmann::json::object());
+
+std::int64_t count_parameters(torch::nn::Module& module);
+
+// Forward GFLOPs (multiply-add = 2) per image, for the compute floor.
+double forward_gflops(const std::string& architecture, int input_size,
+                      const nlohmann::json& params = nlohmann::json::object());
+
+// Moves 4-D parameters to channels-last, which oneDNN runs 1.1-2.6x faster here.
+void to_channels_last(torch::nn::Module& module);
+
+// The untouched Tiny Darknet ImageNet head: [N,3,S,S] in [0,1] -> [N,1000] logits.
+at::Tensor darknet_imagenet_logits(NetworkImpl& net, const at::Tensor& x);
+
+}  // namespace cd

@@ -1,0 +1,25 @@
+// Options every tool shares (--threads, --log-level, --log-format) and the
+// start-up that applies them.
+#pragma once
+
+#include <string>
+
+#include "util/config.h"
+
+namespace cd {
+
+struct CommonOptions {
+  int threads = 0;  // 0: every core
+  std::string log_level = "info";
+  std::string log_format = "text";
+};
+
+// Registers the shared options; threads_key places --threads in a YAML
+// section ("run.threads" puts it under run: in train.yaml).
+void add_common_options(Config& config, CommonOptions& common, const std::string& threads_key = "threads");
+
+// Installs logging and returns the thread count in effect (every core for 0).
+// Tools that run LibTorch pass it on to set_compute_threads (nn/compute.h).
+int apply_common_options(const CommonOptions& common);
+
+}  // namespace cd

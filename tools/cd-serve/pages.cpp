@@ -1,0 +1,152 @@
+#include "cd-serve/pages.h"
+
+#include <nlohmann/json.hpp>
+
+namespace cd::serve {
+
+namespace {
+
+using json = nlohmann::ordered_json;
+
+json error_response(const std::string& description) {
+  return {{"description", description},
+          {"content", {{"application/json", {{"schema", {{"$ref", "#/components/schemas/Error"}}}}}}}};
+}
+
+json json_response(const std::string& description, const std::string& schema) {
+  return {{"description", description},
+          {"content", {{"application/json", {{"schema", {{"$ref", "#/components/schemas/" + schema}}}}}}}};
+}
+
+}  // namespace
+
+std::string openapi_json() {
+  json prediction = {{"type", "object"},
+                     {"required", {"class_label", "probability", "p_dog", "prediction_time_ms", "timestamp", "model_version"}},
+                     {"properties",
+                      {{"class_label", {{"type", "string"}, {"enum", {"cat", "dog"}}}},
+                       {"probability", {{"type", "number"}, {"description", "confidence of class_label"}}},
+                       {"p_dog", {{"type", "number"}, {"description", "P(dog)"}}},
+                       {"prediction_time_ms", {{"type", "number"}}},
+                       {"timestamp", {{"type", "string"}, {"format", "date-time"}}},
+                       {"model_version", {{"type", "string"}}}}}};
+  json error = {{"type", "object"},
+                {"properties",
+                 {{"error",
+                   {{"type", "object"},
+                    {"properties", {{"code", {{"type", "integer"}}}, {"message", {{"type", "string"}}}, {"type", {{"type", "string"}}}}}}}}}};
+  json upload = {{"multipart/form-data",
+                  {{"schema", {{"type", "object"}, {"properties", {{"file", {{"type", "string"}, {"format", "binary"}}}}}}}}},
+                 {"image/*", {{"schema", {{"type", "string"}, {"format", "binary"}}}}}};
+  json errors = {{"400", error_response("not an image, or undecodable")},
+                 {"401", error_response("an API key is configured and missing or wrong")},
+                 {"413", error_response("body over the size limit")},
+                 {"415", error_response("unsupported content type")},
+                 {"503", error_response("not ready, draining, or the queue is full")}};
+  json predict_responses = errors;
+  predict_responses["200"] = json_response("the prediction", "Prediction");
+  json batch_responses = errors;
+  batch_responses["200"] = {{"description", "predictions in upload order, with per-item errors"}};
+  json doc = {
+      {"openapi", "3.0.3"},
+      {"info", {{"title", "catdog inference service"}, {"version", "1"},
+                {"description", "Cat or dog? Send a photo. Errors are {\"error\":{\"code\",\"message\",\"type\"}}."}}},
+      {"components",
+       {{"schemas", {{"Prediction", prediction}, {"Error", error}}},
+        {"securitySchemes", {{"bearer", {{"type", "http"}, {"scheme", "bearer"}}},
+                             {"apiKey", {{"type", "apiKey"}, {"in", "header"}, {"name", "X-API-Key"}}}}}}},
+      {"paths",
+       {{"/health", {{"get", {{"summary", "Liveness: 200 while the process runs"}, {"responses", {{"200", {{"description", "status, model_loaded, model_path, requests_served, average_latency_ms"}}}}}}}}},
+        {"/ready", {{"get", {{"summary", "Readiness: 200 once the model is loaded and warmed up"}, {"responses", {{"200", {{"description", "ready"}}}, {"503", error_response("not ready or draining")}}}}}}},
+        {"/predict", {{"post", {{"summary", "Classify one image (multipart field 'file', or a raw image/* body)"},
+                                {"security", {{{"bearer", json::array()}}, {{"apiKey", json::array()}}}},
+                                {"requestBody", {{"required", true}, {"content", upload}}},
+                                {"responses", predict_responses}}}}},
+        {"/predict/batch", {{"post", {{"summary", "Classify several images (multipart, one part per image)"},
+                                      {"security", {{{"bearer", json::array()}}, {{"apiKey", json::array()}}}},
+                                      {"requestBody", {{"required", true}, {"content", {{"multipart/form-data", {{"schema", {{"type", "object"}}}}}}}}},
+                                      {"responses", batch_responses}}}}},
+        {"/model", {{"get", {{"summary", "The loaded model's metadata"}, {"responses", {{"200", {{"description", "metadata"}}}, {"503", error_response("no model yet")}}}}}}},
+        {"/metrics", {{"get", {{"summary", "Prometheus metrics (text format 0.0.4)"}, {"responses", {{"200", {{"description", "metrics"}}}}}}}}},
+        {"/openapi.json", {{"get", {{"summary", "This document"}, {"responses", {{"200", {{"description", "OpenAPI 3"}}}}}}}}},
+        {"/docs", {{"get", {{"summary", "This document as a page"}, {"responses", {{"200", {{"description", "HTML"}}}}}}}}},
+        {"/", {{"get", {{"summary", "A page to try the model with a photo"}, {"responses", {{"200", {{"description", "HTML"}}}}}}}}}}}};
+  return doc.dump(2);
+}
+
+std::string docs_html() {
+  return R"HTML(<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>catdog API</title>
+<style>
+body{font:15px/1.5 system-ui,sans-serif;max-width:820px;margin:2em auto;padding:0 1em;color:#222}
+.route{border:1px solid #ddd;border-radius:6px;margin:.7em 0;padding:.6em .9em}
+.m{display:inline-block;min-width:4.5em;font-weight:700;color:#fff;border-radius:4px;text-align:center;margin-right:.6em}
+.get{background:#2b7bb9}.post{background:#3a9a4a}code{background:#f3f3f3;padding:0 .3em}
+ul{margin:.3em 0}</style></head>
+<body><h1>catdog API</h1><p id="desc"></p><div id="routes">loading /openapi.json&hellip;</div>
+<script>
+fetch('/openapi.json').then(r=>r.json()).then(doc=>{
+  document.getElementById('desc').textContent=doc.info.description;
+  const box=document.getElementById('routes'); box.textContent='';
+  for(const [path,ops] of Object.entries(doc.paths)) for(const [m,op] of Object.entries(ops)){
+    const d=document.createElement('div'); d.className='route';
+    const codes=Object.entries(op.responses).map(([c,r])=>'<li><code>'+c+'</code> '+r.description+'</li>').join('');
+    d.innerHTML='<span class="m '+m+'">'+m.toUpperCase()+'</span><code>'+path+'</code> '+op.summary+
+      (op.security?' <em>(API key when configured)</em>':'')+'<ul>'+codes+'</ul>';
+    box.appendChild(d);
+  }
+});
+</script></body></html>
+)HTML";
+}
+
+std::string index_html() {
+  return R"HTML(<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
+<title>Cat or dog?</title>
+<style>
+body{font:16px/1.5 system-ui,sans-serif;max-width:560px;margin:2em auto;padding:0 1em;color:#222;text-align:center}
+#drop{border:3px dashed #aaa;border-radius:12px;padding:2em 1em;cursor:pointer;transition:.2s}
+#drop.over{border-color:#2b7bb9;background:#eef6fc}
+#preview{max-width:100%;max-height:320px;margin-top:1em;border-radius:8px;display:none}
+#result{font-size:1.6em;font-weight:700;margin:.6em 0;min-height:1.5em}
+#bar{height:10px;background:#eee;border-radius:5px;overflow:hidden}#fill{height:100%;width:0;background:#3a9a4a;transition:.3s}
+#key{margin-top:1.5em;font-size:.85em;color:#666}input[type=password]{width:14em}
+.error{color:#b33}</style></head>
+<body>
+<h1>Cat or dog?</h1>
+<div id="drop">Drop a photo here, or <u>choose one</u>
+<input id="file" type="file" accept="image/*" hidden></div>
+<img id="preview" alt="your photo">
+<div id="result" role="status"></div><div id="bar"><div id="fill"></div></div>
+<p id="detail"></p>
+<div id="key">API key (only if the server asks for one): <input id="apikey" type="password" autocomplete="off"></div>
+<script>
+const drop=document.getElementById('drop'), file=document.getElementById('file'), result=document.getElementById('result');
+const keyBox=document.getElementById('apikey'); keyBox.value=localStorage.getItem('catdogKey')||'';
+keyBox.addEventListener('change',()=>localStorage.setItem('catdogKey',keyBox.value));
+drop.addEventListener('click',()=>file.click());
+drop.addEventListener('dragover',e=>{e.preventDefault();drop.classList.add('over')});
+drop.addEventListener('dragleave',()=>drop.classList.remove('over'));
+drop.addEventListener('drop',e=>{e.preventDefault();drop.classList.remove('over');if(e.dataTransfer.files[0])classify(e.dataTransfer.files[0])});
+file.addEventListener('change',()=>{if(file.files[0])classify(file.files[0])});
+async function classify(f){
+  const img=document.getElementById('preview'); img.src=URL.createObjectURL(f); img.style.display='inline';
+  result.className=''; result.textContent='Thinking…'; document.getElementById('fill').style.width='0';
+  const form=new FormData(); form.append('file',f);
+  const headers=keyBox.value?{'Authorization':'Bearer '+keyBox.value}:{};
+  try{
+    const r=await fetch('/predict',{method:'POST',body:form,headers});
+    const body=await r.json();
+    if(!r.ok){result.className='error';result.textContent=body.error?body.error.message:('HTTP '+r.status);return;}
+    const pct=(body.probability*100).toFixed(1);
+    result.textContent=(body.class_label==='dog'?'Dog':'Cat')+' — '+pct+'%';
+    document.getElementById('fill').style.width=pct+'%';
+    document.getElementById('detail').textContent='P(dog) = '+body.p_dog.toFixed(4)+' · '+body.prediction_time_ms.toFixed(1)+' ms · model '+body.model_version;
+  }catch(e){result.className='error';result.textContent='Request failed: '+e;}
+}
+</script></body></html>
+)HTML";
+}
+
+}  // namespace cd::serve

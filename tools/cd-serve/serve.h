@@ -1,0 +1,34 @@
+// cd-serve: the HTTP inference service. Routes /health, /ready, /predict,
+// /predict/batch, /model, /metrics, /openapi.json, /docs and / (a page for
+// people). Dynamic batching on one inference worker, a bounded queue,
+// graceful drain on SIGTERM, hot reload on SIGHUP, JSON errors throughout.
+#pragma once
+
+#include <string>
+
+#include "domain/labels.h"
+#include "nn/compute.h"
+
+namespace cd {
+
+struct ServeParams {
+  std::string model = k_default_model_path;
+  std::string host = "0.0.0.0";
+  int port = 8000;
+  std::string api_key;       // also CD_API_KEY
+  std::string api_key_file;  // first line is the key
+  int http_threads = 32;
+  int max_batch = 16;
+  double max_delay_ms = 5.0;
+  int queue_capacity = 256;
+  double max_body_mb = 10.0;
+  int max_batch_files = 64;
+  double grace_s = 20.0;
+  int threads = 0;
+  DeviceChoice device = DeviceChoice::k_cpu;
+};
+
+// Blocks until SIGTERM/SIGINT has drained the server; returns the exit code.
+int run_serve(const ServeParams& params);
+
+}  // namespace cd

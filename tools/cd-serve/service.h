@@ -1,0 +1,71 @@
+// cd-serve's request handling, apart from sockets and signals: routing,
+// authentication, predictions through the batcher, metrics and errors.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <future>
+#include <memory>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "cd-serve/batcher.h"
+#include "util/prometheus.h"
+#include "cd-serve/serve.h"
+#include "cd-serve/http.h"
+
+namespace cd::serve {
+
+struct LoadedModel {
+  std::shared_ptr<Classifier> model;
+  std::string version;  // content hash of the model file
+  std::string loaded_at;
+};
+
+class Service {
+ public:
+  explicit Service(const ServeParams& params);
+  ~Service();
+
+  http::Response dispatch(const http::Request& req);
+  http::Response on_http_error(int status, const http::Request& req);
+
+  // Loads and warms up the model file; keeps the old model on failure.
+  bool load_model();
+  void begin_drain() { m_draining = true; }
+  void stop_worker() { m_batcher.stop(); }
+
+ private:
+  http::Response route(const http::Request& req, std::string& route_label);
+  http::Response health();
+  http::Response ready();
+  http::Response model_info();
+  http::Response predict(const http::Request& req);
+  http::Response predict_batch(const http::Request& req);
+  // Two halves of one prediction, so a batch request can queue all of its
+  // images before waiting: submit() preprocesses and queues, finish() waits.
+  struct Pending {
+    std::shared_ptr<LoadedModel> model;
+    std::future<float> result;
+    std::chrono::steady_clock::time_point start;
+  };
+  bool submit(const std::string& bytes, Pending& pending, http::Response& error);
+  nlohmann::ordered_json finish(Pending& pending);
+  bool authorized(const http::Request& req) const;
+  std::shared_ptr<LoadedModel> current() const;
+
+  ServeParams m_params;
+  std::string m_api_key;
+  prom::Registry m_metrics;
+  Batcher m_batcher;
+  mutable std::mutex m_model_mutex;
+  std::shared_ptr<LoadedModel> m_loaded;
+  std::atomic<bool> m_ready{false}, m_draining{false};
+  std::atomic<long> m_served{0}, m_request_seq{0};
+  std::atomic<long long> m_latency_sum_us{0};
+};
+
+http::Response json_error(int status, const std::string& message, const std::string& type);
+
+}  // namespace cd::serve

@@ -1,0 +1,123 @@
+// Frozen-backbone training: the backbone's features are computed once (and
+// once more for the mirror image), standardised, and only the linear head
+// trains on them, which makes an epoch cost milliseconds.
+#include <ATen/ATen.h>
+#include <torch/utils.h>
+
+#include <chrono>
+
+#include <spdlog/spdlog.h>
+
+#include "cd-train/strategy.h"
+#include "nn/weights.h"
+#include "util/hash.h"
+#include "util/progress.h"
+#include "util/random.h"
+
+namespace cd {
+
+namespace {
+
+class FrozenStrategy : public TrainStrategy {
+ public:
+  explicit FrozenStrategy(const TrainContext& context) : m_c(context) {}
+
+  void prepare() override {
+    m_c.net.eval();
+    torch::NoGradGuard no_grad;
+    auto t0 = std::chrono::steady_clock::now();
+    std::vector<at::Tensor> views{embed_all(m_c.train, false, "features train")};
+    if (m_c.params.frozen_views > 1) views.push_back(embed_all(m_c.train, true, "features train (mirrored)"));
+    m_train_feats = at::cat(views);
+    m_train_labels = labels(m_c.train).repeat({static_cast<int64_t>(views.size())});
+    m_val_feats = embed_all(m_c.val, false, "features val");
+    m_val_labels = labels(m_c.val);
+    m_mean = m_train_feats.mean(0);
+    m_std = m_train_feats.std(0).clamp_min(1e-6);
+    m_train_feats = (m_train_feats - m_mean) / m_std;
+    m_val_feats = (m_val_feats - m_mean) / m_std;
+    double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    spdlog::info("frozen backbone: {} feature rows of {} in {:.1f}s ({:.1f} img/s)", m_train_feats.size(0),
+                 m_train_feats.size(1), s, static_cast<double>(m_train_feats.size(0) + m_val_feats.size(0)) / s);
+  }
+
+  Evaluation train_epoch(int epoch) override {
+    const TrainParams& p = m_c.params;
+    m_c.net.train();
+    std::uint64_t epoch_seed = mix_seed(static_cast<std::uint64_t>(p.seed), epoch);
+    auto order = shuffled_indices(static_cast<std::size_t>(m_train_feats.size(0)), epoch_seed);
+    Tally tally;
+    std::size_t batch = 0;
+    for (std::size_t begin = 0; begin < order.size(); begin += p.batch_size) {
+      std::size_t end = std::min(order.size(), begin + p.batch_size);
+      std::vector<int64_t> rows(order.begin() + begin, order.begin() + end);
+      at::Tensor idx = at::tensor(rows);
+      at::Tensor x = m_train_feats.index_select(0, idx).to(m_c.device);
+      at::Tensor y = m_train_labels.index_select(0, idx).to(m_c.device);
+      m_c.optimizer.zero_grad();
+      at::Tensor logits = m_c.net.classify(x).view({-1});
+      tally.add(m_c.optimizer.step(logits, y, epoch, ++batch), logits, y);
+    }
+    m_rows_seen += tally.seen;
+    return {tally.loss(), tally.accuracy()};
+  }
+
+  Evaluation evaluate() override {
+    m_c.net.eval();
+    torch::NoGradGuard no_grad;
+    at::Tensor logits = m_c.net.classify(m_val_feats.to(m_c.device)).view({-1}).to(at::kCPU);
+    double loss = at::binary_cross_entropy_with_logits(logits, m_val_labels).item<double>();
+    double acc = ((logits > 0).to(at::kFloat) == m_val_labels).to(at::kDouble).mean().item<double>();
+    return {loss, acc};
+  }
+
+  // The head was trained on standardised features; fold the standardisation
+  // into it so the saved network takes raw images like any other.
+  std::string model_weights() override {
+    torch::NoGradGuard no_grad;
+    auto head = m_c.net.head_parameters();  // weight [1,F], bias [1]
+    at::Tensor w = head[0].clone(), b = head[1].clone();
+    at::Tensor mean = m_mean.to(w.device()), std = m_std.to(w.device());
+    head[0].copy_(w / std);
+    head[1].copy_(b - (w / std * mean).sum());
+    std::string out = serialize_module(m_c.net);
+    head[0].copy_(w);
+    head[1].copy_(b);
+    return out;
+  }
+
+ private:
+  at::Tensor embed_all(const ImageCache& cache, bool mirror, const std::string& label) {
+    BatchStream stream(cache, in_order(cache.size()), 64, nullptr, 0, m_c.norm, m_c.params.workers);
+    Progress progress(label, cache.size());
+    std::vector<at::Tensor> parts;
+    Batch batch;
+    while (stream.next(batch)) {
+      at::Tensor x = batch.x.to(m_c.device);
+      if (mirror) x = x.flip({3});
+      if (m_c.device.is_cpu()) x = x.contiguous(at::MemoryFormat::ChannelsLast);
+      parts.push_back(m_c.net.embed(x).to(at::kCPU));
+      progress.advance(static_cast<std::size_t>(x.size(0)));
+    }
+    progress.finish();
+    return at::cat(parts);
+  }
+
+  static at::Tensor labels(const ImageCache& cache) {
+    at::Tensor y = at::empty({static_cast<int64_t>(cache.size())}, at::kFloat);
+    float* out = y.data_ptr<float>();
+    for (std::size_t i = 0; i < cache.size(); ++i) out[i] = static_cast<float>(cache.label(i));
+    return y;
+  }
+
+  TrainContext m_c;
+  at::Tensor m_train_feats, m_train_labels, m_val_feats, m_val_labels, m_mean, m_std;
+};
+
+}  // namespace
+
+std::unique_ptr<TrainStrategy> make_frozen_strategy(const TrainContext& context) {
+  return std::make_unique<FrozenStrategy>(context);
+}
+
+}  // namespace cd

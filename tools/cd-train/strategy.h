@@ -1,0 +1,65 @@
+// How one epoch trains and how validation is measured, by training mode:
+//   image_strategy.cpp:  full and finetune, every batch through the whole
+//                        network, augmented on loader threads;
+//   frozen_strategy.cpp: frozen, the backbone's features computed once and
+//                        the head trained on them alone.
+// The loop in trainer.cpp sees only this interface.
+#pragma once
+
+#include <ATen/Tensor.h>
+#include <c10/core/Device.h>
+
+#include <memory>
+#include <string>
+
+#include "cd-train/loader.h"
+#include "cd-train/optimizer.h"
+#include "cd-train/train.h"
+#include "nn/nets.h"
+
+namespace cd {
+
+struct Evaluation {
+  double loss = 0, acc = 0;
+};
+
+// Running loss and accuracy over an epoch's batches.
+struct Tally {
+  double loss_sum = 0, correct = 0, seen = 0;
+  void add(double batch_loss, const at::Tensor& logits, const at::Tensor& y);
+  double loss() const { return loss_sum / seen; }
+  double accuracy() const { return correct / seen; }
+};
+
+// What a strategy works on; owned by the trainer, outliving the strategy.
+struct TrainContext {
+  const TrainParams& params;
+  NetworkImpl& net;
+  Optimizer& optimizer;
+  c10::Device device;
+  const ImageCache& train;
+  const ImageCache& val;
+  Normalization norm;
+};
+
+class TrainStrategy {
+ public:
+  virtual ~TrainStrategy() = default;
+  // Runs once before the first epoch (the frozen strategy extracts features).
+  virtual void prepare() {}
+  virtual Evaluation train_epoch(int epoch) = 0;
+  virtual Evaluation evaluate() = 0;
+  // The weights a model file gets: a network that takes raw images.
+  virtual std::string model_weights() = 0;
+  // Training rows seen so far (images, or cached feature rows), for img/s.
+  double rows_seen() const { return m_rows_seen; }
+
+ protected:
+  double m_rows_seen = 0;
+};
+
+std::unique_ptr<TrainStrategy> make_strategy(const TrainContext& context);
+std::unique_ptr<TrainStrategy> make_image_strategy(const TrainContext& context);
+std::unique_ptr<TrainStrategy> make_frozen_strategy(const TrainContext& context);
+
+}  // namespace cd

@@ -1,0 +1,322 @@
+// The training loop: data, model and optimizer set-up, resume, one epoch at
+// a time through the mode's strategy, the schedule, and the files every epoch
+// leaves behind (checkpoint, model, metrics) before the observers hear of it.
+#include <ATen/ATen.h>
+#include <torch/utils.h>
+
+#include <chrono>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include <spdlog/spdlog.h>
+
+#include "cd-train/checkpoint.h"
+#include "cd-train/dvclive.h"
+#include "cd-train/loader.h"
+#include "cd-train/optimizer.h"
+#include "cd-train/strategy.h"
+#include "cd-train/train.h"
+#include "domain/manifest.h"
+#include "domain/model_file.h"
+#include "nn/darknet_import.h"
+#include "nn/weights.h"
+#include "util/atomic_file.h"
+#include "util/errors.h"
+#include "util/hash.h"
+#include "util/random.h"
+#include "util/version.h"
+
+namespace cd {
+
+namespace {
+
+using json = nlohmann::json;
+
+double now_ms() {
+  return std::chrono::duration<double, std::milli>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+// What must match between a checkpoint and the run resuming it.
+json run_identity(const TrainParams& p, const std::string& fingerprint) {
+  return {{"architecture", p.architecture}, {"input_size", p.input_size}, {"resize", to_string(p.resize)},
+          {"mode", to_string(p.mode)},      {"features", to_string(p.features)},
+          {"batch_size", p.batch_size},     {"seed", p.seed},
+          {"data_fingerprint", fingerprint}};
+}
+
+void check_classes(const std::vector<Sample>& samples, const std::string& origin) {
+  if (samples.empty()) throw DataError(origin + " has no images; run cd-prepare on a folder of photos");
+  bool seen[2] = {false, false};
+  for (const auto& s : samples) seen[s.label] = true;
+  if (!seen[0] || !seen[1])
+    throw DataError(origin + " holds only " + label_name(seen[0] ? Label::k_cat : Label::k_dog) +
+                    " images; training needs both classes");
+}
+
+class Trainer {
+ public:
+  Trainer(const TrainParams& params, const std::vector<TrainObserver*>& observers)
+      : m_p(params), m_observers(observers) {}
+  TrainSummary run();
+
+ private:
+  void load_data();
+  void build_model();
+  bool try_resume();
+  void run_epoch(std::chrono::steady_clock::time_point start);
+  void update_schedule(const EpochRecord& rec);
+  void save_checkpoint();
+  void save_model();
+  TrainSummary summary() const;
+  void write_metrics(const TrainSummary& summary) const;
+  std::string checkpoint_path() const { return m_p.output + "/checkpoint.cdm"; }
+  std::string model_path() const { return m_p.output + "/model.cdm"; }
+
+  const TrainParams& m_p;
+  const std::vector<TrainObserver*>& m_observers;
+  std::vector<Sample> m_train_samples, m_val_samples;
+  std::unique_ptr<ImageCache> m_train, m_val;
+  std::string m_fingerprint;
+  ModelMeta m_meta;
+  Network m_net;
+  c10::Device m_device{c10::kCPU};
+  std::unique_ptr<Optimizer> m_optimizer;
+  std::unique_ptr<TrainStrategy> m_strategy;
+  TrainState m_state;
+  double m_train_seconds = 0;
+};
+
+void Trainer::load_data() {
+  std::string train_csv = m_p.data + "/train.csv", val_csv = m_p.data + "/val.csv";
+  m_train_samples = read_manifest(train_csv);
+  m_val_samples = read_manifest(val_csv);
+  check_classes(m_train_samples, train_csv);
+  if (m_val_samples.empty()) throw DataError(val_csv + " has no images; early stopping needs a validation split");
+  if (m_p.max_train_images > 0 && static_cast<std::size_t>(m_p.max_train_images) < m_train_samples.size()) {
+    auto order = shuffled_indices(m_train_samples.size(), mix_seed(m_p.seed, 0xdada));
+    std::vector<Sample> subset;
+    for (int i = 0; i < m_p.max_train_images; ++i) subset.push_back(m_train_samples[order[i]]);
+    m_train_samples = subset;
+    check_classes(m_train_samples, train_csv + " (first " + std::to_string(m_p.max_train_images) + ")");
+  }
+  m_fingerprint = hex64(fnv1a64(format_manifest(m_train_samples) + format_manifest(m_val_samples)));
+  m_train = std::make_unique<ImageCache>(m_train_samples, m_p.input_size, m_p.resize, m_p.threads, train_csv);
+  m_val = std::make_unique<ImageCache>(m_val_samples, m_p.input_size, m_p.resize, m_p.threads, val_csv);
+}
+
+void Trainer::build_model() {
+  m_meta.architecture = m_p.architecture;
+  m_meta.preprocess = {m_p.input_size, m_p.resize, Normalization::k_unit};
+  m_meta.git_commit = git_commit();
+  m_meta.data_fingerprint = m_fingerprint;
+  m_meta.tta_flip = m_p.tta_flip;
+  torch::manual_seed(static_cast<std::uint64_t>(m_p.seed));
+  if (m_p.architecture == "darknet") {
+    if (m_p.pretrained.empty())
+      throw UsageError("architecture darknet needs model.pretrained, the Tiny Darknet TF.js folder");
+    DarknetImport imported = import_tfjs_darknet(m_p.pretrained, m_p.features);
+    m_meta.arch_params = imported.params;
+    m_net = build_network(m_p.architecture, m_p.input_size, m_meta.arch_params);
+    deserialize_module(*m_net, imported.weights, m_p.pretrained);
+  } else {
+    if (m_p.mode != TrainMode::k_full)
+      throw UsageError("model.mode " + to_string(m_p.mode) + " needs a pretrained backbone; use architecture darknet");
+    m_net = build_network(m_p.architecture, m_p.input_size, m_meta.arch_params);
+  }
+  m_device = select_device(m_p.device);
+  m_net->to(m_device);
+  if (m_device.is_cpu()) to_channels_last(*m_net);
+  m_optimizer = std::make_unique<Optimizer>(*m_net, m_p);
+  m_state.lr = m_p.lr;
+  m_state.early.patience = m_p.early_stopping_patience;
+  m_state.plateau = {m_p.plateau_factor, m_p.plateau_patience, m_p.min_lr};
+  spdlog::info("{}: {} parameters at {}x{}, device {}", m_p.architecture, count_parameters(*m_net),
+               m_p.input_size, m_p.input_size, m_device.str());
+}
+
+bool Trainer::try_resume() {
+  if (!m_p.resume) return false;
+  if (!std::filesystem::exists(checkpoint_path())) {
+    spdlog::warn("--resume: no checkpoint at {}; starting from scratch", checkpoint_path());
+    return false;
+  }
+  Checkpoint c = read_checkpoint(checkpoint_path());
+  json expected = run_identity(m_p, m_fingerprint);
+  if (c.identity != expected)
+    throw UsageError(checkpoint_path() + " was made by a different run (" + c.identity.dump() + ", now " +
+                     expected.dump() + "); delete it or train without --resume");
+  TrainState configured = m_state;
+  m_state = std::move(c.state);
+  m_state.early.patience = configured.early.patience;
+  m_state.plateau.factor = configured.plateau.factor;
+  m_state.plateau.patience = configured.plateau.patience;
+  m_state.plateau.min_lr = configured.plateau.min_lr;
+  deserialize_module(*m_net, c.weights, checkpoint_path());
+  if (m_device.is_cpu()) to_channels_last(*m_net);
+  m_optimizer->load(c.optimizer, checkpoint_path());
+  m_optimizer->set_lr(m_state.lr);
+  spdlog::info("resumed {} after epoch {} (best val loss {:.4f} at epoch {})", checkpoint_path(), m_state.epoch,
+               m_state.early.best_loss, m_state.early.best_epoch);
+  return true;
+}
+
+void Trainer::update_schedule(const EpochRecord& rec) {
+  if (m_state.early.update(rec.epoch, rec.val_loss)) {
+    m_state.best_weights = m_strategy->model_weights();
+  } else if (m_state.early.exhausted()) {
+    m_state.stop = StopReason::k_early_stopping;
+    m_state.stop_message =
+        "early stopping: no val loss improvement for " + std::to_string(m_state.early.wait) + " epochs";
+  }
+  double lr = m_state.plateau.update(rec.val_loss, m_state.lr);
+  if (lr != m_state.lr) {
+    spdlog::info("val loss plateaued: learning rate {} -> {}", m_state.lr, lr);
+    m_state.lr = lr;
+    m_optimizer->set_lr(lr);
+  }
+  if (rec.epoch >= m_p.epochs && !m_state.finished()) {
+    m_state.stop = StopReason::k_epochs;
+    m_state.stop_message = "reached " + std::to_string(m_p.epochs) + " epochs";
+  }
+}
+
+void Trainer::run_epoch(std::chrono::steady_clock::time_point start) {
+  int epoch = m_state.epoch + 1;
+  auto t0 = std::chrono::steady_clock::now();
+  Evaluation tr = m_strategy->train_epoch(epoch);
+  double train_s = seconds_since(t0);
+  m_train_seconds += train_s;
+  Evaluation va = m_strategy->evaluate();
+  if (!std::isfinite(va.loss))
+    throw DivergedError("training diverged: validation loss is " + std::to_string(va.loss) + " after epoch " +
+                        std::to_string(epoch) + "; lower optimizer.lr (now " + std::to_string(m_state.lr) + ")");
+  EpochRecord rec{epoch, now_ms(), tr.loss, tr.acc, va.loss, va.acc, m_state.lr, seconds_since(t0)};
+  m_state.history.push_back(rec);
+  m_state.epoch = epoch;
+  update_schedule(rec);
+  double elapsed_min = seconds_since(start) / 60;
+  if (!m_state.finished() && m_p.time_budget_min > 0 && elapsed_min + rec.seconds / 60 > m_p.time_budget_min) {
+    m_state.stop = StopReason::k_time_budget;
+    m_state.stop_message = "time budget of " + std::to_string(m_p.time_budget_min) + " min reached";
+  }
+  save_checkpoint();
+  save_model();
+  spdlog::info("epoch {}: train loss {:.4f} acc {:.4f} | val loss {:.4f} acc {:.4f} | lr {:.2g} | {:.1f}s ({:.1f} img/s)",
+               epoch, tr.loss, tr.acc, va.loss, va.acc, rec.lr, rec.seconds,
+               static_cast<double>(m_train->size()) / train_s);
+  for (auto* o : m_observers) o->on_epoch(rec, m_state.history);
+}
+
+void Trainer::save_checkpoint() {
+  Checkpoint c{run_identity(m_p, m_fingerprint), meta_to_json(m_meta), m_state, serialize_module(*m_net),
+               m_optimizer->save()};
+  write_file_atomic(checkpoint_path(), encode_checkpoint(c));
+}
+
+// Restore-best: the model file always holds the best epoch so far.
+void Trainer::save_model() {
+  const EpochRecord* best = nullptr;
+  for (const auto& r : m_state.history)
+    if (r.epoch == m_state.early.best_epoch) best = &r;
+  m_meta.created = utc_now_iso8601();
+  if (best) m_meta.val_metrics = {{"loss", best->val_loss}, {"accuracy", best->val_acc}, {"epoch", best->epoch}};
+  write_file_atomic(model_path(), pack_file({FileKind::k_model, meta_to_json(m_meta), m_state.best_weights}));
+}
+
+TrainSummary Trainer::summary() const {
+  TrainSummary s;
+  s.history = m_state.history;
+  s.best_epoch = m_state.early.best_epoch;
+  s.stop = m_state.stop;
+  s.stop_message = m_state.stop_message;
+  s.images_per_second = m_train_seconds > 0 ? m_strategy->rows_seen() / m_train_seconds : 0;
+  s.train_images = m_train_samples.size();
+  s.model_path = model_path();
+  return s;
+}
+
+void Trainer::write_metrics(const TrainSummary& s) const {
+  json m;
+  m["epochs"] = s.history.size();
+  m["best_epoch"] = s.best_epoch;
+  if (const EpochRecord* best = s.best()) {
+    m["val_loss"] = best->val_loss;
+    m["val_accuracy"] = best->val_acc;
+    m["train_loss"] = best->train_loss;
+    m["train_accuracy"] = best->train_acc;
+  }
+  m["stopped_early"] = s.stop == StopReason::k_early_stopping;
+  m["train_images"] = s.train_images;
+  m["images_per_second"] = s.images_per_second;
+  write_file_atomic(m_p.metrics, m.dump(2) + "\n");
+}
+
+TrainSummary Trainer::run() {
+  auto start = std::chrono::steady_clock::now();
+  load_data();
+  build_model();
+  m_strategy = make_strategy({m_p, *m_net, *m_optimizer, m_device, *m_train, *m_val, m_meta.preprocess.norm});
+  m_strategy->prepare();
+  bool resumed = try_resume();
+  RunStart run{{{"train_images", std::to_string(m_train_samples.size())}},
+               {{"git_commit", git_commit()}, {"data_fingerprint", m_fingerprint},
+                {"resumed", resumed ? "true" : "false"}}};
+  for (auto* o : m_observers) o->on_start(run);
+  if (m_state.finished() && m_state.epoch >= m_p.epochs) spdlog::info("checkpoint is complete: {}", m_state.stop_message);
+  if (m_state.stop == StopReason::k_epochs && m_state.epoch < m_p.epochs)
+    m_state.stop = StopReason::k_running;  // resumed with more epochs than the first run asked for
+  while (!m_state.finished() && m_state.epoch < m_p.epochs) run_epoch(start);
+  if (m_state.history.empty()) throw DataError("no epoch ran; check schedule.epochs");
+  save_model();
+  TrainSummary s = summary();
+  write_metrics(s);
+  spdlog::info("done: {}; best epoch {} (val loss {:.4f}); model {}", m_state.stop_message, m_state.early.best_epoch,
+               m_state.early.best_loss, model_path());
+  for (auto* o : m_observers) o->on_finish(&s);
+  return s;
+}
+
+}  // namespace
+
+TrainMode parse_train_mode(const std::string& name) {
+  if (name == "full") return TrainMode::k_full;
+  if (name == "frozen") return TrainMode::k_frozen;
+  if (name == "finetune") return TrainMode::k_finetune;
+  throw UsageError("model.mode '" + name + "' is not known; allowed: full|frozen|finetune");
+}
+
+std::string to_string(TrainMode mode) {
+  switch (mode) {
+    case TrainMode::k_full: return "full";
+    case TrainMode::k_frozen: return "frozen";
+    case TrainMode::k_finetune: return "finetune";
+  }
+  return "full";
+}
+
+const EpochRecord* TrainSummary::best() const {
+  for (const auto& r : history)
+    if (r.epoch == best_epoch) return &r;
+  return nullptr;
+}
+
+TrainSummary train(const TrainParams& params, const std::vector<TrainObserver*>& observers) {
+  if (!params.resume && std::filesystem::exists(params.output + "/checkpoint.cdm"))
+    spdlog::info("starting fresh; the old checkpoint in {} will be replaced", params.output);
+  DvcLiveObserver live(params.live);
+  std::vector<TrainObserver*> all{&live};
+  all.insert(all.end(), observers.begin(), observers.end());
+  Trainer trainer(params, all);
+  try {
+    return trainer.run();
+  } catch (...) {
+    for (auto* o : all) o->on_finish(nullptr);
+    throw;
+  }
+}
+
+}  // namespace cd
