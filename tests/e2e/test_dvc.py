@@ -1,4 +1,5 @@
 """The real dvc on a fresh clone: repro, no-op repro, partial rerun, experiments, diff and plots."""
+import json
 import os
 import re
 import shutil
@@ -26,6 +27,18 @@ class DvcPipeline(TempDirTest):
         os.symlink(BIN_DIR, os.path.join(self.clone, "build", "bin"))
         for key, value in (("user.email", "ci@catdog.invalid"), ("user.name", "catdog ci")):
             run(["git", "config", key, value], cwd=self.clone)
+
+    def test_committed_lock_is_current(self):
+        # A fresh clone has no outputs yet, but no stage may see its code,
+        # data, command or params as changed against the committed dvc.lock.
+        status = json.loads(self.dvc("status", "--json"))
+        stale = {}
+        for stage, entries in status.items():
+            for entry in entries:
+                kinds = set(entry) if isinstance(entry, dict) else {entry}
+                if kinds - {"changed outs"}:
+                    stale[stage] = entry
+        self.assertEqual(stale, {}, f"dvc.lock is stale; run dvc repro and commit dvc.lock: {status}")
 
     def test_pipeline_lifecycle(self):
         out = self.dvc("repro")

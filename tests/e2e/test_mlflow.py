@@ -23,8 +23,12 @@ runs = client.search_runs([exp.experiment_id])
 assert len(runs) == 1, f"{len(runs)} runs"
 r = runs[0]
 assert r.info.status == "FINISHED", r.info.status
-assert r.data.params["architecture"] == "compact", r.data.params
-assert r.data.params["epochs"] == "3", r.data.params
+# Every effective setting is a param, under its config key, not a hand-picked few.
+assert r.data.params["model.architecture"] == "compact", r.data.params
+assert r.data.params["schedule.epochs"] == "3", r.data.params
+for key in ("augmentation.rotation", "schedule.plateau_factor", "run.threads", "optimizer.lr", "train_images"):
+    assert key in r.data.params, (key, sorted(r.data.params))
+assert len(r.data.params) >= 35, len(r.data.params)
 assert len(r.data.tags["data_fingerprint"]) == 16, r.data.tags
 for key in ("train_loss", "val_loss", "val_accuracy", "train_accuracy"):
     steps = sorted(m.step for m in client.get_metric_history(r.info.run_id, key))
