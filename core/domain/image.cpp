@@ -3,8 +3,8 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
-#include <opencv2/imgcodecs.hpp>
 #include <opencv2/core/utility.hpp>
+#include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 #include <random>
 
@@ -29,9 +29,12 @@ bool png_truncated(std::string_view bytes) {
 
 std::string to_string(ResizePolicy policy) {
   switch (policy) {
-    case ResizePolicy::k_stretch: return "stretch";
-    case ResizePolicy::k_center_crop: return "center-crop";
-    case ResizePolicy::k_letterbox: return "letterbox";
+    case ResizePolicy::k_stretch:
+      return "stretch";
+    case ResizePolicy::k_center_crop:
+      return "center-crop";
+    case ResizePolicy::k_letterbox:
+      return "letterbox";
   }
   return "stretch";
 }
@@ -44,7 +47,8 @@ ResizePolicy parse_resize_policy(const std::string& name) {
   if (name == "stretch") return ResizePolicy::k_stretch;
   if (name == "center-crop") return ResizePolicy::k_center_crop;
   if (name == "letterbox") return ResizePolicy::k_letterbox;
-  throw UsageError("resize policy '" + name + "' is not known; allowed: stretch|center-crop|letterbox");
+  throw UsageError("resize policy '" + name +
+                   "' is not known; allowed: stretch|center-crop|letterbox");
 }
 
 Normalization parse_normalization(const std::string& name) {
@@ -78,8 +82,7 @@ cv::Mat decode_rgb(std::string_view bytes) {
   } catch (const cv::Exception&) {
     bgr.release();
   }
-  if (bgr.empty())
-    throw DataError("not a decodable image (expected JPEG, PNG, BMP or WebP)");
+  if (bgr.empty()) throw DataError("not a decodable image (expected JPEG, PNG, BMP or WebP)");
   cv::Mat rgb;
   cv::cvtColor(bgr, rgb, cv::COLOR_BGR2RGB);
   return rgb;

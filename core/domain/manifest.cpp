@@ -74,7 +74,8 @@ std::vector<Sample> parse_manifest(const std::string& text, const std::string& o
     }
     if (line_no == 1) {
       if (fields.size() != 2 || fields[0] != "path" || fields[1] != "label")
-        throw DataError(origin + ":1: expected the header 'path,label'; is this a cd-prepare manifest?");
+        throw DataError(origin +
+                        ":1: expected the header 'path,label'; is this a cd-prepare manifest?");
       continue;
     }
     if (fields.size() != 2)
@@ -101,7 +102,8 @@ std::vector<Sample> read_manifest(const std::string& path) {
   // Relative paths are relative to the manifest's folder (see cd-prepare).
   std::filesystem::path base = std::filesystem::path(path).parent_path();
   for (auto& s : samples)
-    if (std::filesystem::path(s.path).is_relative()) s.path = (base / s.path).lexically_normal().generic_string();
+    if (std::filesystem::path(s.path).is_relative())
+      s.path = (base / s.path).lexically_normal().generic_string();
   return samples;
 }
 

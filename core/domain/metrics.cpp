@@ -13,7 +13,8 @@ template <typename Visit>
 void sweep(const std::vector<int>& labels, const std::vector<double>& scores, Visit visit) {
   std::vector<std::size_t> order(scores.size());
   std::iota(order.begin(), order.end(), 0);
-  std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return scores[a] > scores[b]; });
+  std::stable_sort(order.begin(), order.end(),
+                   [&](std::size_t a, std::size_t b) { return scores[a] > scores[b]; });
   std::size_t tp = 0, fp = 0;
   for (std::size_t i = 0; i < order.size();) {
     double s = scores[order[i]];
@@ -27,17 +28,22 @@ void sweep(const std::vector<int>& labels, const std::vector<double>& scores, Vi
 
 }  // namespace
 
-BinaryMetrics compute_metrics(const std::vector<int>& labels, const std::vector<double>& scores, double threshold) {
+BinaryMetrics compute_metrics(const std::vector<int>& labels, const std::vector<double>& scores,
+                              double threshold) {
   BinaryMetrics m;
   m.n = labels.size();
   double loss = 0;
   for (std::size_t i = 0; i < labels.size(); ++i) {
     bool predicted = scores[i] >= threshold;
     bool actual = labels[i] == 1;
-    if (predicted && actual) ++m.tp;
-    else if (predicted) ++m.fp;
-    else if (actual) ++m.fn;
-    else ++m.tn;
+    if (predicted && actual)
+      ++m.tp;
+    else if (predicted)
+      ++m.fp;
+    else if (actual)
+      ++m.fn;
+    else
+      ++m.tn;
     double p = std::clamp(scores[i], 1e-15, 1 - 1e-15);
     loss -= actual ? std::log(p) : std::log(1 - p);
   }
@@ -51,7 +57,8 @@ BinaryMetrics compute_metrics(const std::vector<int>& labels, const std::vector<
   return m;
 }
 
-std::vector<CurvePoint> roc_curve(const std::vector<int>& labels, const std::vector<double>& scores) {
+std::vector<CurvePoint> roc_curve(const std::vector<int>& labels,
+                                  const std::vector<double>& scores) {
   std::size_t pos = std::count(labels.begin(), labels.end(), 1);
   std::size_t neg = labels.size() - pos;
   if (pos == 0 || neg == 0) return {};
@@ -62,7 +69,8 @@ std::vector<CurvePoint> roc_curve(const std::vector<int>& labels, const std::vec
   return out;
 }
 
-std::vector<CurvePoint> pr_curve(const std::vector<int>& labels, const std::vector<double>& scores) {
+std::vector<CurvePoint> pr_curve(const std::vector<int>& labels,
+                                 const std::vector<double>& scores) {
   std::size_t pos = std::count(labels.begin(), labels.end(), 1);
   if (pos == 0 || pos == labels.size()) return {};
   std::vector<CurvePoint> out{{0.0, 1.0, 1.0}};

@@ -24,7 +24,8 @@ struct CurvePoint {
 
 // Tied scores form one point, so the curve never depends on input order.
 // The first point is (0,0) at threshold 1; empty when a class is missing.
-std::vector<CurvePoint> roc_curve(const std::vector<int>& labels, const std::vector<double>& scores);
+std::vector<CurvePoint> roc_curve(const std::vector<int>& labels,
+                                  const std::vector<double>& scores);
 std::vector<CurvePoint> pr_curve(const std::vector<int>& labels, const std::vector<double>& scores);
 
 // Area under the ROC curve by the trapezoid rule; NaN with one class only.

@@ -20,7 +20,8 @@ void put_u64(std::string& out, std::uint64_t v) {
 }
 std::uint64_t get_le(const std::string& in, std::size_t pos, int bytes) {
   std::uint64_t v = 0;
-  for (int i = 0; i < bytes; ++i) v |= static_cast<std::uint64_t>(static_cast<unsigned char>(in[pos + i])) << (8 * i);
+  for (int i = 0; i < bytes; ++i)
+    v |= static_cast<std::uint64_t>(static_cast<unsigned char>(in[pos + i])) << (8 * i);
   return v;
 }
 
@@ -64,11 +65,12 @@ ModelMeta meta_from_json(const nlohmann::json& j, const std::string& origin) {
   } catch (const std::exception& e) {
     throw ModelError(origin + ": metadata is incomplete or malformed (" + e.what() + ")");
   }
-  if (m.classes != class_names())
-    throw ModelError(origin + ": classes must be [cat, dog]");
+  if (m.classes != class_names()) throw ModelError(origin + ": classes must be [cat, dog]");
   if (m.preprocess.size < 16 || m.preprocess.size > 1024)
-    throw ModelError(origin + ": input_size " + std::to_string(m.preprocess.size) + " is out of range");
-  if (!(m.threshold > 0.0 && m.threshold < 1.0)) throw ModelError(origin + ": threshold must be in (0, 1)");
+    throw ModelError(origin + ": input_size " + std::to_string(m.preprocess.size) +
+                     " is out of range");
+  if (!(m.threshold > 0.0 && m.threshold < 1.0))
+    throw ModelError(origin + ": threshold must be in (0, 1)");
   return m;
 }
 
@@ -99,9 +101,10 @@ FileParts unpack_file(const std::string& bytes, const std::string& origin) {
   pos += 8;
   if (version > k_model_format_version)
     throw ModelError(origin + ": format version " + std::to_string(version) +
-                     " is newer than this build supports (" + std::to_string(k_model_format_version) +
-                     "); upgrade catdog");
-  if (kind != 1 && kind != 2) throw ModelError(origin + ": unknown file kind " + std::to_string(kind));
+                     " is newer than this build supports (" +
+                     std::to_string(k_model_format_version) + "); upgrade catdog");
+  if (kind != 1 && kind != 2)
+    throw ModelError(origin + ": unknown file kind " + std::to_string(kind));
   FileParts parts;
   parts.kind = static_cast<FileKind>(kind);
   need(8);
@@ -131,7 +134,8 @@ FileParts read_parts(const std::string& path, FileKind expected) {
   }
   FileParts parts = unpack_file(bytes, path);
   if (parts.kind != expected)
-    throw ModelError(path + ": is a " + kind_name(parts.kind) + " file, expected a " + kind_name(expected));
+    throw ModelError(path + ": is a " + kind_name(parts.kind) + " file, expected a " +
+                     kind_name(expected));
   return parts;
 }
 

@@ -48,7 +48,8 @@ void predict_all(Classifier& model, std::vector<Prediction>& items, int batch_si
   batch_size = std::max(1, batch_size);
   for (std::size_t begin = 0; begin < items.size(); begin += batch_size) {
     std::size_t end = std::min(items.size(), begin + batch_size);
-    at::Tensor batch = at::empty({static_cast<int64_t>(end - begin), 3, spec.size, spec.size}, at::kFloat);
+    at::Tensor batch =
+        at::empty({static_cast<int64_t>(end - begin), 3, spec.size, spec.size}, at::kFloat);
     std::vector<char> ok(end - begin, 0);
     load_batch(items, begin, end, spec, threads, batch, ok);
     std::vector<int64_t> good;

@@ -21,7 +21,8 @@ double sequential_flops(nn::Sequential& seq, at::Tensor& x) {
     x = it->forward(x);
     if (auto* conv = it->ptr()->as<nn::Conv2dImpl>()) {
       const auto& o = conv->options;
-      flops += 2.0 * x.numel() * (o.in_channels() / o.groups()) * o.kernel_size()->at(0) * o.kernel_size()->at(1);
+      flops += 2.0 * x.numel() * (o.in_channels() / o.groups()) * o.kernel_size()->at(0) *
+               o.kernel_size()->at(1);
     } else if (auto* linear = it->ptr()->as<nn::LinearImpl>()) {
       flops += 2.0 * linear->options.in_features() * linear->options.out_features();
     }
@@ -135,7 +136,8 @@ class DarknetNet : public NetworkImpl {
         continue;
       }
       int filters = layer.at("filters"), kernel = layer.at("kernel");
-      features->push_back(nn::Conv2d(nn::Conv2dOptions(channels, filters, kernel).padding(kernel / 2).bias(false)));
+      features->push_back(
+          nn::Conv2d(nn::Conv2dOptions(channels, filters, kernel).padding(kernel / 2).bias(false)));
       features->push_back(nn::BatchNorm2d(nn::BatchNorm2dOptions(filters).eps(eps)));
       features->push_back(nn::LeakyReLU(nn::LeakyReLUOptions().negative_slope(slope)));
       channels = filters;
@@ -168,13 +170,16 @@ class DarknetNet : public NetworkImpl {
     std::vector<std::size_t> new_index(m_features->size());
     std::size_t j = 0;
     for (std::size_t i = 0; i < m_features->size(); ++i) {
-      bool folded = i > 0 && m_features[i]->as<nn::BatchNorm2dImpl>() && m_features[i - 1]->as<nn::Conv2dImpl>();
+      bool folded = i > 0 && m_features[i]->as<nn::BatchNorm2dImpl>() &&
+                    m_features[i - 1]->as<nn::Conv2dImpl>();
       new_index[i] = folded ? j - 1 : j++;
     }
     for (auto& tap : m_taps) tap = new_index[tap];
     m_features = replace_module("features", fuse_conv_bn(m_features));
   }
-  at::Tensor imagenet_logits(const at::Tensor& x) { return m_imagenet->forward(m_features->forward(x)).mean({2, 3}); }
+  at::Tensor imagenet_logits(const at::Tensor& x) {
+    return m_imagenet->forward(m_features->forward(x)).mean({2, 3});
+  }
   double flops(int size) override {
     torch::NoGradGuard no_grad;
     at::Tensor x = torch::zeros({1, 3, size, size});
@@ -222,10 +227,14 @@ DarknetFeatures parse_darknet_features(const std::string& name) {
 
 std::string to_string(DarknetFeatures features) {
   switch (features) {
-    case DarknetFeatures::k_pooled: return "pooled";
-    case DarknetFeatures::k_logits: return "logits";
-    case DarknetFeatures::k_both: return "both";
-    case DarknetFeatures::k_rich: return "rich";
+    case DarknetFeatures::k_pooled:
+      return "pooled";
+    case DarknetFeatures::k_logits:
+      return "logits";
+    case DarknetFeatures::k_both:
+      return "both";
+    case DarknetFeatures::k_rich:
+      return "rich";
   }
   return "both";
 }
@@ -235,19 +244,22 @@ const std::vector<std::string>& architecture_names() {
   return k_names;
 }
 
-Network build_network(const std::string& architecture, int input_size, const nlohmann::json& params) {
+Network build_network(const std::string& architecture, int input_size,
+                      const nlohmann::json& params) {
   if (architecture == "baseline") return baseline(input_size);
   if (architecture == "compact") return compact(params);
   if (architecture == "darknet") {
     if (!params.contains("layers"))
-      throw UsageError("darknet needs its topology; set model.pretrained to the Tiny Darknet folder");
+      throw UsageError(
+          "darknet needs its topology; set model.pretrained to the Tiny Darknet folder");
     try {
       return std::make_shared<DarknetNet>(params);
     } catch (const nlohmann::json::exception& e) {
       throw UsageError(std::string("darknet topology is malformed: ") + e.what());
     }
   }
-  throw UsageError("unknown architecture '" + architecture + "'; allowed: baseline|compact|darknet");
+  throw UsageError("unknown architecture '" + architecture +
+                   "'; allowed: baseline|compact|darknet");
 }
 
 at::Tensor darknet_imagenet_logits(NetworkImpl& net, const at::Tensor& x) {
@@ -262,7 +274,8 @@ std::int64_t count_parameters(nn::Module& module) {
   return n;
 }
 
-double forward_gflops(const std::string& architecture, int input_size, const nlohmann::json& params) {
+double forward_gflops(const std::string& architecture, int input_size,
+                      const nlohmann::json& params) {
   Network net = build_network(architecture, input_size, params);
   net->eval();
   return net->flops(input_size) / 1e9;

@@ -145,7 +145,8 @@ void Config::add_choice(const std::string& key, std::string& target, const std::
   Option o{key, flag, help, allowed};
   o.set = [&target, choices, allowed](const std::string& text, const std::string& origin) {
     std::string t = trim(text);
-    if (std::find(choices.begin(), choices.end(), t) == choices.end()) bad_value(origin, text, allowed);
+    if (std::find(choices.begin(), choices.end(), t) == choices.end())
+      bad_value(origin, text, allowed);
     target = t;
   };
   o.show = [&target] { return target; };
@@ -240,8 +241,10 @@ ParseOutcome Config::parse(int argc, char** argv) {
   app.set_version_flag("--version", version_string(m_tool));
   app.get_formatter()->column_width(34);
   std::string config_path;
-  app.add_option("--config", config_path, "YAML settings file (env CD_CONFIG)" +
-                 (m_default_config_file.empty() ? std::string() : "; default " + m_default_config_file));
+  app.add_option(
+      "--config", config_path,
+      "YAML settings file (env CD_CONFIG)" +
+          (m_default_config_file.empty() ? std::string() : "; default " + m_default_config_file));
   std::vector<std::string> texts(m_options.size());
   std::vector<CLI::Option*> cli(m_options.size());
   for (std::size_t i = 0; i < m_options.size(); ++i) {
@@ -270,8 +273,7 @@ ParseOutcome Config::parse(int argc, char** argv) {
     std::error_code ec;
     if (!std::filesystem::exists(config_path, ec))
       throw UsageError("config file '" + config_path + "' does not exist");
-  } else if (!m_default_config_file.empty() &&
-             std::filesystem::exists(m_default_config_file)) {
+  } else if (!m_default_config_file.empty() && std::filesystem::exists(m_default_config_file)) {
     config_path = m_default_config_file;
   }
   if (!config_path.empty()) {

@@ -17,7 +17,7 @@ struct Option {
   std::string key;   // dotted YAML key, e.g. "schedule.epochs"
   std::string flag;  // long flag without dashes, e.g. "epochs"
   std::string help;
-  std::string allowed;  // human description of the allowed values
+  std::string allowed;   // human description of the allowed values
   bool is_flag = false;  // a boolean switch on the command line
   std::function<void(const std::string& text, const std::string& origin)> set;
   std::function<std::string()> show;
@@ -32,21 +32,18 @@ class Config {
   Config(std::string tool, std::string description);
   ~Config();
 
-  void add_int(const std::string& key, int& target, const std::string& help,
-               int lo, int hi, const std::string& flag = "");
-  void add_double(const std::string& key, double& target,
-                  const std::string& help, double lo, double hi,
+  void add_int(const std::string& key, int& target, const std::string& help, int lo, int hi,
+               const std::string& flag = "");
+  void add_double(const std::string& key, double& target, const std::string& help, double lo,
+                  double hi, const std::string& flag = "");
+  void add_string(const std::string& key, std::string& target, const std::string& help,
                   const std::string& flag = "");
-  void add_string(const std::string& key, std::string& target,
-                  const std::string& help, const std::string& flag = "");
-  void add_choice(const std::string& key, std::string& target,
-                  const std::string& help, std::vector<std::string> choices,
-                  const std::string& flag = "");
+  void add_choice(const std::string& key, std::string& target, const std::string& help,
+                  std::vector<std::string> choices, const std::string& flag = "");
   void add_bool(const std::string& key, bool& target, const std::string& help,
                 const std::string& flag = "");
-  void add_doubles(const std::string& key, std::vector<double>& target,
-                   const std::string& help, std::size_t count, double lo,
-                   double hi, const std::string& flag = "");
+  void add_doubles(const std::string& key, std::vector<double>& target, const std::string& help,
+                   std::size_t count, double lo, double hi, const std::string& flag = "");
   // Positional arguments (cd-predict's IMAGE...).
   void add_positionals(const std::string& name, std::vector<std::string>& target,
                        const std::string& help);

@@ -19,8 +19,7 @@ void keep_large_allocations() {
 
 }  // namespace
 
-int run_tool(const char* tool, int argc, char** argv,
-             const std::function<int(int, char**)>& body) {
+int run_tool(const char* tool, int argc, char** argv, const std::function<int(int, char**)>& body) {
   keep_large_allocations();
   try {
     return body(argc, argv);

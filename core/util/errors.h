@@ -50,7 +50,6 @@ class DivergedError : public Error {
 // Runs a tool's body: catches every exception once, prints
 // "<tool>: error: <message>" to stderr and returns the documented exit code.
 // Also applies the process-wide settings every tool needs (allocator thresholds).
-int run_tool(const char* tool, int argc, char** argv,
-             const std::function<int(int, char**)>& body);
+int run_tool(const char* tool, int argc, char** argv, const std::function<int(int, char**)>& body);
 
 }  // namespace cd

@@ -52,7 +52,8 @@ std::string json_line(const std::string& level, const std::string& logger,
 void setup(const std::string& level, const std::string& format) {
   auto lvl = spdlog::level::from_str(level);
   if (lvl == spdlog::level::off && level != "off")
-    throw UsageError("log level '" + level + "' is not known; allowed: trace|debug|info|warn|error");
+    throw UsageError("log level '" + level +
+                     "' is not known; allowed: trace|debug|info|warn|error");
   std::shared_ptr<spdlog::logger> logger;
   g_format = parse_format(format);
   if (g_format == Format::k_json) {
@@ -75,7 +76,8 @@ void event(const std::string& message, const nlohmann::json& fields) {
   if (!spdlog::default_logger()->should_log(spdlog::level::info)) return;
   if (g_format == Format::k_json) {
     nlohmann::json j = fields;
-    j["ts"] = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+    j["ts"] =
+        std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
     j["level"] = "info";
     j["msg"] = message;
     std::string line = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
@@ -83,7 +85,8 @@ void event(const std::string& message, const nlohmann::json& fields) {
     return;
   }
   std::string text = message;
-  for (const auto& [k, v] : fields.items()) text += " " + k + "=" + (v.is_string() ? v.get<std::string>() : v.dump());
+  for (const auto& [k, v] : fields.items())
+    text += " " + k + "=" + (v.is_string() ? v.get<std::string>() : v.dump());
   spdlog::info("{}", text);
 }
 

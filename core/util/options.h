@@ -16,7 +16,8 @@ struct CommonOptions {
 
 // Registers the shared options; threads_key places --threads in a YAML
 // section ("run.threads" puts it under run: in train.yaml).
-void add_common_options(Config& config, CommonOptions& common, const std::string& threads_key = "threads");
+void add_common_options(Config& config, CommonOptions& common,
+                        const std::string& threads_key = "threads");
 
 // Installs logging and returns the thread count in effect (every core for 0).
 // Tools that run LibTorch pass it on to set_compute_threads (nn/compute.h).

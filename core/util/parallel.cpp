@@ -23,6 +23,8 @@ void parallel_for(std::size_t begin, std::size_t end, int threads,
   for (auto& t : pool) t.join();
 }
 
-int hardware_threads() { return static_cast<int>(std::max(1u, std::thread::hardware_concurrency())); }
+int hardware_threads() {
+  return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+}
 
 }  // namespace cd

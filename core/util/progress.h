@@ -21,15 +21,14 @@ class Progress {
 
   Progress(std::string label, std::size_t total, Style style = Style::k_auto);
   // Full control, for tests: explicit stream, style, interval and clock.
-  Progress(std::string label, std::size_t total, std::ostream& out, Style style,
-           double interval_s, Clock clock);
+  Progress(std::string label, std::size_t total, std::ostream& out, Style style, double interval_s,
+           Clock clock);
   ~Progress();
 
   void advance(std::size_t n = 1);
   void set_suffix(std::string suffix);  // e.g. "loss 0.412"
   void finish();
 
-  std::size_t done() const { return m_done.load(); }
   static std::string format_duration(double seconds);
 
  private:

@@ -9,7 +9,8 @@ namespace cd::prom {
 
 namespace {
 
-std::string label_text(const Labels& labels, const std::string& extra_key = "", const std::string& extra = "") {
+std::string label_text(const Labels& labels, const std::string& extra_key = "",
+                       const std::string& extra = "") {
   if (labels.empty() && extra_key.empty()) return "";
   std::string out = "{";
   bool first = true;
@@ -26,10 +27,14 @@ std::string label_text(const Labels& labels, const std::string& extra_key = "", 
 std::string escape_label(const std::string& value) {
   std::string out;
   for (char c : value) {
-    if (c == '\\') out += "\\\\";
-    else if (c == '"') out += "\\\"";
-    else if (c == '\n') out += "\\n";
-    else out += c;
+    if (c == '\\')
+      out += "\\\\";
+    else if (c == '"')
+      out += "\\\"";
+    else if (c == '\n')
+      out += "\\n";
+    else
+      out += c;
   }
   return out;
 }
@@ -60,14 +65,15 @@ void Registry::gauge(const std::string& name, const std::string& help) {
   m_order.push_back(name);
 }
 
-void Registry::histogram(const std::string& name, const std::string& help, std::vector<double> buckets) {
+void Registry::histogram(const std::string& name, const std::string& help,
+                         std::vector<double> buckets) {
   std::lock_guard<std::mutex> lock(m_mutex);
   m_families[name] = {help, "histogram", std::move(buckets), {}, {}};
   m_order.push_back(name);
 }
 
-void Registry::gauge_fn(const std::string& name, const std::string& help, std::function<double()> fn,
-                        const std::string& type) {
+void Registry::gauge_fn(const std::string& name, const std::string& help,
+                        std::function<double()> fn, const std::string& type) {
   std::lock_guard<std::mutex> lock(m_mutex);
   m_families[name] = {help, type, {}, {}, std::move(fn)};
   m_order.push_back(name);
@@ -112,7 +118,8 @@ std::string Registry::render() const {
       for (std::size_t i = 0; i < f.buckets.size(); ++i)
         out += name + "_bucket" + label_text(labels, "le", format_value(f.buckets[i])) + " " +
                format_value(s.bucket_counts[i]) + "\n";
-      out += name + "_bucket" + label_text(labels, "le", "+Inf") + " " + format_value(s.count) + "\n";
+      out +=
+          name + "_bucket" + label_text(labels, "le", "+Inf") + " " + format_value(s.count) + "\n";
       out += name + "_sum" + label_text(labels) + " " + format_value(s.sum) + "\n";
       out += name + "_count" + label_text(labels) + " " + format_value(s.count) + "\n";
     }

@@ -11,7 +11,8 @@ namespace cd {
 double ms_since_process_start() {
   std::ifstream stat("/proc/self/stat");
   std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
-  // Field 22 is starttime in clock ticks after boot; fields after the ")" of comm are space-separated.
+  // Field 22 is starttime in clock ticks after boot; fields after the ")" of comm are
+  // space-separated.
   std::istringstream rest(text.substr(text.rfind(')') + 2));
   std::string field;
   for (int i = 3; i <= 22 && rest >> field; ++i) {

@@ -9,7 +9,8 @@ namespace cd {
 extern const char* const k_git_commit;
 
 std::string version_string(const std::string& tool) {
-  return tool + " " + CD_VERSION + " (commit " + k_git_commit + ", LibTorch " + CD_TORCH_VERSION + ")";
+  return tool + " " + CD_VERSION + " (commit " + k_git_commit + ", LibTorch " + CD_TORCH_VERSION +
+         ")";
 }
 
 std::string git_commit() { return k_git_commit; }

@@ -51,22 +51,24 @@ int main(int argc, char** argv) {
     nlohmann::json params;
   };
   auto darknet = cd::import_tfjs_darknet(darknet_dir, cd::DarknetFeatures::k_rich);
-  std::vector<Arch> archs{{"baseline", 224, {}}, {"compact", 128, {}}, {"darknet", 288, darknet.params}};
+  std::vector<Arch> archs{
+      {"baseline", 224, {}}, {"compact", 128, {}}, {"darknet", 288, darknet.params}};
   for (const auto& arch : archs) {
     cd::Network net = cd::build_network(arch.name, arch.size, arch.params);
     net->eval();
     double gflops = net->flops(arch.size) / 1e9;
     net->fuse_for_inference();
     cd::to_channels_last(*net);
-    at::Tensor x = at::rand({32, 3, arch.size, arch.size}).contiguous(at::MemoryFormat::ChannelsLast);
+    at::Tensor x =
+        at::rand({32, 3, arch.size, arch.size}).contiguous(at::MemoryFormat::ChannelsLast);
     net->forward(x);
     double s = seconds([&] { net->forward(x); }, 5);
     double rate = 32 * gflops / s;
     out["architectures"][arch.name] = {{"input", arch.size},
-                                      {"forward_gflops_per_image", gflops},
-                                      {"inference_images_per_s_batch32", 32 / s},
-                                      {"inference_gflops_per_s", rate},
-                                      {"fraction_of_matmul_peak", rate / peak}};
+                                       {"forward_gflops_per_image", gflops},
+                                       {"inference_images_per_s_batch32", 32 / s},
+                                       {"inference_gflops_per_s", rate},
+                                       {"fraction_of_matmul_peak", rate / peak}};
   }
   std::cout << out.dump(2) << std::endl;
   return 0;

@@ -6,7 +6,9 @@
 
 namespace cd::test {
 
-inline std::string source_path(const std::string& rel) { return std::string(CD_SOURCE_DIR) + "/" + rel; }
+inline std::string source_path(const std::string& rel) {
+  return std::string(CD_SOURCE_DIR) + "/" + rel;
+}
 
 // A fresh empty directory under the system temp dir, removed at scope exit.
 class TempDir {

@@ -1,9 +1,9 @@
 #include <catch2/catch.hpp>
 #include <filesystem>
 
+#include "helpers.h"
 #include "util/atomic_file.h"
 #include "util/errors.h"
-#include "helpers.h"
 
 TEST_CASE("write_file_atomic replaces the file and leaves no temporary behind", "[atomic]") {
   cd::test::TempDir dir;

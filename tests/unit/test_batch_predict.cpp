@@ -7,7 +7,8 @@
 
 using cd::test::source_path;
 
-TEST_CASE("predict_all batches good images, reports bad ones, and keeps input order", "[batch_predict]") {
+TEST_CASE("predict_all batches good images, reports bad ones, and keeps input order",
+          "[batch_predict]") {
   cd::test::TempDir dir;
   cd::test::write_bytes(dir.file("bad.jpg"), "not an image");
   cd::test::FakeClassifier model(/*size=*/16);

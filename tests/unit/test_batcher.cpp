@@ -75,7 +75,9 @@ TEST_CASE("a batch never mixes two models (hot reload)", "[batcher]") {
 
 TEST_CASE("a model that throws fails its batch's futures, not the worker", "[batcher]") {
   struct Broken : FakeClassifier {
-    std::vector<float> predict(const at::Tensor&) override { throw std::runtime_error("broken weights"); }
+    std::vector<float> predict(const at::Tensor&) override {
+      throw std::runtime_error("broken weights");
+    }
   };
   auto broken = std::make_shared<Broken>();
   auto good = std::make_shared<FakeClassifier>();

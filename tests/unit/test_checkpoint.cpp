@@ -19,7 +19,8 @@ cd::Checkpoint sample() {
   c.state.plateau.bad = 1;
   c.state.stop = cd::StopReason::k_early_stopping;
   c.state.stop_message = "early stopping: no val loss improvement for 1 epochs";
-  for (int e = 1; e <= 3; ++e) c.state.history.push_back({e, 1e12 + e, 0.5, 0.7, 0.3, 0.8, 1e-3, 2.5});
+  for (int e = 1; e <= 3; ++e)
+    c.state.history.push_back({e, 1e12 + e, 0.5, 0.7, 0.3, 0.8, 1e-3, 2.5});
   c.state.best_weights = std::string("best\0weights", 12);
   c.weights = "last weights";
   c.optimizer = "adam state";
@@ -55,9 +56,11 @@ TEST_CASE("checkpoints from before the stop field still resume", "[checkpoint]")
   parts.meta["stop_reason"] = "reached 3 epochs";
   CHECK(cd::decode_checkpoint(cd::pack_file(parts), "ckpt").state.stop == cd::StopReason::k_epochs);
   parts.meta["stop_reason"] = "time budget of 5 min reached";
-  CHECK(cd::decode_checkpoint(cd::pack_file(parts), "ckpt").state.stop == cd::StopReason::k_time_budget);
+  CHECK(cd::decode_checkpoint(cd::pack_file(parts), "ckpt").state.stop ==
+        cd::StopReason::k_time_budget);
   parts.meta["finished"] = false;
-  CHECK(cd::decode_checkpoint(cd::pack_file(parts), "ckpt").state.stop == cd::StopReason::k_running);
+  CHECK(cd::decode_checkpoint(cd::pack_file(parts), "ckpt").state.stop ==
+        cd::StopReason::k_running);
 }
 
 TEST_CASE("a damaged checkpoint is a ModelError naming the file", "[checkpoint]") {
@@ -68,5 +71,6 @@ TEST_CASE("a damaged checkpoint is a ModelError naming the file", "[checkpoint]"
   CHECK_THROWS_WITH(cd::decode_checkpoint(cd::pack_file(parts), "ckpt"),
                     Catch::StartsWith("ckpt: training state is malformed"));
   parts.kind = cd::FileKind::k_model;
-  CHECK_THROWS_WITH(cd::decode_checkpoint(cd::pack_file(parts), "m.cdm"), Catch::Contains("not a training checkpoint"));
+  CHECK_THROWS_WITH(cd::decode_checkpoint(cd::pack_file(parts), "m.cdm"),
+                    Catch::Contains("not a training checkpoint"));
 }

@@ -1,10 +1,10 @@
 #include <catch2/catch.hpp>
 #include <cstdlib>
 
-#include "util/config.h"
-#include "util/version.h"
-#include "util/errors.h"
 #include "helpers.h"
+#include "util/config.h"
+#include "util/errors.h"
+#include "util/version.h"
 
 namespace {
 
@@ -51,16 +51,17 @@ TEST_CASE("defaults stay when nothing overrides them", "[config]") {
 TEST_CASE("precedence is defaults < YAML < environment < command line", "[config]") {
   cd::test::TempDir dir;
   cd::test::write_bytes(dir.file("c.yaml"),
-                        "schedule:\n  epochs: 7\noptimizer:\n  lr: 0.5\nrun:\n  device: cuda\nsplit: [0.7, 0.2, 0.1]\n");
+                        "schedule:\n  epochs: 7\noptimizer:\n  lr: 0.5\nrun:\n  device: "
+                        "cuda\nsplit: [0.7, 0.2, 0.1]\n");
   Fixture f;
   ::setenv("CD_LR", "0.25", 1);
   ::setenv("CD_DEVICE", "auto", 1);
   f.parse({"cd-test", "--config", dir.file("c.yaml"), "--device", "cpu", "--resume"});
   ::unsetenv("CD_LR");
   ::unsetenv("CD_DEVICE");
-  CHECK(f.epochs == 7);          // YAML over default
-  CHECK(f.lr == Approx(0.25));   // env over YAML
-  CHECK(f.device == "cpu");      // command line over env
+  CHECK(f.epochs == 7);         // YAML over default
+  CHECK(f.lr == Approx(0.25));  // env over YAML
+  CHECK(f.device == "cpu");     // command line over env
   CHECK(f.resume);
   CHECK(f.split == std::vector<double>{0.7, 0.2, 0.1});
   CHECK(f.config.config_file() == dir.file("c.yaml"));
@@ -68,7 +69,8 @@ TEST_CASE("precedence is defaults < YAML < environment < command line", "[config
 
 TEST_CASE("an unknown YAML key names the file and the key", "[config]") {
   Fixture f;
-  std::string msg = usage_message([&] { f.config.apply_yaml_text("schedule:\n  epoch: 3\n", "train.yaml"); });
+  std::string msg =
+      usage_message([&] { f.config.apply_yaml_text("schedule:\n  epoch: 3\n", "train.yaml"); });
   CHECK(msg.find("train.yaml") != std::string::npos);
   CHECK(msg.find("unknown key 'schedule.epoch'") != std::string::npos);
   CHECK(msg.find("schedule.epochs") != std::string::npos);  // lists what is known
@@ -76,12 +78,17 @@ TEST_CASE("an unknown YAML key names the file and the key", "[config]") {
 
 TEST_CASE("an out-of-range value names the origin, the key and the range", "[config]") {
   Fixture f;
-  std::string msg = usage_message([&] { f.config.apply_yaml_text("schedule:\n  epochs: 0\n", "t.yaml"); });
-  CHECK(msg == "t.yaml: key 'schedule.epochs': value 0 is out of range; allowed: an integer in [1, 1000]");
+  std::string msg =
+      usage_message([&] { f.config.apply_yaml_text("schedule:\n  epochs: 0\n", "t.yaml"); });
+  CHECK(msg ==
+        "t.yaml: key 'schedule.epochs': value 0 is out of range; allowed: an integer in [1, 1000]");
   msg = usage_message([&] { f.parse({"cd-test", "--lr", "abc"}); });
   CHECK(msg == "--lr: invalid value 'abc'; allowed: a number in [1e-07, 1]");
   ::setenv("CD_EPOCHS", "5000", 1);
-  msg = usage_message([&] { Fixture g; g.parse({"cd-test"}); });
+  msg = usage_message([&] {
+    Fixture g;
+    g.parse({"cd-test"});
+  });
   ::unsetenv("CD_EPOCHS");
   CHECK(msg.find("environment variable CD_EPOCHS") == 0);
 }

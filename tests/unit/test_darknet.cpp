@@ -3,13 +3,13 @@
 #include <fstream>
 #include <set>
 
-#include "util/atomic_file.h"
-#include "util/errors.h"
+#include "helpers.h"
 #include "nn/darknet_import.h"
 #include "nn/image_tensor.h"
 #include "nn/nets.h"
 #include "nn/weights.h"
-#include "helpers.h"
+#include "util/atomic_file.h"
+#include "util/errors.h"
 
 using cd::test::source_path;
 
@@ -27,7 +27,8 @@ std::vector<std::string> lines(const std::string& rel) {
 
 }  // namespace
 
-TEST_CASE("the imported ImageNet head puts cats in cat classes and dogs in dog breeds", "[darknet]") {
+TEST_CASE("the imported ImageNet head puts cats in cat classes and dogs in dog breeds",
+          "[darknet]") {
   auto imported = cd::import_tfjs_darknet(source_path(k_darknet));
   cd::Network net = cd::build_network("darknet", 224, imported.params);
   cd::deserialize_module(*net, imported.weights, "import");
@@ -36,7 +37,8 @@ TEST_CASE("the imported ImageNet head puts cats in cat classes and dogs in dog b
   REQUIRE(names.size() == 1000);
   auto cat_list = lines("tests/fixtures/imagenet/cat-classes.txt");
   auto dog_list = lines("tests/fixtures/imagenet/dog-breeds.txt");
-  std::set<std::string> cats(cat_list.begin(), cat_list.end()), dogs(dog_list.begin(), dog_list.end());
+  std::set<std::string> cats(cat_list.begin(), cat_list.end()),
+      dogs(dog_list.begin(), dog_list.end());
   for (const auto& d : dogs) CHECK(std::find(names.begin(), names.end(), d) != names.end());
   cd::PreprocessSpec spec;  // 224, stretch, [0,1]: the backbone's own input
   torch::NoGradGuard no_grad;

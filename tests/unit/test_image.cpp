@@ -7,17 +7,19 @@
 #include <opencv2/core.hpp>
 #include <opencv2/imgcodecs.hpp>
 
+#include "domain/image.h"
+#include "helpers.h"
+#include "nn/image_tensor.h"
 #include "util/atomic_file.h"
 #include "util/errors.h"
-#include "domain/image.h"
-#include "nn/image_tensor.h"
-#include "helpers.h"
 
 using cd::test::source_path;
 
 namespace {
 
-std::string fixture(const std::string& rel) { return cd::read_file(source_path("tests/fixtures/" + rel)); }
+std::string fixture(const std::string& rel) {
+  return cd::read_file(source_path("tests/fixtures/" + rel));
+}
 
 // The golden file pins preprocess() for a committed photo: shape line, then
 // every value. CD_UPDATE_GOLDEN=1 rewrites it after a deliberate change.
@@ -80,8 +82,10 @@ TEST_CASE("every supported kind of input decodes to 3-channel 8-bit RGB", "[imag
     CHECK(rgb.cols > 100);
   }
   // CMYK decoding keeps colours: the CMYK copy of cat.3 matches the original closely.
-  cv::Mat a = cd::resize_by_policy(cd::decode_rgb(fixture("photos/cat.3.jpg")), 32, cd::ResizePolicy::k_stretch);
-  cv::Mat b = cd::resize_by_policy(cd::decode_rgb(fixture("formats/cat-cmyk.jpg")), 32, cd::ResizePolicy::k_stretch);
+  cv::Mat a = cd::resize_by_policy(cd::decode_rgb(fixture("photos/cat.3.jpg")), 32,
+                                   cd::ResizePolicy::k_stretch);
+  cv::Mat b = cd::resize_by_policy(cd::decode_rgb(fixture("formats/cat-cmyk.jpg")), 32,
+                                   cd::ResizePolicy::k_stretch);
   CHECK(cv::norm(a, b, cv::NORM_L1) / (32 * 32 * 3) < 12.0);
 }
 
@@ -104,7 +108,8 @@ TEST_CASE("bad bytes raise DataError with the reason", "[image]") {
 
 TEST_CASE("resize policies give the requested square", "[image]") {
   cv::Mat wide(100, 300, CV_8UC3, cv::Scalar(10, 200, 30));
-  for (auto policy : {cd::ResizePolicy::k_stretch, cd::ResizePolicy::k_center_crop, cd::ResizePolicy::k_letterbox}) {
+  for (auto policy : {cd::ResizePolicy::k_stretch, cd::ResizePolicy::k_center_crop,
+                      cd::ResizePolicy::k_letterbox}) {
     cv::Mat out = cd::resize_by_policy(wide, 64, policy);
     CHECK(out.rows == 64);
     CHECK(out.cols == 64);
@@ -125,7 +130,8 @@ TEST_CASE("ImageNet normalisation subtracts the mean and divides by the std", "[
 }
 
 TEST_CASE("augmentation is deterministic per seed and changes the image", "[image]") {
-  cv::Mat img = cd::resize_by_policy(cd::decode_rgb(fixture("photos/dog.1.jpg")), 64, cd::ResizePolicy::k_stretch);
+  cv::Mat img = cd::resize_by_policy(cd::decode_rgb(fixture("photos/dog.1.jpg")), 64,
+                                     cd::ResizePolicy::k_stretch);
   cd::Augmentation aug;
   cv::Mat a = cd::augment(img, aug, 7);
   cv::Mat b = cd::augment(img, aug, 7);
@@ -138,6 +144,8 @@ TEST_CASE("augmentation is deterministic per seed and changes the image", "[imag
 }
 
 TEST_CASE("one extension list for every tool, in any case", "[image]") {
-  for (const char* ok : {"a/b.jpg", "x.JPEG", "y.Png", "z.bmp", "w.webp"}) CHECK(cd::has_image_extension(ok));
-  for (const char* no : {"notes.txt", "jpg", "a.jpg.bak", "dir/"}) CHECK_FALSE(cd::has_image_extension(no));
+  for (const char* ok : {"a/b.jpg", "x.JPEG", "y.Png", "z.bmp", "w.webp"})
+    CHECK(cd::has_image_extension(ok));
+  for (const char* no : {"notes.txt", "jpg", "a.jpg.bak", "dir/"})
+    CHECK_FALSE(cd::has_image_extension(no));
 }

@@ -7,7 +7,8 @@
 
 using cd::test::write_bytes;
 
-TEST_CASE("directories expand to their images, sorted and recursive; problems stay in order", "[inputs]") {
+TEST_CASE("directories expand to their images, sorted and recursive; problems stay in order",
+          "[inputs]") {
   cd::test::TempDir dir;
   write_bytes(dir.file("b.JPG"), "x");
   write_bytes(dir.file("a.png"), "x");

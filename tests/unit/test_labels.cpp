@@ -10,7 +10,7 @@ TEST_CASE("decide: dog at or above the threshold, confidence of the chosen label
   d = cd::decide(0.2, 0.5);
   CHECK(d.name() == "cat");
   CHECK(d.confidence == Approx(0.8));
-  CHECK(cd::decide(0.5, 0.5).name() == "dog");  // the threshold itself is dog
+  CHECK(cd::decide(0.5, 0.5).name() == "dog");   // the threshold itself is dog
   CHECK(cd::decide(0.6, 0.65).name() == "cat");  // the model's own threshold counts
 }
 

@@ -70,7 +70,8 @@ TEST_CASE("augmented batches depend on the seed, not on the number of workers", 
 TEST_CASE("a stream dropped half-way stops its workers", "[loader]") {
   cd::ImageCache cache(fixture_samples(), 16, cd::ResizePolicy::k_stretch, 1, "fixtures");
   {
-    cd::BatchStream stream(cache, cd::in_order(cache.size()), 1, nullptr, 0, cd::Normalization::k_unit, 2, 2);
+    cd::BatchStream stream(cache, cd::in_order(cache.size()), 1, nullptr, 0,
+                           cd::Normalization::k_unit, 2, 2);
     cd::Batch b;
     REQUIRE(stream.next(b));
   }  // destructor joins the workers while batches are still pending

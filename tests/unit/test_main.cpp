@@ -10,7 +10,8 @@ namespace cd::test {
 
 TempDir::TempDir() {
   std::random_device rd;
-  m_path = (std::filesystem::temp_directory_path() / ("catdog-test-" + std::to_string(rd()))).string();
+  m_path =
+      (std::filesystem::temp_directory_path() / ("catdog-test-" + std::to_string(rd()))).string();
   std::filesystem::create_directories(m_path);
 }
 

@@ -1,7 +1,7 @@
 #include <catch2/catch.hpp>
 
-#include "util/errors.h"
 #include "domain/manifest.h"
+#include "util/errors.h"
 
 TEST_CASE("manifests round-trip, quoting paths with commas and quotes", "[manifest]") {
   std::vector<cd::Sample> samples{{"a/cat.1.jpg", 0}, {"b/odd, \"name\".jpg", 1}};
@@ -14,7 +14,8 @@ TEST_CASE("manifests round-trip, quoting paths with commas and quotes", "[manife
 }
 
 TEST_CASE("bad manifests name the file and line", "[manifest]") {
-  CHECK_THROWS_WITH(cd::parse_manifest("file,class\n", "x.csv"), Catch::StartsWith("x.csv:1: expected the header"));
+  CHECK_THROWS_WITH(cd::parse_manifest("file,class\n", "x.csv"),
+                    Catch::StartsWith("x.csv:1: expected the header"));
   CHECK_THROWS_WITH(cd::parse_manifest("path,label\na.jpg,horse\n", "x.csv"),
                     "x.csv:2: unknown label 'horse'; expected cat or dog");
   CHECK_THROWS_WITH(cd::parse_manifest("", "x.csv"), Catch::Contains("empty file"));

@@ -51,7 +51,8 @@ TEST_CASE("tied scores count half and make one curve point", "[metrics]") {
   CHECK(curve[1].x == 1.0);
   CHECK(curve[1].y == 1.0);
   // Order of equal scores does not matter.
-  CHECK(cd::roc_auc({1, 0, 1, 0}, {0.5, 0.5, 0.9, 0.1}) == cd::roc_auc({0, 1, 0, 1}, {0.5, 0.5, 0.1, 0.9}));
+  CHECK(cd::roc_auc({1, 0, 1, 0}, {0.5, 0.5, 0.9, 0.1}) ==
+        cd::roc_auc({0, 1, 0, 1}, {0.5, 0.5, 0.1, 0.9}));
 }
 
 TEST_CASE("one class only: AUC undefined, curves empty, counts still right", "[metrics]") {

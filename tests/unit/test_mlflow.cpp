@@ -1,5 +1,5 @@
-#include <catch2/catch.hpp>
 #include <httplib.h>
+#include <catch2/catch.hpp>
 
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -23,23 +23,27 @@ class StubMlflow {
  public:
   explicit StubMlflow(bool fail_run_create = false) {
     const std::string api = "/prefix/api/2.0/mlflow";
-    m_server.Get(api + "/experiments/get-by-name", [this](const httplib::Request& req, httplib::Response& res) {
+    m_server.Get(api + "/experiments/get-by-name", [this](const httplib::Request& req,
+                                                          httplib::Response& res) {
       record(req, req.get_param_value("experiment_name"));
       res.status = 404;
       res.set_content(R"({"error_code":"RESOURCE_DOES_NOT_EXIST"})", "application/json");
     });
-    m_server.Post(api + "/experiments/create", [this](const httplib::Request& req, httplib::Response& res) {
-      record(req);
-      res.set_content(R"({"experiment_id":"7"})", "application/json");
-    });
-    m_server.Post(api + "/runs/create", [this, fail_run_create](const httplib::Request& req, httplib::Response& res) {
+    m_server.Post(api + "/experiments/create",
+                  [this](const httplib::Request& req, httplib::Response& res) {
+                    record(req);
+                    res.set_content(R"({"experiment_id":"7"})", "application/json");
+                  });
+    m_server.Post(api + "/runs/create", [this, fail_run_create](const httplib::Request& req,
+                                                                httplib::Response& res) {
       record(req);
       if (fail_run_create) {
         res.status = 500;
         return;
       }
-      res.set_content(R"({"run":{"info":{"run_id":"r1","artifact_uri":"mlflow-artifacts:/7/r1/artifacts"}}})",
-                      "application/json");
+      res.set_content(
+          R"({"run":{"info":{"run_id":"r1","artifact_uri":"mlflow-artifacts:/7/r1/artifacts"}}})",
+          "application/json");
     });
     for (const char* route : {"/runs/log-batch", "/runs/update"})
       m_server.Post(api + route, [this](const httplib::Request& req, httplib::Response& res) {
@@ -89,7 +93,8 @@ TEST_CASE("the MLflow observer logs a whole run through the REST API", "[mlflow]
   cd::write_file_atomic(dir.file("model.cdm"), "weights");
   auto observer = cd::make_mlflow_observer(stub.uri(), "cat dog&co", many_settings(150));
   REQUIRE(observer);
-  observer->on_start({{{"train_images", "320"}}, {{"git_commit", "abc"}, {"data_fingerprint", "f00d"}}});
+  observer->on_start(
+      {{{"train_images", "320"}}, {{"git_commit", "abc"}, {"data_fingerprint", "f00d"}}});
   cd::EpochRecord epoch{/*epoch=*/2, 1.0e12, 0.5, 0.75, 0.4, 0.8, 0.001, 3.0};
   observer->on_epoch(epoch, {epoch});
   cd::TrainSummary summary;
@@ -103,7 +108,8 @@ TEST_CASE("the MLflow observer logs a whole run through the REST API", "[mlflow]
   CHECK(json::parse(calls[1].body)["name"] == "cat dog&co");
   json run = json::parse(calls[2].body);
   CHECK(run["experiment_id"] == "7");
-  CHECK(run["tags"].dump().find(R"({"key":"data_fingerprint","value":"f00d"})") != std::string::npos);
+  CHECK(run["tags"].dump().find(R"({"key":"data_fingerprint","value":"f00d"})") !=
+        std::string::npos);
   // Every setting is a param, 100 per call (MLflow's limit), plus the run's own facts.
   json first = json::parse(calls[3].body), second = json::parse(calls[4].body);
   CHECK(first["run_id"] == "r1");
@@ -116,7 +122,8 @@ TEST_CASE("the MLflow observer logs a whole run through the REST API", "[mlflow]
   for (const auto& m : metrics) CHECK(m["step"] == 1);  // epoch 2 is step 1
   CHECK(metrics.dump().find(R"("key":"val_accuracy")") != std::string::npos);
   CHECK(calls[6].method == "PUT");
-  CHECK(calls[6].path == "/prefix/api/2.0/mlflow-artifacts/artifacts/7/r1/artifacts/model/model.cdm");
+  CHECK(calls[6].path ==
+        "/prefix/api/2.0/mlflow-artifacts/artifacts/7/r1/artifacts/model/model.cdm");
   CHECK(calls[6].body == "weights");
   json update = json::parse(calls[7].body);
   CHECK(update["status"] == "FINISHED");

@@ -1,12 +1,12 @@
 #include "catch_torch.h"
 
-#include "util/atomic_file.h"
-#include "nn/classifier.h"
-#include "util/errors.h"
 #include "domain/model_file.h"
+#include "helpers.h"
+#include "nn/classifier.h"
 #include "nn/nets.h"
 #include "nn/weights.h"
-#include "helpers.h"
+#include "util/atomic_file.h"
+#include "util/errors.h"
 
 namespace {
 
@@ -17,7 +17,8 @@ std::string write_model(const cd::test::TempDir& dir, const std::string& arch, i
   meta.preprocess.size = size;
   meta.created = cd::utc_now_iso8601();
   std::string path = dir.file(arch + ".cdm");
-  cd::write_file_atomic(path, cd::pack_file({cd::FileKind::k_model, cd::meta_to_json(meta), cd::serialize_module(*net)}));
+  cd::write_file_atomic(path, cd::pack_file({cd::FileKind::k_model, cd::meta_to_json(meta),
+                                             cd::serialize_module(*net)}));
   return path;
 }
 

@@ -17,7 +17,8 @@ TEST_CASE("parallel_for runs every index exactly once", "[parallel]") {
   }
 }
 
-TEST_CASE("parallel_for honours begin, uses several threads and never more than asked", "[parallel]") {
+TEST_CASE("parallel_for honours begin, uses several threads and never more than asked",
+          "[parallel]") {
   std::mutex mutex;
   std::set<std::thread::id> ids;
   std::vector<std::size_t> seen;

@@ -2,28 +2,34 @@
 #include <filesystem>
 #include <map>
 
-#include "util/atomic_file.h"
-#include "util/errors.h"
 #include "cd-prepare/prepare.h"
 #include "helpers.h"
+#include "util/atomic_file.h"
+#include "util/errors.h"
 
 using cd::test::source_path;
 using cd::test::write_bytes;
 
 namespace {
 
-std::string sample(const std::string& name) { return cd::read_file(source_path("data/sample/images/" + name)); }
+std::string sample(const std::string& name) {
+  return cd::read_file(source_path("data/sample/images/" + name));
+}
 
 // A folder holding each kind of bad input next to real photos.
 void make_messy_folder(const std::string& dir) {
   for (int i = 10; i < 20; ++i) {
-    write_bytes(dir + "/cat." + std::to_string(i) + ".jpg", sample("cat." + std::to_string(i) + ".jpg"));
-    write_bytes(dir + "/dog." + std::to_string(i) + ".jpg", sample("dog." + std::to_string(i) + ".jpg"));
+    write_bytes(dir + "/cat." + std::to_string(i) + ".jpg",
+                sample("cat." + std::to_string(i) + ".jpg"));
+    write_bytes(dir + "/dog." + std::to_string(i) + ".jpg",
+                sample("dog." + std::to_string(i) + ".jpg"));
   }
   write_bytes(dir + "/cat.1.jpg", "");
-  write_bytes(dir + "/cat.2.jpg", cd::read_file(source_path("tests/fixtures/formats/truncated.jpg")));
+  write_bytes(dir + "/cat.2.jpg",
+              cd::read_file(source_path("tests/fixtures/formats/truncated.jpg")));
   write_bytes(dir + "/dog.2.jpg", "this is a text file, not a photo\n");
-  write_bytes(dir + "/dog.3.png", cd::read_file(source_path("tests/fixtures/formats/tiny-5x5.png")));
+  write_bytes(dir + "/dog.3.png",
+              cd::read_file(source_path("tests/fixtures/formats/tiny-5x5.png")));
   write_bytes(dir + "/cat.4.PNG", cd::read_file(source_path("tests/fixtures/formats/cat-png.png")));
   write_bytes(dir + "/dog.99.jpg", sample("dog.10.jpg"));  // duplicate of dog.10.jpg
   write_bytes(dir + "/horse.1.jpg", sample("cat.30.jpg"));
@@ -32,7 +38,8 @@ void make_messy_folder(const std::string& dir) {
 
 std::map<std::string, std::string> reasons(const cd::PrepareResult& r) {
   std::map<std::string, std::string> out;
-  for (const auto& x : r.rejected) out[std::filesystem::path(x.path).filename().string()] = x.reason;
+  for (const auto& x : r.rejected)
+    out[std::filesystem::path(x.path).filename().string()] = x.reason;
   return out;
 }
 
@@ -51,7 +58,8 @@ TEST_CASE("cd-prepare rejects each bad file with its reason and drops duplicates
   CHECK(why["cat.2.jpg"] == "truncated JPEG (no end-of-image marker)");
   CHECK(why["dog.2.jpg"] == "not a decodable image (expected JPEG, PNG, BMP or WebP)");
   CHECK(why["dog.3.png"] == "too small: 5x5 (minimum 32x32)");
-  CHECK(why["horse.1.jpg"] == "unknown class 'horse' in file name (expected cat.N.jpg or dog.N.jpg)");
+  CHECK(why["horse.1.jpg"] ==
+        "unknown class 'horse' in file name (expected cat.N.jpg or dog.N.jpg)");
   CHECK(why["notes.txt"].find("unsupported extension '.txt'") == 0);
   CHECK(why.count("cat.4.PNG") == 0);  // upper-case extension, valid PNG: accepted
   REQUIRE(result.duplicates.size() == 1);
@@ -112,9 +120,11 @@ TEST_CASE("the same input and seed give byte-identical outputs", "[prepare]") {
   }
   for (const char* f : {"train.csv", "val.csv", "test.csv", "report.json", "metrics.json"}) {
     INFO(f);
-    CHECK(cd::read_file(dir.file(std::string("out1/") + f)) == cd::read_file(dir.file(std::string("out2/") + f)));
+    CHECK(cd::read_file(dir.file(std::string("out1/") + f)) ==
+          cd::read_file(dir.file(std::string("out2/") + f)));
   }
-  CHECK(cd::read_file(dir.file("out1/report.json")).find("\"reason\": \"empty file (0 bytes)\"") != std::string::npos);
+  CHECK(cd::read_file(dir.file("out1/report.json")).find("\"reason\": \"empty file (0 bytes)\"") !=
+        std::string::npos);
 }
 
 TEST_CASE("split fractions must add up to one", "[prepare]") {

@@ -12,7 +12,8 @@ TEST_CASE("a terminal bar redraws in place with rate and ETA", "[progress]") {
     p.advance(50);
   }
   std::string s = out.str();
-  CHECK(s.find("\rtrain [############            ]  50% 50/100 5.0/s elapsed 0:10 ETA 0:10") != std::string::npos);
+  CHECK(s.find("\rtrain [############            ]  50% 50/100 5.0/s elapsed 0:10 ETA 0:10") !=
+        std::string::npos);
   CHECK(s.back() == '\n');
 }
 

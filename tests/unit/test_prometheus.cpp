@@ -16,7 +16,8 @@ TEST_CASE("counters, gauges and histograms render in text format 0.0.4", "[prome
         "# HELP req_total Requests.\n# TYPE req_total counter\n"
         "req_total{route=\"/predict\",code=\"200\"} 3\n"
         "# HELP lat_seconds Latency.\n# TYPE lat_seconds histogram\n"
-        "lat_seconds_bucket{le=\"0.1\"} 1\nlat_seconds_bucket{le=\"1\"} 2\nlat_seconds_bucket{le=\"+Inf\"} 3\n"
+        "lat_seconds_bucket{le=\"0.1\"} 1\nlat_seconds_bucket{le=\"1\"} "
+        "2\nlat_seconds_bucket{le=\"+Inf\"} 3\n"
         "lat_seconds_sum 5.55\nlat_seconds_count 3\n"
         "# HELP up Up.\n# TYPE up gauge\nup 1\n");
 }

@@ -2,7 +2,8 @@
 
 #include "cd-train/schedule.h"
 
-TEST_CASE("early stopping counts epochs without a new best and keeps the best epoch", "[schedule]") {
+TEST_CASE("early stopping counts epochs without a new best and keeps the best epoch",
+          "[schedule]") {
   cd::EarlyStopping early;
   early.patience = 2;
   CHECK(early.update(1, 0.50));
@@ -19,7 +20,8 @@ TEST_CASE("early stopping counts epochs without a new best and keeps the best ep
   CHECK(early.best_epoch == 5);
 }
 
-TEST_CASE("plateau lowers the rate after more than patience flat epochs, down to min_lr", "[schedule]") {
+TEST_CASE("plateau lowers the rate after more than patience flat epochs, down to min_lr",
+          "[schedule]") {
   cd::Plateau plateau{/*factor=*/0.5, /*patience=*/1, /*min_lr=*/0.2};
   double lr = 1.0;
   lr = plateau.update(1.0, lr);
@@ -46,8 +48,8 @@ TEST_CASE("plateau patience 0 lowers the rate on the first flat epoch", "[schedu
 }
 
 TEST_CASE("stop reasons round-trip through their names", "[schedule]") {
-  for (auto r : {cd::StopReason::k_running, cd::StopReason::k_epochs, cd::StopReason::k_early_stopping,
-                 cd::StopReason::k_time_budget})
+  for (auto r : {cd::StopReason::k_running, cd::StopReason::k_epochs,
+                 cd::StopReason::k_early_stopping, cd::StopReason::k_time_budget})
     CHECK(cd::parse_stop_reason(cd::to_string(r)) == r);
   CHECK(cd::to_string(cd::StopReason::k_early_stopping) == "early_stopping");
   CHECK(cd::parse_stop_reason("nonsense") == cd::StopReason::k_running);

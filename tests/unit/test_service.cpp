@@ -28,7 +28,6 @@ std::string error_type(const Response& res) {
   return nlohmann::json::parse(res.body).at("error").at("type").get<std::string>();
 }
 
-
 }  // namespace
 
 TEST_CASE("routing: liveness without a model, readiness 503, unknown routes 404", "[service]") {
@@ -64,7 +63,8 @@ TEST_CASE("routing: a wrong method is 405 with Allow", "[service]") {
   CHECK(header(res, "Allow") == "GET");
 }
 
-TEST_CASE("auth: a configured key guards predictions and /model, not probes or metrics", "[service]") {
+TEST_CASE("auth: a configured key guards predictions and /model, not probes or metrics",
+          "[service]") {
   cd::ServeParams params;
   params.api_key = "s3cret";
   cd::serve::Service service(params);
@@ -72,10 +72,12 @@ TEST_CASE("auth: a configured key guards predictions and /model, not probes or m
   CHECK(res.status == 401);
   CHECK(header(res, "WWW-Authenticate") == "Bearer");
   CHECK(service.dispatch(request("GET", "/model", {{"x-api-key", "wrong"}})).status == 401);
-  CHECK(service.dispatch(request("POST", "/predict", {{"authorization", "Bearer s3cre"}})).status == 401);
+  CHECK(service.dispatch(request("POST", "/predict", {{"authorization", "Bearer s3cre"}})).status ==
+        401);
   // The right key gets through to the route, which has no model yet.
   CHECK(service.dispatch(request("GET", "/model", {{"x-api-key", "s3cret"}})).status == 503);
-  CHECK(service.dispatch(request("GET", "/model", {{"authorization", "bearer s3cret"}})).status == 503);
+  CHECK(service.dispatch(request("GET", "/model", {{"authorization", "bearer s3cret"}})).status ==
+        503);
   for (const char* open : {"/health", "/ready", "/metrics", "/", "/docs", "/openapi.json"})
     CHECK(service.dispatch(request("GET", open)).status != 401);
 }
@@ -108,8 +110,11 @@ TEST_CASE("metrics count requests by route and code", "[service]") {
   Response metrics = service.dispatch(request("GET", "/metrics"));
   CHECK(metrics.status == 200);
   CHECK(metrics.content_type.find("version=0.0.4") != std::string::npos);
-  CHECK(metrics.body.find("catdog_http_requests_total{route=\"/health\",code=\"200\"} 2") != std::string::npos);
-  CHECK(metrics.body.find("catdog_http_requests_total{route=\"/ready\",code=\"503\"} 1") != std::string::npos);
-  CHECK(metrics.body.find("catdog_http_requests_total{route=\"other\",code=\"404\"} 1") != std::string::npos);
+  CHECK(metrics.body.find("catdog_http_requests_total{route=\"/health\",code=\"200\"} 2") !=
+        std::string::npos);
+  CHECK(metrics.body.find("catdog_http_requests_total{route=\"/ready\",code=\"503\"} 1") !=
+        std::string::npos);
+  CHECK(metrics.body.find("catdog_http_requests_total{route=\"other\",code=\"404\"} 1") !=
+        std::string::npos);
   CHECK(metrics.body.find("catdog_ready 0") != std::string::npos);
 }

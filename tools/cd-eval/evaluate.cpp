@@ -5,11 +5,11 @@
 
 #include <spdlog/spdlog.h>
 
-#include "util/atomic_file.h"
-#include "nn/classifier.h"
-#include "util/errors.h"
 #include "domain/manifest.h"
 #include "nn/batch_predict.h"
+#include "nn/classifier.h"
+#include "util/atomic_file.h"
+#include "util/errors.h"
 #include "util/progress.h"
 
 namespace cd {
@@ -22,7 +22,8 @@ json finite_or_null(double v) { return std::isfinite(v) ? json(v) : json(nullptr
 
 json curve_json(const std::vector<CurvePoint>& curve, const char* x, const char* y) {
   json points = json::array();
-  for (const auto& p : curve) points.push_back({{x, p.x}, {y, p.y}, {"threshold", std::min(1.0, p.threshold)}});
+  for (const auto& p : curve)
+    points.push_back({{x, p.x}, {y, p.y}, {"threshold", std::min(1.0, p.threshold)}});
   return points;
 }
 
@@ -38,7 +39,8 @@ BinaryMetrics run_eval(const EvalParams& params) {
   std::vector<Prediction> items;
   for (const auto& s : samples) items.push_back({s.path, ""});
   Progress progress("eval", items.size());
-  predict_all(*model, items, params.batch_size, params.threads, [&](const Prediction&) { progress.advance(); });
+  predict_all(*model, items, params.batch_size, params.threads,
+              [&](const Prediction&) { progress.advance(); });
   progress.finish();
 
   std::vector<int> labels;
@@ -47,15 +49,18 @@ BinaryMetrics run_eval(const EvalParams& params) {
   std::string misclassified = "path,label,predicted,p_dog\n";
   for (std::size_t i = 0; i < items.size(); ++i) {
     if (!items[i].error.empty())
-      throw DataError(test_csv + " lists '" + items[i].path + "': " + items[i].error + "; rerun cd-prepare");
+      throw DataError(test_csv + " lists '" + items[i].path + "': " + items[i].error +
+                      "; rerun cd-prepare");
     labels.push_back(samples[i].label);
     scores.push_back(items[i].p_dog);
-    std::string actual = class_names()[samples[i].label], predicted = items[i].decision(threshold).name();
+    std::string actual = class_names()[samples[i].label],
+                predicted = items[i].decision(threshold).name();
     confusion.push_back({{"actual", actual}, {"predicted", predicted}});
     if (actual != predicted) {
       char p[32];
       std::snprintf(p, sizeof p, "%.6f", items[i].p_dog);
-      misclassified += csv_escape(samples[i].path) + "," + actual + "," + predicted + "," + p + "\n";
+      misclassified +=
+          csv_escape(samples[i].path) + "," + actual + "," + predicted + "," + p + "\n";
     }
   }
   BinaryMetrics m = compute_metrics(labels, scores, threshold);
@@ -80,14 +85,18 @@ BinaryMetrics run_eval(const EvalParams& params) {
   make_dirs(out + "/plots");
   write_file_atomic(out + "/metrics.json", metrics.dump(2) + "\n");
   write_file_atomic(out + "/plots/confusion.json", confusion.dump(1) + "\n");
-  write_file_atomic(out + "/plots/roc.json", json{{"roc", curve_json(roc, "fpr", "tpr")}}.dump(1) + "\n");
-  write_file_atomic(out + "/plots/prc.json", json{{"prc", curve_json(pr, "recall", "precision")}}.dump(1) + "\n");
+  write_file_atomic(out + "/plots/roc.json",
+                    json{{"roc", curve_json(roc, "fpr", "tpr")}}.dump(1) + "\n");
+  write_file_atomic(out + "/plots/prc.json",
+                    json{{"prc", curve_json(pr, "recall", "precision")}}.dump(1) + "\n");
   write_file_atomic(out + "/misclassified.csv", misclassified);
   render_confusion_png(out + "/confusion.png", m);
   render_roc_png(out + "/roc.png", roc, m.roc_auc);
   if (roc.empty()) spdlog::warn("{} holds one class only: ROC AUC is undefined", test_csv);
-  spdlog::info("test: n {} accuracy {:.4f} precision {:.4f} recall {:.4f} f1 {:.4f} auc {:.4f} log loss {:.4f}",
-               m.n, m.accuracy, m.precision, m.recall, m.f1, m.roc_auc, m.log_loss);
+  spdlog::info(
+      "test: n {} accuracy {:.4f} precision {:.4f} recall {:.4f} f1 {:.4f} auc {:.4f} log loss "
+      "{:.4f}",
+      m.n, m.accuracy, m.precision, m.recall, m.f1, m.roc_auc, m.log_loss);
   return m;
 }
 

@@ -11,8 +11,8 @@ int eval_main(int argc, char** argv) {
   cd::EvalParams params;
   cd::CommonOptions common;
   std::string device = "cpu", tta = "model";
-  cd::Config config("cd-eval",
-                    "Evaluate a model on test.csv: metrics, DVC plots, misclassified.csv and PNGs.");
+  cd::Config config(
+      "cd-eval", "Evaluate a model on test.csv: metrics, DVC plots, misclassified.csv and PNGs.");
   config.set_default_config_file("configs/eval.yaml");
   config.add_string("model", params.model, "model file from cd-train");
   config.add_string("data", params.data, "folder holding test.csv from cd-prepare");

@@ -4,9 +4,9 @@
 #include <cmath>
 #include <cstdio>
 
+#include "cd-eval/evaluate.h"
 #include "util/atomic_file.h"
 #include "util/errors.h"
-#include "cd-eval/evaluate.h"
 
 namespace cd {
 
@@ -21,11 +21,12 @@ void save_png(const std::string& path, const cv::Mat& bgr) {
   write_file_atomic(path, std::string(bytes.begin(), bytes.end()));
 }
 
-void centered(cv::Mat& img, const std::string& text, cv::Point center, double scale, cv::Scalar colour, int thick) {
+void centered(cv::Mat& img, const std::string& text, cv::Point center, double scale,
+              cv::Scalar colour, int thick) {
   int base = 0;
   cv::Size size = cv::getTextSize(text, k_font, scale, thick, &base);
-  cv::putText(img, text, {center.x - size.width / 2, center.y + size.height / 2}, k_font, scale, colour, thick,
-              cv::LINE_AA);
+  cv::putText(img, text, {center.x - size.width / 2, center.y + size.height / 2}, k_font, scale,
+              colour, thick, cv::LINE_AA);
 }
 
 }  // namespace
@@ -41,7 +42,9 @@ void render_confusion_png(const std::string& path, const BinaryMetrics& m) {
       double share = cells[r][c] / total;
       int shade = static_cast<int>(255 - 180 * std::min(1.0, share * 2));
       cv::Rect cell(140 + c * 170, 90 + r * 150, 170, 150);
-      cv::rectangle(img, cell, r == c ? cv::Scalar(shade, 255, shade) : cv::Scalar(shade, shade, 255), cv::FILLED);
+      cv::rectangle(img, cell,
+                    r == c ? cv::Scalar(shade, 255, shade) : cv::Scalar(shade, shade, 255),
+                    cv::FILLED);
       cv::rectangle(img, cell, k_ink, 1);
       char pct[32];
       std::snprintf(pct, sizeof pct, "%.1f%%", share * 100);
@@ -64,7 +67,8 @@ void render_roc_png(const std::string& path, const std::vector<CurvePoint>& roc,
   const int w = 520, h = 520, left = 70, top = 50, side = 400;
   cv::Mat img(h, w, CV_8UC3, cv::Scalar(255, 255, 255));
   auto at = [&](double x, double y) {
-    return cv::Point(left + static_cast<int>(std::lround(x * side)), top + side - static_cast<int>(std::lround(y * side)));
+    return cv::Point(left + static_cast<int>(std::lround(x * side)),
+                     top + side - static_cast<int>(std::lround(y * side)));
   };
   for (int i = 0; i <= 10; ++i) {
     double v = i / 10.0;
@@ -80,14 +84,16 @@ void render_roc_png(const std::string& path, const std::vector<CurvePoint>& roc,
   cv::rectangle(img, at(0, 1), at(1, 0), k_ink, 1);
   cv::line(img, at(0, 0), at(1, 1), cv::Scalar(160, 160, 160), 1, cv::LINE_AA);
   for (std::size_t i = 1; i < roc.size(); ++i)
-    cv::line(img, at(roc[i - 1].x, roc[i - 1].y), at(roc[i].x, roc[i].y), cv::Scalar(180, 90, 20), 2, cv::LINE_AA);
+    cv::line(img, at(roc[i - 1].x, roc[i - 1].y), at(roc[i].x, roc[i].y), cv::Scalar(180, 90, 20),
+             2, cv::LINE_AA);
   char title[64];
   if (std::isfinite(auc))
     std::snprintf(title, sizeof title, "ROC curve (test split), AUC = %.4f", auc);
   else
     std::snprintf(title, sizeof title, "ROC curve undefined: one class only");
   centered(img, title, {w / 2, 25}, 0.6, k_ink, 2);
-  centered(img, "false positive rate (cats called dogs)", {left + side / 2, top + side + 45}, 0.5, k_ink, 1);
+  centered(img, "false positive rate (cats called dogs)", {left + side / 2, top + side + 45}, 0.5,
+           k_ink, 1);
   cv::Mat label(30, side, CV_8UC3, cv::Scalar(255, 255, 255));
   centered(label, "true positive rate (dogs found)", {side / 2, 15}, 0.5, k_ink, 1);
   cv::Mat rotated;

@@ -24,10 +24,12 @@ void add_path(const std::string& arg, std::vector<Prediction>& out) {
     return;
   }
   std::vector<std::string> files;
-  for (auto it = fs::recursive_directory_iterator(arg, fs::directory_options::skip_permission_denied, ec);
+  for (auto it =
+           fs::recursive_directory_iterator(arg, fs::directory_options::skip_permission_denied, ec);
        it != fs::recursive_directory_iterator(); it.increment(ec)) {
     if (ec) break;
-    if (it->is_regular_file(ec) && has_image_extension(it->path().string())) files.push_back(it->path().string());
+    if (it->is_regular_file(ec) && has_image_extension(it->path().string()))
+      files.push_back(it->path().string());
   }
   std::sort(files.begin(), files.end());
   if (files.empty()) out.push_back({arg, "directory holds no images (jpg, jpeg, png, bmp, webp)"});

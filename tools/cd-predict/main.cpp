@@ -38,8 +38,11 @@ void print(const cd::Prediction& p, const PredictOptions& o, double threshold) {
   if (o.quiet) {
     std::printf("%s\n", label);
   } else if (o.json) {
-    nlohmann::ordered_json j{{"path", p.path}, {"class_label", label}, {"probability", d.confidence},
-                             {"p_dog", p.p_dog}, {"prediction_time_ms", p.ms}};
+    nlohmann::ordered_json j{{"path", p.path},
+                             {"class_label", label},
+                             {"probability", d.confidence},
+                             {"p_dog", p.p_dog},
+                             {"prediction_time_ms", p.ms}};
     std::printf("%s\n", j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
   } else {
     std::printf("%s\t%s\t%.4f\n", p.path.c_str(), label, d.confidence);
@@ -51,18 +54,24 @@ int predict_main(int argc, char** argv) {
   PredictOptions o;
   cd::CommonOptions common;
   common.log_level = "warn";
-  cd::Config config("cd-predict", "Classify images as cat or dog.\nOutput: PATH<TAB>LABEL<TAB>PROBABILITY per image.");
+  cd::Config config(
+      "cd-predict",
+      "Classify images as cat or dog.\nOutput: PATH<TAB>LABEL<TAB>PROBABILITY per image.");
   config.add_string("model", o.model, "model file from cd-train");
-  config.add_bool("json", o.json, "JSON Lines: path, class_label, probability, p_dog, prediction_time_ms");
+  config.add_bool("json", o.json,
+                  "JSON Lines: path, class_label, probability, p_dog, prediction_time_ms");
   config.add_bool("quiet", o.quiet, "print the label alone");
   config.add_int("batch_size", o.batch_size, "images per forward pass", 1, 4096, "batch-size");
-  config.add_choice("tta", o.tta, "test-time mirror averaging: as the model file says, or forced", {"model", "on", "off"});
+  config.add_choice("tta", o.tta, "test-time mirror averaging: as the model file says, or forced",
+                    {"model", "on", "off"});
   config.add_choice("device", o.device, "where to run the model", {"cpu", "cuda", "auto"});
-  config.add_positionals("IMAGE", o.inputs, "image files, directories, or - to read paths from stdin");
+  config.add_positionals("IMAGE", o.inputs,
+                         "image files, directories, or - to read paths from stdin");
   cd::add_common_options(config, common);
   if (config.parse(argc, argv) == cd::ParseOutcome::k_exit_ok) return 0;
   if (o.json && o.quiet) throw cd::UsageError("--json and --quiet exclude each other");
-  if (o.inputs.empty()) throw cd::UsageError("no images given; pass files, directories or - for stdin");
+  if (o.inputs.empty())
+    throw cd::UsageError("no images given; pass files, directories or - for stdin");
   int threads = cd::apply_common_options(common);
   cd::set_compute_threads(threads);
 
@@ -82,9 +91,10 @@ int predict_main(int argc, char** argv) {
   std::fflush(stdout);
   // --log-level debug shows where start-up goes; "before main" is dynamic
   // loading plus LibTorch's static initialisers (operator registration).
-  spdlog::debug("timing ms: before main {:.0f}, options {:.0f}, model load {:.0f}, first result {:.0f} "
-                "(decode + forward), total {:.0f}",
-                t_main, t_args - t_main, t_model - t_args, t_first - t_model, cd::ms_since_process_start());
+  spdlog::debug(
+      "timing ms: before main {:.0f}, options {:.0f}, model load {:.0f}, first result {:.0f} "
+      "(decode + forward), total {:.0f}",
+      t_main, t_args - t_main, t_model - t_args, t_first - t_model, cd::ms_since_process_start());
   return any_bad ? static_cast<int>(cd::ExitCode::k_partial) : 0;
 }
 

@@ -9,10 +9,10 @@
 
 #include <spdlog/spdlog.h>
 
+#include "domain/image.h"
 #include "util/atomic_file.h"
 #include "util/errors.h"
 #include "util/hash.h"
-#include "domain/image.h"
 #include "util/parallel.h"
 #include "util/progress.h"
 #include "util/random.h"
@@ -59,7 +59,8 @@ std::vector<Sample> relative_to(std::vector<Sample> samples, const std::string& 
   fs::path out_abs = fs::absolute(output).lexically_normal();
   for (auto& s : samples) {
     fs::path p(s.path);
-    if (p.is_relative()) s.path = fs::absolute(p).lexically_normal().lexically_relative(out_abs).generic_string();
+    if (p.is_relative())
+      s.path = fs::absolute(p).lexically_normal().lexically_relative(out_abs).generic_string();
   }
   return samples;
 }
@@ -121,11 +122,14 @@ void stratified_split(std::vector<Sample> samples, const std::vector<double>& fr
     std::vector<Sample> group;
     for (const auto& s : samples)
       if (s.label == label) group.push_back(s);
-    std::vector<std::size_t> order = shuffled_indices(group.size(), mix_seed(seed, static_cast<std::uint64_t>(label)));
+    std::vector<std::size_t> order =
+        shuffled_indices(group.size(), mix_seed(seed, static_cast<std::uint64_t>(label)));
     std::size_t n = group.size();
     auto n_train = static_cast<std::size_t>(std::floor(n * fractions[0] + 0.5));
-    auto n_val = std::min(n - n_train, static_cast<std::size_t>(std::floor(n * fractions[1] + 0.5)));
-    for (std::size_t i = 0; i < n; ++i) out[i < n_train ? 0 : i < n_train + n_val ? 1 : 2].push_back(group[order[i]]);
+    auto n_val =
+        std::min(n - n_train, static_cast<std::size_t>(std::floor(n * fractions[1] + 0.5)));
+    for (std::size_t i = 0; i < n; ++i)
+      out[i < n_train ? 0 : i < n_train + n_val ? 1 : 2].push_back(group[order[i]]);
   }
   for (int s = 0; s < 3; ++s)
     std::sort(out[s].begin(), out[s].end(),
@@ -141,27 +145,28 @@ PrepareResult run_prepare(const PrepareParams& params) {
   std::vector<Candidate> candidates = scan_source(params.source);
   result.found = candidates.size();
   if (candidates.empty())
-    throw DataError("no files found in '" + params.source + "'; expected cat.N.jpg/dog.N.jpg or cat/ and dog/ folders");
+    throw DataError("no files found in '" + params.source +
+                    "'; expected cat.N.jpg/dog.N.jpg or cat/ and dog/ folders");
 
   std::vector<Checked> checked(candidates.size());
   int threads = params.threads > 0 ? params.threads : hardware_threads();
   keep_opencv_single_threaded();  // parallelism comes from our own workers
   Progress progress("decode", candidates.size());
   parallel_for(0, candidates.size(), threads, [&](std::size_t i) {
-      Checked& c = checked[i];
-      if (!candidates[i].reject.empty()) {
-        c.reason = candidates[i].reject;
-      } else {
-        try {
-          std::string bytes = read_file(candidates[i].path);
-          c.size = bytes.size();
-          c.hash = fnv1a64(bytes);
-          c.reason = validate_image_bytes(bytes, params.min_size);
-        } catch (const IoError& e) {
-          c.reason = e.what();
-        }
+    Checked& c = checked[i];
+    if (!candidates[i].reject.empty()) {
+      c.reason = candidates[i].reject;
+    } else {
+      try {
+        std::string bytes = read_file(candidates[i].path);
+        c.size = bytes.size();
+        c.hash = fnv1a64(bytes);
+        c.reason = validate_image_bytes(bytes, params.min_size);
+      } catch (const IoError& e) {
+        c.reason = e.what();
       }
-      progress.advance();
+    }
+    progress.advance();
   });
   progress.finish();
 
@@ -207,7 +212,9 @@ void write_prepare_outputs(const PrepareParams& params, const PrepareResult& res
                       format_manifest(relative_to(result.splits[s], params.output)));
     nlohmann::ordered_json per_class;
     for (std::size_t c = 0; c < class_names().size(); ++c) per_class[class_names()[c]] = 0;
-    for (const auto& sample : result.splits[s]) per_class[class_names()[sample.label]] = per_class[class_names()[sample.label]].get<int>() + 1;
+    for (const auto& sample : result.splits[s])
+      per_class[class_names()[sample.label]] =
+          per_class[class_names()[sample.label]].get<int>() + 1;
     per_class["total"] = result.splits[s].size();
     counts[k_split_names[s]] = per_class;
     metrics[k_split_names[s]] = result.splits[s].size();
@@ -222,7 +229,8 @@ void write_prepare_outputs(const PrepareParams& params, const PrepareResult& res
   report["accepted"] = accepted;
   report["counts"] = counts;
   report["rejected"] = nlohmann::ordered_json::array();
-  for (const auto& r : result.rejected) report["rejected"].push_back({{"path", r.path}, {"reason", r.reason}});
+  for (const auto& r : result.rejected)
+    report["rejected"].push_back({{"path", r.path}, {"reason", r.reason}});
   report["duplicates"] = nlohmann::ordered_json::array();
   for (const auto& d : result.duplicates)
     report["duplicates"].push_back(

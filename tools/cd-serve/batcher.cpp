@@ -46,7 +46,8 @@ void Batcher::work() {
       auto same_model_ready = [&] {
         return static_cast<int>(m_queue.size()) >= m_options.max_batch;
       };
-      if (!m_stopping) m_changed.wait_until(lock, deadline, [&] { return m_stopping || same_model_ready(); });
+      if (!m_stopping)
+        m_changed.wait_until(lock, deadline, [&] { return m_stopping || same_model_ready(); });
       auto model = m_queue.front().model;
       while (!m_queue.empty() && static_cast<int>(batch.size()) < m_options.max_batch &&
              m_queue.front().model == model) {

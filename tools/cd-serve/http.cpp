@@ -24,7 +24,8 @@ Request convert(const httplib::Request& in) {
   for (const auto& [k, v] : in.headers) r.headers.emplace(to_lower(k), v);
   r.content_type = in.get_header_value("Content-Type");
   r.multipart = in.is_multipart_form_data();
-  for (const auto& [name, f] : in.files) r.parts.push_back({f.name, f.filename, f.content_type, f.content});
+  for (const auto& [name, f] : in.files)
+    r.parts.push_back({f.name, f.filename, f.content_type, f.content});
   return r;
 }
 
@@ -65,7 +66,9 @@ Server::~Server() = default;
 
 void Server::handle(Handler dispatcher, ErrorHandler on_error) {
   auto& s = m_impl->server;
-  auto route = [dispatcher](const httplib::Request& req, httplib::Response& res) { apply(dispatcher(convert(req)), res); };
+  auto route = [dispatcher](const httplib::Request& req, httplib::Response& res) {
+    apply(dispatcher(convert(req)), res);
+  };
   const std::string any = R"(.*)";
   s.Get(any, route);
   s.Post(any, route);
@@ -73,15 +76,17 @@ void Server::handle(Handler dispatcher, ErrorHandler on_error) {
   s.Delete(any, route);
   s.Patch(any, route);
   s.Options(any, route);
-  httplib::Server::HandlerWithResponse errors = [on_error](const httplib::Request& req, httplib::Response& res) {
+  httplib::Server::HandlerWithResponse errors = [on_error](const httplib::Request& req,
+                                                           httplib::Response& res) {
     if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
     apply(on_error(res.status, convert(req)), res);
     return httplib::Server::HandlerResponse::Handled;
   };
   s.set_error_handler(errors);
-  s.set_exception_handler([on_error](const httplib::Request& req, httplib::Response& res, std::exception_ptr) {
-    apply(on_error(500, convert(req)), res);
-  });
+  s.set_exception_handler(
+      [on_error](const httplib::Request& req, httplib::Response& res, std::exception_ptr) {
+        apply(on_error(500, convert(req)), res);
+      });
 }
 
 // Debian's cpp-httplib is compiled with a listen backlog of 5: a burst of new
@@ -95,16 +100,20 @@ static void widen_backlog(int port) {
     sockaddr_storage addr{};
     socklen_t alen = sizeof addr;
     if (getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &alen) != 0) continue;
-    int bound = addr.ss_family == AF_INET6 ? ntohs(reinterpret_cast<sockaddr_in6*>(&addr)->sin6_port)
-                                           : ntohs(reinterpret_cast<sockaddr_in*>(&addr)->sin_port);
+    int bound = addr.ss_family == AF_INET6
+                    ? ntohs(reinterpret_cast<sockaddr_in6*>(&addr)->sin6_port)
+                    : ntohs(reinterpret_cast<sockaddr_in*>(&addr)->sin_port);
     if (bound == port) ::listen(fd, SOMAXCONN);
   }
 }
 
 int Server::bind() {
   auto& o = m_impl->options;
-  int port = o.port == 0 ? m_impl->server.bind_to_any_port(o.host) : (m_impl->server.bind_to_port(o.host, o.port) ? o.port : -1);
-  if (port < 0) throw IoError("cannot listen on " + o.host + ":" + std::to_string(o.port) + " (in use, or not allowed)");
+  int port = o.port == 0 ? m_impl->server.bind_to_any_port(o.host)
+                         : (m_impl->server.bind_to_port(o.host, o.port) ? o.port : -1);
+  if (port < 0)
+    throw IoError("cannot listen on " + o.host + ":" + std::to_string(o.port) +
+                  " (in use, or not allowed)");
   widen_backlog(port);
   return port;
 }

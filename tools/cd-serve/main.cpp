@@ -1,9 +1,9 @@
 // cd-serve: the HTTP inference service.
+#include "cd-serve/serve.h"
 #include "nn/compute.h"
-#include "util/options.h"
 #include "util/config.h"
 #include "util/errors.h"
-#include "cd-serve/serve.h"
+#include "util/options.h"
 
 namespace {
 
@@ -11,19 +11,29 @@ int serve_main(int argc, char** argv) {
   cd::ServeParams p;
   cd::CommonOptions common;
   std::string device = "cpu";
-  cd::Config c("cd-serve", "Serve a cat/dog model over HTTP: /predict, /health, /ready, /metrics, /docs and a page at /.");
+  cd::Config c("cd-serve",
+               "Serve a cat/dog model over HTTP: /predict, /health, /ready, /metrics, /docs and a "
+               "page at /.");
   c.add_string("model", p.model, "model file from cd-train (SIGHUP reloads it)");
   c.add_string("host", p.host, "address to listen on");
   c.add_int("port", p.port, "TCP port; 0 picks a free one", 0, 65535);
-  c.add_string("api_key", p.api_key, "require this key on /predict, /predict/batch and /model", "api-key");
-  c.add_string("api_key_file", p.api_key_file, "read the API key from this file's first line", "api-key-file");
-  c.add_int("http_threads", p.http_threads, "HTTP worker threads (decode and preprocess)", 1, 1024, "http-threads");
+  c.add_string("api_key", p.api_key, "require this key on /predict, /predict/batch and /model",
+               "api-key");
+  c.add_string("api_key_file", p.api_key_file, "read the API key from this file's first line",
+               "api-key-file");
+  c.add_int("http_threads", p.http_threads, "HTTP worker threads (decode and preprocess)", 1, 1024,
+            "http-threads");
   c.add_int("max_batch", p.max_batch, "largest dynamic batch", 1, 512, "max-batch");
-  c.add_double("max_delay_ms", p.max_delay_ms, "longest wait to fill a batch after its first image", 0.0, 1000.0, "max-delay-ms");
-  c.add_int("queue_capacity", p.queue_capacity, "images that may wait for inference before 503", 1, 100000, "queue-capacity");
-  c.add_double("max_body_mb", p.max_body_mb, "largest request body in MB (413 above)", 0.01, 1024.0, "max-body-mb");
-  c.add_int("max_batch_files", p.max_batch_files, "most images in one /predict/batch request", 1, 4096, "max-batch-files");
-  c.add_double("grace_s", p.grace_s, "seconds SIGTERM waits for in-flight requests", 0.0, 3600.0, "grace-s");
+  c.add_double("max_delay_ms", p.max_delay_ms, "longest wait to fill a batch after its first image",
+               0.0, 1000.0, "max-delay-ms");
+  c.add_int("queue_capacity", p.queue_capacity, "images that may wait for inference before 503", 1,
+            100000, "queue-capacity");
+  c.add_double("max_body_mb", p.max_body_mb, "largest request body in MB (413 above)", 0.01, 1024.0,
+               "max-body-mb");
+  c.add_int("max_batch_files", p.max_batch_files, "most images in one /predict/batch request", 1,
+            4096, "max-batch-files");
+  c.add_double("grace_s", p.grace_s, "seconds SIGTERM waits for in-flight requests", 0.0, 3600.0,
+               "grace-s");
   c.add_choice("device", device, "where to run the model", {"cpu", "cuda", "auto"});
   cd::add_common_options(c, common);
   if (c.parse(argc, argv) == cd::ParseOutcome::k_exit_ok) return 0;

@@ -2,6 +2,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "domain/labels.h"
+
 namespace cd::serve {
 
 namespace {
@@ -9,34 +11,61 @@ namespace {
 using json = nlohmann::ordered_json;
 
 json error_response(const std::string& description) {
-  return {{"description", description},
-          {"content", {{"application/json", {{"schema", {{"$ref", "#/components/schemas/Error"}}}}}}}};
+  return {
+      {"description", description},
+      {"content", {{"application/json", {{"schema", {{"$ref", "#/components/schemas/Error"}}}}}}}};
 }
 
 json json_response(const std::string& description, const std::string& schema) {
   return {{"description", description},
-          {"content", {{"application/json", {{"schema", {{"$ref", "#/components/schemas/" + schema}}}}}}}};
+          {"content",
+           {{"application/json", {{"schema", {{"$ref", "#/components/schemas/" + schema}}}}}}}};
 }
 
-}  // namespace
-
-std::string openapi_json() {
-  json prediction = {{"type", "object"},
-                     {"required", {"class_label", "probability", "p_dog", "prediction_time_ms", "timestamp", "model_version"}},
-                     {"properties",
-                      {{"class_label", {{"type", "string"}, {"enum", {"cat", "dog"}}}},
-                       {"probability", {{"type", "number"}, {"description", "confidence of class_label"}}},
-                       {"p_dog", {{"type", "number"}, {"description", "P(dog)"}}},
-                       {"prediction_time_ms", {{"type", "number"}}},
-                       {"timestamp", {{"type", "string"}, {"format", "date-time"}}},
-                       {"model_version", {{"type", "string"}}}}}};
+json schemas() {
+  json prediction = {
+      {"type", "object"},
+      {"required",
+       {"class_label", "probability", "p_dog", "prediction_time_ms", "timestamp", "model_version"}},
+      {"properties",
+       {{"class_label", {{"type", "string"}, {"enum", class_names()}}},
+        {"probability", {{"type", "number"}, {"description", "confidence of class_label"}}},
+        {"p_dog", {{"type", "number"}, {"description", "P(dog)"}}},
+        {"prediction_time_ms", {{"type", "number"}}},
+        {"timestamp", {{"type", "string"}, {"format", "date-time"}}},
+        {"model_version", {{"type", "string"}}}}}};
   json error = {{"type", "object"},
                 {"properties",
                  {{"error",
                    {{"type", "object"},
-                    {"properties", {{"code", {{"type", "integer"}}}, {"message", {{"type", "string"}}}, {"type", {{"type", "string"}}}}}}}}}};
+                    {"properties",
+                     {{"code", {{"type", "integer"}}},
+                      {"message", {{"type", "string"}}},
+                      {"type", {{"type", "string"}}}}}}}}}};
+  return {{"Prediction", prediction}, {"Error", error}};
+}
+
+// A GET route answering 200 with `description`, plus any extra responses.
+json get_route(const std::string& summary, const std::string& description,
+               json extra = json::object()) {
+  json responses = {{"200", {{"description", description}}}};
+  for (auto& [code, response] : extra.items()) responses[code] = response;
+  return {{"get", {{"summary", summary}, {"responses", responses}}}};
+}
+
+json post_route(const std::string& summary, const json& content, const json& responses) {
+  return {{"post",
+           {{"summary", summary},
+            {"security", {{{"bearer", json::array()}}, {{"apiKey", json::array()}}}},
+            {"requestBody", {{"required", true}, {"content", content}}},
+            {"responses", responses}}}};
+}
+
+json paths() {
   json upload = {{"multipart/form-data",
-                  {{"schema", {{"type", "object"}, {"properties", {{"file", {{"type", "string"}, {"format", "binary"}}}}}}}}},
+                  {{"schema",
+                    {{"type", "object"},
+                     {"properties", {{"file", {{"type", "string"}, {"format", "binary"}}}}}}}}},
                  {"image/*", {{"schema", {{"type", "string"}, {"format", "binary"}}}}}};
   json errors = {{"400", error_response("not an image, or undecodable")},
                  {"401", error_response("an API key is configured and missing or wrong")},
@@ -47,30 +76,41 @@ std::string openapi_json() {
   predict_responses["200"] = json_response("the prediction", "Prediction");
   json batch_responses = errors;
   batch_responses["200"] = {{"description", "predictions in upload order, with per-item errors"}};
+  json multipart = {{"multipart/form-data", {{"schema", {{"type", "object"}}}}}};
+  return {
+      {"/health",
+       get_route("Liveness: 200 while the process runs",
+                 "status, model_loaded, model_path, requests_served, average_latency_ms")},
+      {"/ready", get_route("Readiness: 200 once the model is loaded and warmed up", "ready",
+                           {{"503", error_response("not ready or draining")}})},
+      {"/predict", post_route("Classify one image (multipart field 'file', or a raw image/* body)",
+                              upload, predict_responses)},
+      {"/predict/batch", post_route("Classify several images (multipart, one part per image)",
+                                    multipart, batch_responses)},
+      {"/model", get_route("The loaded model's metadata", "metadata",
+                           {{"503", error_response("no model yet")}})},
+      {"/metrics", get_route("Prometheus metrics (text format 0.0.4)", "metrics")},
+      {"/openapi.json", get_route("This document", "OpenAPI 3")},
+      {"/docs", get_route("This document as a page", "HTML")},
+      {"/", get_route("A page to try the model with a photo", "HTML")}};
+}
+
+}  // namespace
+
+std::string openapi_json() {
   json doc = {
       {"openapi", "3.0.3"},
-      {"info", {{"title", "catdog inference service"}, {"version", "1"},
-                {"description", "Cat or dog? Send a photo. Errors are {\"error\":{\"code\",\"message\",\"type\"}}."}}},
+      {"info",
+       {{"title", "catdog inference service"},
+        {"version", "1"},
+        {"description",
+         "Cat or dog? Send a photo. Errors are {\"error\":{\"code\",\"message\",\"type\"}}."}}},
       {"components",
-       {{"schemas", {{"Prediction", prediction}, {"Error", error}}},
-        {"securitySchemes", {{"bearer", {{"type", "http"}, {"scheme", "bearer"}}},
-                             {"apiKey", {{"type", "apiKey"}, {"in", "header"}, {"name", "X-API-Key"}}}}}}},
-      {"paths",
-       {{"/health", {{"get", {{"summary", "Liveness: 200 while the process runs"}, {"responses", {{"200", {{"description", "status, model_loaded, model_path, requests_served, average_latency_ms"}}}}}}}}},
-        {"/ready", {{"get", {{"summary", "Readiness: 200 once the model is loaded and warmed up"}, {"responses", {{"200", {{"description", "ready"}}}, {"503", error_response("not ready or draining")}}}}}}},
-        {"/predict", {{"post", {{"summary", "Classify one image (multipart field 'file', or a raw image/* body)"},
-                                {"security", {{{"bearer", json::array()}}, {{"apiKey", json::array()}}}},
-                                {"requestBody", {{"required", true}, {"content", upload}}},
-                                {"responses", predict_responses}}}}},
-        {"/predict/batch", {{"post", {{"summary", "Classify several images (multipart, one part per image)"},
-                                      {"security", {{{"bearer", json::array()}}, {{"apiKey", json::array()}}}},
-                                      {"requestBody", {{"required", true}, {"content", {{"multipart/form-data", {{"schema", {{"type", "object"}}}}}}}}},
-                                      {"responses", batch_responses}}}}},
-        {"/model", {{"get", {{"summary", "The loaded model's metadata"}, {"responses", {{"200", {{"description", "metadata"}}}, {"503", error_response("no model yet")}}}}}}},
-        {"/metrics", {{"get", {{"summary", "Prometheus metrics (text format 0.0.4)"}, {"responses", {{"200", {{"description", "metrics"}}}}}}}}},
-        {"/openapi.json", {{"get", {{"summary", "This document"}, {"responses", {{"200", {{"description", "OpenAPI 3"}}}}}}}}},
-        {"/docs", {{"get", {{"summary", "This document as a page"}, {"responses", {{"200", {{"description", "HTML"}}}}}}}}},
-        {"/", {{"get", {{"summary", "A page to try the model with a photo"}, {"responses", {{"200", {{"description", "HTML"}}}}}}}}}}}};
+       {{"schemas", schemas()},
+        {"securitySchemes",
+         {{"bearer", {{"type", "http"}, {"scheme", "bearer"}}},
+          {"apiKey", {{"type", "apiKey"}, {"in", "header"}, {"name", "X-API-Key"}}}}}}},
+      {"paths", paths()}};
   return doc.dump(2);
 }
 

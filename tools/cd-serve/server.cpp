@@ -9,10 +9,10 @@
 
 #include <spdlog/spdlog.h>
 
-#include "util/errors.h"
-#include "cd-serve/serve.h"
 #include "cd-serve/http.h"
+#include "cd-serve/serve.h"
 #include "cd-serve/service.h"
+#include "util/errors.h"
 
 namespace cd {
 
@@ -58,14 +58,17 @@ int run_serve(const ServeParams& params) {
   options.threads = params.http_threads;
   options.max_body_bytes = static_cast<std::size_t>(params.max_body_mb * 1024 * 1024);
   http::Server server(options);
-  server.handle([&](const http::Request& r) { return service.dispatch(r); },
-                [&](int status, const http::Request& r) { return service.on_http_error(status, r); });
+  server.handle(
+      [&](const http::Request& r) { return service.dispatch(r); },
+      [&](int status, const http::Request& r) { return service.on_http_error(status, r); });
   int port = server.bind();
-  spdlog::info("listening on http://{}:{} (model {}, {} HTTP threads, batch <= {}, delay <= {} ms)", params.host, port,
-               params.model, params.http_threads, params.max_batch, params.max_delay_ms);
+  spdlog::info("listening on http://{}:{} (model {}, {} HTTP threads, batch <= {}, delay <= {} ms)",
+               params.host, port, params.model, params.http_threads, params.max_batch,
+               params.max_delay_ms);
 
   std::thread loader([&] {
-    if (!service.load_model()) spdlog::error("not ready: fix the model file and send SIGHUP to retry");
+    if (!service.load_model())
+      spdlog::error("not ready: fix the model file and send SIGHUP to retry");
   });
   std::thread signal_thread([&] {
     for (;;) {
@@ -76,7 +79,8 @@ int run_serve(const ServeParams& params) {
         service.load_model();
         continue;
       }
-      spdlog::info("{}: draining in-flight requests (grace {} s)", sig == SIGTERM ? "SIGTERM" : "SIGINT", params.grace_s);
+      spdlog::info("{}: draining in-flight requests (grace {} s)",
+                   sig == SIGTERM ? "SIGTERM" : "SIGINT", params.grace_s);
       service.begin_drain();
       server.stop();
       std::thread([grace = params.grace_s] {

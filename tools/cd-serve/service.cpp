@@ -9,15 +9,15 @@
 
 #include <spdlog/spdlog.h>
 
+#include "cd-serve/pages.h"
+#include "domain/labels.h"
+#include "domain/model_file.h"
+#include "nn/image_tensor.h"
 #include "util/atomic_file.h"
 #include "util/errors.h"
 #include "util/hash.h"
-#include "domain/labels.h"
-#include "nn/image_tensor.h"
 #include "util/log.h"
 #include "util/strings.h"
-#include "domain/model_file.h"
-#include "cd-serve/pages.h"
 
 namespace cd::serve {
 
@@ -49,7 +49,8 @@ bool constant_time_equal(const std::string& a, const std::string& b) {
   return diff == 0;
 }
 
-const std::vector<double> k_latency_buckets{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
+const std::vector<double> k_latency_buckets{0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+                                            0.5,   1,    2.5,   5,    10};
 
 }  // namespace
 
@@ -60,27 +61,38 @@ http::Response json_error(int status, const std::string& message, const std::str
 
 Service::Service(const ServeParams& params)
     : m_params(params),
-      m_batcher({params.max_batch, params.max_delay_ms, static_cast<std::size_t>(params.queue_capacity)},
-                [this](int n) { m_metrics.observe("catdog_batch_size", {}, n); }) {
+      m_batcher(
+          {params.max_batch, params.max_delay_ms, static_cast<std::size_t>(params.queue_capacity)},
+          [this](int n) { m_metrics.observe("catdog_batch_size", {}, n); }) {
   m_api_key = params.api_key;
   if (!params.api_key_file.empty()) {
     std::string text = read_file(params.api_key_file);
     m_api_key = text.substr(0, text.find_first_of("\r\n"));
     if (m_api_key.empty()) throw UsageError("API key file '" + params.api_key_file + "' is empty");
   }
-  auto start = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  auto start =
+      std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
   m_metrics.counter("catdog_http_requests_total", "HTTP requests by route and status code.");
-  m_metrics.histogram("catdog_http_request_duration_seconds", "HTTP request latency by route.", k_latency_buckets);
-  m_metrics.histogram("catdog_batch_size", "Images per forward pass of the inference worker.", {1, 2, 4, 8, 16, 32, 64});
+  m_metrics.histogram("catdog_http_request_duration_seconds", "HTTP request latency by route.",
+                      k_latency_buckets);
+  m_metrics.histogram("catdog_batch_size", "Images per forward pass of the inference worker.",
+                      {1, 2, 4, 8, 16, 32, 64});
   m_metrics.counter("catdog_predictions_total", "Predictions by predicted class.");
-  m_metrics.histogram("catdog_p_dog", "Distribution of P(dog), to watch for drift.", {0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9});
+  m_metrics.histogram("catdog_p_dog", "Distribution of P(dog), to watch for drift.",
+                      {0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9});
   m_metrics.gauge("catdog_model_info", "The loaded model (value 1), by version and architecture.");
   m_metrics.counter("catdog_model_reloads_total", "Model (re)loads by result.");
-  m_metrics.gauge_fn("catdog_ready", "1 when the service accepts predictions.", [this] { return m_ready && !m_draining ? 1.0 : 0.0; });
-  m_metrics.gauge_fn("catdog_queue_depth", "Images waiting for the inference worker.", [this] { return static_cast<double>(m_batcher.depth()); });
-  m_metrics.gauge_fn("process_resident_memory_bytes", "Resident memory size in bytes.", resident_bytes);
-  m_metrics.gauge_fn("process_cpu_seconds_total", "Total user and system CPU time spent in seconds.", cpu_seconds, "counter");
-  m_metrics.gauge_fn("process_start_time_seconds", "Start time of the process since unix epoch in seconds.", [start] { return start; });
+  m_metrics.gauge_fn("catdog_ready", "1 when the service accepts predictions.",
+                     [this] { return m_ready && !m_draining ? 1.0 : 0.0; });
+  m_metrics.gauge_fn("catdog_queue_depth", "Images waiting for the inference worker.",
+                     [this] { return static_cast<double>(m_batcher.depth()); });
+  m_metrics.gauge_fn("process_resident_memory_bytes", "Resident memory size in bytes.",
+                     resident_bytes);
+  m_metrics.gauge_fn("process_cpu_seconds_total",
+                     "Total user and system CPU time spent in seconds.", cpu_seconds, "counter");
+  m_metrics.gauge_fn("process_start_time_seconds",
+                     "Start time of the process since unix epoch in seconds.",
+                     [start] { return start; });
 }
 
 Service::~Service() { m_batcher.stop(); }
@@ -98,19 +110,25 @@ bool Service::load_model() {
     loaded->version = hex64(fnv1a64(read_file(m_params.model))).substr(0, 12);
     loaded->loaded_at = utc_now_iso8601();
     int size = loaded->model->meta().preprocess.size;
-    loaded->model->predict(at::zeros({1, 3, size, size}));  // warm-up: first-call allocations, kernels
+    loaded->model->predict(
+        at::zeros({1, 3, size, size}));  // warm-up: first-call allocations, kernels
     std::shared_ptr<LoadedModel> old;
     {
       std::lock_guard<std::mutex> lock(m_model_mutex);
       old = m_loaded;
       m_loaded = loaded;
     }
-    if (old) m_metrics.set("catdog_model_info", {{"version", old->version}, {"architecture", old->model->meta().architecture}}, 0);
-    m_metrics.set("catdog_model_info", {{"version", loaded->version}, {"architecture", loaded->model->meta().architecture}}, 1);
+    if (old)
+      m_metrics.set("catdog_model_info",
+                    {{"version", old->version}, {"architecture", old->model->meta().architecture}},
+                    0);
+    m_metrics.set(
+        "catdog_model_info",
+        {{"version", loaded->version}, {"architecture", loaded->model->meta().architecture}}, 1);
     m_metrics.inc("catdog_model_reloads_total", {{"result", "success"}});
     m_ready = true;
-    spdlog::info("model {} loaded (version {}, {}) and warmed up in {:.0f} ms", m_params.model, loaded->version,
-                 loaded->model->meta().architecture, since_ms(t0));
+    spdlog::info("model {} loaded (version {}, {}) and warmed up in {:.0f} ms", m_params.model,
+                 loaded->version, loaded->model->meta().architecture, since_ms(t0));
     return true;
   } catch (const std::exception& e) {
     m_metrics.inc("catdog_model_reloads_total", {{"result", "failure"}});
@@ -123,13 +141,17 @@ bool Service::load_model() {
 bool Service::authorized(const http::Request& req) const {
   if (m_api_key.empty()) return true;
   std::string auth = req.header("authorization");
-  if (starts_with(to_lower(auth), "bearer ") && constant_time_equal(auth.substr(7), m_api_key)) return true;
+  if (starts_with(to_lower(auth), "bearer ") && constant_time_equal(auth.substr(7), m_api_key))
+    return true;
   return constant_time_equal(req.header("x-api-key"), m_api_key);
 }
 
 http::Response Service::on_http_error(int status, const http::Request& req) {
   if (status == 413)
-    return json_error(413, "request body is larger than the limit of " + std::to_string(m_params.max_body_mb) + " MB", "payload_too_large");
+    return json_error(
+        413,
+        "request body is larger than the limit of " + std::to_string(m_params.max_body_mb) + " MB",
+        "payload_too_large");
   if (status == 404) return json_error(404, "no route " + req.path, "not_found");
   if (status >= 500) return json_error(500, "internal error", "server_error");
   return json_error(status, "malformed HTTP request", "bad_request");
@@ -138,7 +160,10 @@ http::Response Service::on_http_error(int status, const http::Request& req) {
 http::Response Service::dispatch(const http::Request& req) {
   auto t0 = std::chrono::steady_clock::now();
   std::string id = req.header("x-request-id");
-  if (id.empty()) id = hex64(mix_seed(static_cast<std::uint64_t>(::getpid()), static_cast<std::uint64_t>(++m_request_seq))).substr(0, 16);
+  if (id.empty())
+    id = hex64(mix_seed(static_cast<std::uint64_t>(::getpid()),
+                        static_cast<std::uint64_t>(++m_request_seq)))
+             .substr(0, 16);
   std::string label = "other";
   http::Response res;
   try {
@@ -149,11 +174,17 @@ http::Response Service::dispatch(const http::Request& req) {
   }
   res.headers.emplace_back("X-Request-Id", id);
   double ms = since_ms(t0);
-  m_metrics.inc("catdog_http_requests_total", {{"route", label}, {"code", std::to_string(res.status)}});
+  m_metrics.inc("catdog_http_requests_total",
+                {{"route", label}, {"code", std::to_string(res.status)}});
   m_metrics.observe("catdog_http_request_duration_seconds", {{"route", label}}, ms / 1000);
-  log::event("request", {{"request_id", id}, {"method", req.method}, {"route", label}, {"path", req.path},
-                         {"status", res.status}, {"latency_ms", std::round(ms * 1000) / 1000},
-                         {"bytes_in", req.body.size()}, {"remote", req.remote_addr}});
+  log::event("request", {{"request_id", id},
+                         {"method", req.method},
+                         {"route", label},
+                         {"path", req.path},
+                         {"status", res.status},
+                         {"latency_ms", std::round(ms * 1000) / 1000},
+                         {"bytes_in", req.body.size()},
+                         {"remote", req.remote_addr}});
   return res;
 }
 
@@ -164,9 +195,9 @@ http::Response Service::route(const http::Request& req, std::string& label) {
     bool needs_key;
   };
   static const Route k_routes[] = {
-      {"/health", "GET", false},   {"/ready", "GET", false},        {"/metrics", "GET", false},
-      {"/", "GET", false},         {"/docs", "GET", false},         {"/openapi.json", "GET", false},
-      {"/model", "GET", true},     {"/predict", "POST", true},      {"/predict/batch", "POST", true},
+      {"/health", "GET", false}, {"/ready", "GET", false},   {"/metrics", "GET", false},
+      {"/", "GET", false},       {"/docs", "GET", false},    {"/openapi.json", "GET", false},
+      {"/model", "GET", true},   {"/predict", "POST", true}, {"/predict/batch", "POST", true},
   };
   std::string method = req.method == "HEAD" ? "GET" : req.method;
   const Route* found = nullptr;
@@ -175,18 +206,23 @@ http::Response Service::route(const http::Request& req, std::string& label) {
   if (!found) return json_error(404, "no route " + req.path + "; see /docs", "not_found");
   label = found->path;
   if (method != found->method) {
-    auto res = json_error(405, req.method + " is not allowed on " + req.path + "; use " + found->method, "method_not_allowed");
+    auto res =
+        json_error(405, req.method + " is not allowed on " + req.path + "; use " + found->method,
+                   "method_not_allowed");
     res.headers.emplace_back("Allow", found->method);
     return res;
   }
   if (found->needs_key && !authorized(req)) {
-    auto res = json_error(401, "missing or wrong API key; send 'Authorization: Bearer <key>' or 'X-API-Key'", "unauthorized");
+    auto res = json_error(
+        401, "missing or wrong API key; send 'Authorization: Bearer <key>' or 'X-API-Key'",
+        "unauthorized");
     res.headers.emplace_back("WWW-Authenticate", "Bearer");
     return res;
   }
   if (label == "/health") return health();
   if (label == "/ready") return ready();
-  if (label == "/metrics") return {200, "text/plain; version=0.0.4; charset=utf-8", m_metrics.render()};
+  if (label == "/metrics")
+    return {200, "text/plain; version=0.0.4; charset=utf-8", m_metrics.render()};
   if (label == "/") return {200, "text/html; charset=utf-8", index_html()};
   if (label == "/docs") return {200, "text/html; charset=utf-8", docs_html()};
   if (label == "/openapi.json") return {200, "application/json", openapi_json()};
@@ -198,7 +234,9 @@ http::Response Service::route(const http::Request& req, std::string& label) {
 http::Response Service::health() {
   auto loaded = current();
   long served = m_served;
-  json body{{"status", "healthy"}, {"model_loaded", loaded != nullptr}, {"model_path", m_params.model},
+  json body{{"status", "healthy"},
+            {"model_loaded", loaded != nullptr},
+            {"model_path", m_params.model},
             {"requests_served", served},
             {"average_latency_ms", served ? m_latency_sum_us / 1000.0 / served : 0.0}};
   return {200, "application/json", body.dump()};
@@ -207,7 +245,8 @@ http::Response Service::health() {
 http::Response Service::ready() {
   if (m_draining) return json_error(503, "shutting down", "unavailable");
   if (!m_ready) return json_error(503, "model not loaded yet", "unavailable");
-  return {200, "application/json", json{{"status", "ready"}, {"model_version", current()->version}}.dump()};
+  return {200, "application/json",
+          json{{"status", "ready"}, {"model_version", current()->version}}.dump()};
 }
 
 http::Response Service::model_info() {
@@ -236,7 +275,8 @@ bool Service::submit(const std::string& bytes, Pending& pending, http::Response&
   }
   pending.result = m_batcher.submit(pending.model->model, image);
   if (!pending.result.valid()) {
-    error = json_error(503, "server is overloaded (inference queue full); retry shortly", "overloaded");
+    error =
+        json_error(503, "server is overloaded (inference queue full); retry shortly", "overloaded");
     error.headers.emplace_back("Retry-After", "1");
     return false;
   }
@@ -251,8 +291,11 @@ json Service::finish(Pending& pending) {
   m_metrics.observe("catdog_p_dog", {}, p);
   ++m_served;
   m_latency_sum_us += static_cast<long long>(ms * 1000);
-  return {{"class_label", d.name()}, {"probability", d.confidence}, {"p_dog", p},
-          {"prediction_time_ms", std::round(ms * 1000) / 1000}, {"timestamp", utc_now_iso8601()},
+  return {{"class_label", d.name()},
+          {"probability", d.confidence},
+          {"p_dog", p},
+          {"prediction_time_ms", std::round(ms * 1000) / 1000},
+          {"timestamp", utc_now_iso8601()},
           {"model_version", pending.model->version}};
 }
 
@@ -265,14 +308,17 @@ http::Response Service::predict(const http::Request& req) {
       if (p.name == "file") part = &p;
     if (!part) return json_error(400, "multipart field 'file' is missing", "invalid_request");
     std::string part_type = to_lower(part->content_type);
-    if (!part_type.empty() && !starts_with(part_type, "image/") && part_type != "application/octet-stream")
+    if (!part_type.empty() && !starts_with(part_type, "image/") &&
+        part_type != "application/octet-stream")
       return json_error(400, "not an image: the upload is " + part->content_type, "invalid_image");
     bytes = part->data;
   } else if (starts_with(type, "image/") || starts_with(type, "application/octet-stream")) {
     bytes = req.body;
   } else {
-    return json_error(415, "unsupported content type '" + req.content_type +
-                               "'; send multipart/form-data with field 'file', or an image/* body", "unsupported_media_type");
+    return json_error(415,
+                      "unsupported content type '" + req.content_type +
+                          "'; send multipart/form-data with field 'file', or an image/* body",
+                      "unsupported_media_type");
   }
   Pending pending;
   http::Response error;
@@ -282,10 +328,13 @@ http::Response Service::predict(const http::Request& req) {
 
 http::Response Service::predict_batch(const http::Request& req) {
   if (!req.multipart)
-    return json_error(415, "send multipart/form-data with one part per image", "unsupported_media_type");
+    return json_error(415, "send multipart/form-data with one part per image",
+                      "unsupported_media_type");
   if (req.parts.empty()) return json_error(400, "no files in the request", "invalid_request");
   if (static_cast<int>(req.parts.size()) > m_params.max_batch_files)
-    return json_error(413, "at most " + std::to_string(m_params.max_batch_files) + " files per batch", "payload_too_large");
+    return json_error(413,
+                      "at most " + std::to_string(m_params.max_batch_files) + " files per batch",
+                      "payload_too_large");
   // Queue every image first so the worker can batch them, then collect in order.
   std::vector<Pending> pending(req.parts.size());
   std::vector<json> items(req.parts.size());
@@ -293,7 +342,8 @@ http::Response Service::predict_batch(const http::Request& req) {
     const auto& part = req.parts[i];
     http::Response error;
     std::string part_type = to_lower(part.content_type);
-    if (!part_type.empty() && !starts_with(part_type, "image/") && part_type != "application/octet-stream")
+    if (!part_type.empty() && !starts_with(part_type, "image/") &&
+        part_type != "application/octet-stream")
       error = json_error(400, "not an image: the upload is " + part.content_type, "invalid_image");
     else if (submit(part.data, pending[i], error))
       continue;

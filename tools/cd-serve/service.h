@@ -11,9 +11,9 @@
 #include <string>
 
 #include "cd-serve/batcher.h"
-#include "util/prometheus.h"
-#include "cd-serve/serve.h"
 #include "cd-serve/http.h"
+#include "cd-serve/serve.h"
+#include "util/prometheus.h"
 
 namespace cd::serve {
 

@@ -29,7 +29,8 @@ std::vector<std::string> unpack_blobs(const std::string& data, std::size_t count
   std::size_t pos = 0;
   for (std::size_t i = 0; i < count; ++i) {
     std::uint64_t n = 0;
-    if (data.size() - pos < sizeof n) throw ModelError(origin + ": checkpoint payload is truncated");
+    if (data.size() - pos < sizeof n)
+      throw ModelError(origin + ": checkpoint payload is truncated");
     std::memcpy(&n, data.data() + pos, sizeof n);
     pos += sizeof n;
     if (data.size() - pos < n) throw ModelError(origin + ": checkpoint payload is truncated");
@@ -53,9 +54,14 @@ Checkpoint from_parts(const FileParts& parts, const std::string& origin);
 }  // namespace
 
 json record_to_json(const EpochRecord& r) {
-  return {{"epoch", r.epoch},       {"timestamp_ms", r.timestamp_ms}, {"train_loss", r.train_loss},
-          {"train_acc", r.train_acc}, {"val_loss", r.val_loss},       {"val_acc", r.val_acc},
-          {"lr", r.lr},             {"seconds", r.seconds}};
+  return {{"epoch", r.epoch},
+          {"timestamp_ms", r.timestamp_ms},
+          {"train_loss", r.train_loss},
+          {"train_acc", r.train_acc},
+          {"val_loss", r.val_loss},
+          {"val_acc", r.val_acc},
+          {"lr", r.lr},
+          {"seconds", r.seconds}};
 }
 
 EpochRecord record_from_json(const json& j) {

@@ -27,7 +27,8 @@ class FrozenStrategy : public TrainStrategy {
     torch::NoGradGuard no_grad;
     auto t0 = std::chrono::steady_clock::now();
     std::vector<at::Tensor> views{embed_all(m_c.train, false, "features train")};
-    if (m_c.params.frozen_views > 1) views.push_back(embed_all(m_c.train, true, "features train (mirrored)"));
+    if (m_c.params.frozen_views > 1)
+      views.push_back(embed_all(m_c.train, true, "features train (mirrored)"));
     m_train_feats = at::cat(views);
     m_train_labels = labels(m_c.train).repeat({static_cast<int64_t>(views.size())});
     m_val_feats = embed_all(m_c.val, false, "features val");
@@ -37,8 +38,9 @@ class FrozenStrategy : public TrainStrategy {
     m_train_feats = (m_train_feats - m_mean) / m_std;
     m_val_feats = (m_val_feats - m_mean) / m_std;
     double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    spdlog::info("frozen backbone: {} feature rows of {} in {:.1f}s ({:.1f} img/s)", m_train_feats.size(0),
-                 m_train_feats.size(1), s, static_cast<double>(m_train_feats.size(0) + m_val_feats.size(0)) / s);
+    spdlog::info("frozen backbone: {} feature rows of {} in {:.1f}s ({:.1f} img/s)",
+                 m_train_feats.size(0), m_train_feats.size(1), s,
+                 static_cast<double>(m_train_feats.size(0) + m_val_feats.size(0)) / s);
   }
 
   Evaluation train_epoch(int epoch) override {
@@ -67,7 +69,8 @@ class FrozenStrategy : public TrainStrategy {
     torch::NoGradGuard no_grad;
     at::Tensor logits = m_c.net.classify(m_val_feats.to(m_c.device)).view({-1}).to(at::kCPU);
     double loss = at::binary_cross_entropy_with_logits(logits, m_val_labels).item<double>();
-    double acc = ((logits > 0).to(at::kFloat) == m_val_labels).to(at::kDouble).mean().item<double>();
+    double acc =
+        ((logits > 0).to(at::kFloat) == m_val_labels).to(at::kDouble).mean().item<double>();
     return {loss, acc};
   }
 

@@ -35,7 +35,8 @@ class ImageStrategy : public TrainStrategy {
     const Augmentation* aug = p.augmentation.enabled() ? &p.augmentation : nullptr;
     BatchStream stream(m_c.train, shuffled_indices(m_c.train.size(), epoch_seed), p.batch_size, aug,
                        epoch_seed, m_c.norm, p.workers);
-    Progress progress("epoch " + std::to_string(epoch) + "/" + std::to_string(p.epochs), m_c.train.size());
+    Progress progress("epoch " + std::to_string(epoch) + "/" + std::to_string(p.epochs),
+                      m_c.train.size());
     Tally tally;
     Batch batch;
     std::size_t index = 0;
@@ -62,8 +63,8 @@ class ImageStrategy : public TrainStrategy {
   Evaluation evaluate() override {
     m_c.net.eval();
     torch::NoGradGuard no_grad;
-    BatchStream stream(m_c.val, in_order(m_c.val.size()), std::max(m_c.params.batch_size, 64), nullptr, 0,
-                       m_c.norm, m_c.params.workers);
+    BatchStream stream(m_c.val, in_order(m_c.val.size()), std::max(m_c.params.batch_size, 64),
+                       nullptr, 0, m_c.norm, m_c.params.workers);
     double loss_sum = 0, correct = 0, seen = 0;
     Batch batch;
     while (stream.next(batch)) {

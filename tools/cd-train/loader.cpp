@@ -2,7 +2,6 @@
 
 #include <ATen/ATen.h>
 
-
 #include "util/errors.h"
 #include "util/hash.h"
 #include "util/parallel.h"
@@ -77,7 +76,8 @@ Batch BatchStream::build(std::size_t b) const {
     // The augmentation seed depends on the sample and the epoch only, not on
     // which thread builds it, so every run and resume sees the same pixels.
     if (m_aug)
-      to_chw_floats(augment(img, *m_aug, mix_seed(m_seed, index)), m_norm, x + (i - begin) * per_image);
+      to_chw_floats(augment(img, *m_aug, mix_seed(m_seed, index)), m_norm,
+                    x + (i - begin) * per_image);
     else
       to_chw_floats(img, m_norm, x + (i - begin) * per_image);
     y[i - begin] = static_cast<float>(m_cache.label(index));

@@ -41,8 +41,8 @@ struct Batch {
 class BatchStream {
  public:
   BatchStream(const ImageCache& cache, std::vector<std::size_t> order, int batch_size,
-              const Augmentation* augmentation, std::uint64_t seed, Normalization norm,
-              int workers, int prefetch = 4);
+              const Augmentation* augmentation, std::uint64_t seed, Normalization norm, int workers,
+              int prefetch = 4);
   ~BatchStream();
   std::size_t batches() const { return m_batches; }
   bool next(Batch& out);

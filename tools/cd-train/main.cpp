@@ -15,59 +15,73 @@ struct Choices {
 };
 
 void declare_model(cd::Config& c, cd::TrainParams& p, Choices& t) {
-  c.add_choice("model.architecture", p.architecture, "network to train", cd::architecture_names(), "architecture");
-  c.add_int("model.input_size", p.input_size, "square input side in pixels", 32, 1024, "input-size");
-  c.add_choice("model.resize", t.resize, "how images reach the input size", {"stretch", "center-crop", "letterbox"},
-               "resize");
-  c.add_string("model.pretrained", p.pretrained, "Tiny Darknet TF.js folder for architecture darknet", "pretrained");
-  c.add_choice("model.features", t.features, "darknet head input", {"pooled", "logits", "both", "rich"}, "features");
+  c.add_choice("model.architecture", p.architecture, "network to train", cd::architecture_names(),
+               "architecture");
+  c.add_int("model.input_size", p.input_size, "square input side in pixels", 32, 1024,
+            "input-size");
+  c.add_choice("model.resize", t.resize, "how images reach the input size",
+               {"stretch", "center-crop", "letterbox"}, "resize");
+  c.add_string("model.pretrained", p.pretrained,
+               "Tiny Darknet TF.js folder for architecture darknet", "pretrained");
+  c.add_choice("model.features", t.features, "darknet head input",
+               {"pooled", "logits", "both", "rich"}, "features");
   c.add_choice("model.mode", t.mode,
-               "full: train everything; frozen: cached backbone features, head only; finetune: all, backbone at a "
+               "full: train everything; frozen: cached backbone features, head only; finetune: "
+               "all, backbone at a "
                "lower lr",
                {"full", "frozen", "finetune"}, "mode");
-  c.add_int("model.frozen_views", p.frozen_views, "frozen: cached views per training image (2 adds the mirror image)",
-            1, 2, "frozen-views");
-  c.add_double("model.backbone_lr_factor", p.backbone_lr_factor, "finetune: backbone lr as a fraction of optimizer.lr",
-               0.0, 1.0, "backbone-lr-factor");
-  c.add_int("model.warmup_steps", p.warmup_steps, "finetune: steps of linear lr warm-up", 0, 1000000, "warmup-steps");
-  c.add_bool("model.tta_flip", p.tta_flip, "eval, predict and serve average each image with its mirror", "tta-flip");
+  c.add_int("model.frozen_views", p.frozen_views,
+            "frozen: cached views per training image (2 adds the mirror image)", 1, 2,
+            "frozen-views");
+  c.add_double("model.backbone_lr_factor", p.backbone_lr_factor,
+               "finetune: backbone lr as a fraction of optimizer.lr", 0.0, 1.0,
+               "backbone-lr-factor");
+  c.add_int("model.warmup_steps", p.warmup_steps, "finetune: steps of linear lr warm-up", 0,
+            1000000, "warmup-steps");
+  c.add_bool("model.tta_flip", p.tta_flip,
+             "eval, predict and serve average each image with its mirror", "tta-flip");
 }
 
 void declare_schedule(cd::Config& c, cd::TrainParams& p) {
   c.add_double("optimizer.lr", p.lr, "Adam learning rate", 1e-7, 1.0, "lr");
-  c.add_double("optimizer.weight_decay", p.weight_decay, "Adam weight decay", 0.0, 1.0, "weight-decay");
+  c.add_double("optimizer.weight_decay", p.weight_decay, "Adam weight decay", 0.0, 1.0,
+               "weight-decay");
   c.add_int("schedule.epochs", p.epochs, "most epochs to train", 1, 10000, "epochs");
   c.add_int("schedule.batch_size", p.batch_size, "images per step", 1, 4096, "batch-size");
   c.add_int("schedule.early_stopping_patience", p.early_stopping_patience,
             "epochs without val loss improvement before stopping", 1, 1000, "patience");
-  c.add_double("schedule.plateau_factor", p.plateau_factor, "learning rate factor on a plateau", 0.01, 1.0,
-               "plateau-factor");
-  c.add_int("schedule.plateau_patience", p.plateau_patience, "epochs on a plateau before lowering the learning rate",
-            0, 1000, "plateau-patience");
+  c.add_double("schedule.plateau_factor", p.plateau_factor, "learning rate factor on a plateau",
+               0.01, 1.0, "plateau-factor");
+  c.add_int("schedule.plateau_patience", p.plateau_patience,
+            "epochs on a plateau before lowering the learning rate", 0, 1000, "plateau-patience");
   c.add_double("schedule.min_lr", p.min_lr, "lowest learning rate", 0.0, 1.0, "min-lr");
   c.add_double("schedule.time_budget_min", p.time_budget_min,
-               "stop after the epoch that would cross this many minutes; 0 for none", 0.0, 1e6, "time-budget-min");
-  c.add_int("schedule.max_train_images", p.max_train_images, "train on a seeded subset of this many images; 0 for all",
-            0, 100000000, "max-train-images");
-  c.add_double("augmentation.rotation", p.augmentation.rotation_deg, "random rotation range in degrees", 0.0, 180.0,
-               "rotation");
-  c.add_double("augmentation.shift", p.augmentation.shift, "random width/height shift as a fraction", 0.0, 1.0,
-               "shift");
-  c.add_double("augmentation.zoom", p.augmentation.zoom, "random zoom range as a fraction", 0.0, 0.9, "zoom");
+               "stop after the epoch that would cross this many minutes; 0 for none", 0.0, 1e6,
+               "time-budget-min");
+  c.add_int("schedule.max_train_images", p.max_train_images,
+            "train on a seeded subset of this many images; 0 for all", 0, 100000000,
+            "max-train-images");
+  c.add_double("augmentation.rotation", p.augmentation.rotation_deg,
+               "random rotation range in degrees", 0.0, 180.0, "rotation");
+  c.add_double("augmentation.shift", p.augmentation.shift,
+               "random width/height shift as a fraction", 0.0, 1.0, "shift");
+  c.add_double("augmentation.zoom", p.augmentation.zoom, "random zoom range as a fraction", 0.0,
+               0.9, "zoom");
   c.add_bool("augmentation.hflip", p.augmentation.hflip, "random horizontal flips", "hflip");
 }
 
 void declare_run(cd::Config& c, cd::TrainParams& p, Choices& t, cd::CommonOptions& common) {
   c.add_int("run.seed", p.seed, "random seed", 0, 2147483647, "seed");
   c.add_choice("run.device", t.device, "where to train", {"cpu", "cuda", "auto"}, "device");
-  c.add_int("run.workers", p.workers, "loader threads that augment ahead of the model", 1, 64, "workers");
+  c.add_int("run.workers", p.workers, "loader threads that augment ahead of the model", 1, 64,
+            "workers");
   c.add_string("data", p.data, "folder with train.csv and val.csv from cd-prepare");
   c.add_string("output", p.output, "folder for model.cdm and checkpoint.cdm");
   c.add_string("metrics", p.metrics, "metrics file for DVC");
   c.add_string("live", p.live, "DVCLive folder for per-epoch metrics");
   c.add_bool("resume", p.resume, "continue from <output>/checkpoint.cdm");
-  c.add_string("tracking.experiment", p.experiment, "MLflow experiment name (used when MLFLOW_TRACKING_URI is set)",
-               "experiment");
+  c.add_string("tracking.experiment", p.experiment,
+               "MLflow experiment name (used when MLFLOW_TRACKING_URI is set)", "experiment");
   cd::add_common_options(c, common, "run.threads");
 }
 

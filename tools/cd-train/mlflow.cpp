@@ -65,8 +65,9 @@ class MlflowObserver : public TrainObserver {
     json tag_list = json::array();
     for (const auto& [k, v] : start.tags) tag_list.push_back({{"key", k}, {"value", v}});
     tag_list.push_back({{"key", "mlflow.source.name"}, {"value", "cd-train"}});
-    json run = call("POST", "/runs/create",
-                    {{"experiment_id", experiment_id}, {"start_time", epoch_ms()}, {"tags", tag_list}});
+    json run =
+        call("POST", "/runs/create",
+             {{"experiment_id", experiment_id}, {"start_time", epoch_ms()}, {"tags", tag_list}});
     if (run.is_null()) return;
     m_run_id = run["run"]["info"]["run_id"].get<std::string>();
     m_artifact_uri = run["run"]["info"].value("artifact_uri", "");
@@ -78,15 +79,18 @@ class MlflowObserver : public TrainObserver {
         param_list.push_back({{"key", params[j].first}, {"value", params[j].second}});
       call("POST", "/runs/log-batch", {{"run_id", m_run_id}, {"params", param_list}});
     }
-    if (!m_run_id.empty()) spdlog::info("MLflow: run {} in experiment '{}' at {}", m_run_id, m_experiment, m_base);
+    if (!m_run_id.empty())
+      spdlog::info("MLflow: run {} in experiment '{}' at {}", m_run_id, m_experiment, m_base);
   }
 
   void on_epoch(const EpochRecord& r, const std::vector<EpochRecord>&) override {
     if (m_run_id.empty()) return;
     json list = json::array();
     long long ts = epoch_ms();
-    const std::pair<const char*, double> metrics[] = {{"train_loss", r.train_loss}, {"train_accuracy", r.train_acc},
-                                                      {"val_loss", r.val_loss},     {"val_accuracy", r.val_acc},
+    const std::pair<const char*, double> metrics[] = {{"train_loss", r.train_loss},
+                                                      {"train_accuracy", r.train_acc},
+                                                      {"val_loss", r.val_loss},
+                                                      {"val_accuracy", r.val_acc},
                                                       {"lr", r.lr}};
     for (const auto& [k, v] : metrics)
       list.push_back({{"key", k}, {"value", v}, {"timestamp", ts}, {"step", r.epoch - 1}});
@@ -97,12 +101,15 @@ class MlflowObserver : public TrainObserver {
     if (m_run_id.empty()) return;
     if (summary && !summary->model_path.empty()) upload_artifact(summary->model_path);
     call("POST", "/runs/update",
-         {{"run_id", m_run_id}, {"status", summary ? "FINISHED" : "FAILED"}, {"end_time", epoch_ms()}});
+         {{"run_id", m_run_id},
+          {"status", summary ? "FINISHED" : "FAILED"},
+          {"end_time", epoch_ms()}});
   }
 
  private:
   std::string find_or_create_experiment() {
-    json found = call("GET", "/experiments/get-by-name?experiment_name=" + query_escape(m_experiment), {}, 404);
+    json found = call(
+        "GET", "/experiments/get-by-name?experiment_name=" + query_escape(m_experiment), {}, 404);
     if (m_disabled) return "";
     if (!found.is_null() && found.contains("experiment"))
       return found["experiment"]["experiment_id"].get<std::string>();
@@ -115,7 +122,8 @@ class MlflowObserver : public TrainObserver {
   void upload_artifact(const std::string& path) {
     const std::string scheme = "mlflow-artifacts:";
     if (!starts_with(m_artifact_uri, scheme)) {
-      spdlog::info("MLflow: artifact store {} is not proxied by the server; model not uploaded", m_artifact_uri);
+      spdlog::info("MLflow: artifact store {} is not proxied by the server; model not uploaded",
+                   m_artifact_uri);
       return;
     }
     std::string rest = m_artifact_uri.substr(scheme.size());
@@ -134,16 +142,19 @@ class MlflowObserver : public TrainObserver {
                    res ? "HTTP " + std::to_string(res->status) : httplib::to_string(res.error()));
   }
 
-  json call(const std::string& method, const std::string& route, const json& body, int tolerated = 0) {
+  json call(const std::string& method, const std::string& route, const json& body,
+            int tolerated = 0) {
     if (m_disabled) return nullptr;
     std::string url = m_prefix + "/api/2.0/mlflow" + route;
-    httplib::Result res = method == "GET" ? m_client.Get(url.c_str())
-                                          : m_client.Post(url.c_str(), body.dump(), "application/json");
+    httplib::Result res = method == "GET"
+                              ? m_client.Get(url.c_str())
+                              : m_client.Post(url.c_str(), body.dump(), "application/json");
     if (res && res->status == tolerated) return nullptr;
     if (!res || res->status >= 300) {
       std::string why = res ? "HTTP " + std::to_string(res->status) + " " + res->body.substr(0, 200)
                             : httplib::to_string(res.error());
-      spdlog::warn("MLflow tracking at {} failed ({}); training goes on without tracking", m_base, why);
+      spdlog::warn("MLflow tracking at {} failed ({}); training goes on without tracking", m_base,
+                   why);
       m_disabled = true;
       return nullptr;
     }
@@ -163,14 +174,16 @@ class MlflowObserver : public TrainObserver {
 
 }  // namespace
 
-std::unique_ptr<TrainObserver> make_mlflow_observer(const std::string& experiment, Settings settings) {
+std::unique_ptr<TrainObserver> make_mlflow_observer(const std::string& experiment,
+                                                    Settings settings) {
   const char* uri = std::getenv("MLFLOW_TRACKING_URI");
   if (!uri || !*uri) return nullptr;
   return make_mlflow_observer(uri, experiment, std::move(settings));
 }
 
 std::unique_ptr<TrainObserver> make_mlflow_observer(const std::string& tracking_uri,
-                                                    const std::string& experiment, Settings settings) {
+                                                    const std::string& experiment,
+                                                    Settings settings) {
   std::string u = tracking_uri;
   if (!starts_with(u, "http://") && !starts_with(u, "https://")) {
     spdlog::warn("MLFLOW_TRACKING_URI={} is not an http(s) URL; tracking is off", u);

@@ -17,7 +17,8 @@ namespace cd {
 namespace {
 
 std::unique_ptr<torch::optim::AdamOptions> adam_options(double lr, double weight_decay) {
-  return std::make_unique<torch::optim::AdamOptions>(torch::optim::AdamOptions(lr).weight_decay(weight_decay));
+  return std::make_unique<torch::optim::AdamOptions>(
+      torch::optim::AdamOptions(lr).weight_decay(weight_decay));
 }
 
 }  // namespace
@@ -33,7 +34,8 @@ Optimizer::Optimizer(NetworkImpl& net, const TrainParams& p)
   } else if (p.mode == TrainMode::k_finetune) {
     std::vector<at::Tensor> backbone;
     for (const auto& param : net.parameters()) {
-      bool in_head = std::any_of(head.begin(), head.end(), [&](const at::Tensor& h) { return h.is_same(param); });
+      bool in_head = std::any_of(head.begin(), head.end(),
+                                 [&](const at::Tensor& h) { return h.is_same(param); });
       if (!in_head) backbone.push_back(param);
     }
     groups.emplace_back(backbone, adam_options(p.lr * p.backbone_lr_factor, p.weight_decay));
@@ -41,7 +43,8 @@ Optimizer::Optimizer(NetworkImpl& net, const TrainParams& p)
   } else {
     groups.emplace_back(net.parameters(), adam_options(p.lr, p.weight_decay));
   }
-  m_adam = std::make_unique<torch::optim::Adam>(std::move(groups), *adam_options(p.lr, p.weight_decay));
+  m_adam =
+      std::make_unique<torch::optim::Adam>(std::move(groups), *adam_options(p.lr, p.weight_decay));
 }
 
 Optimizer::~Optimizer() = default;
@@ -63,13 +66,14 @@ void Optimizer::warm_up(double fraction) { apply(m_lr * fraction); }
 
 void Optimizer::zero_grad() { m_adam->zero_grad(); }
 
-double Optimizer::step(const at::Tensor& logits, const at::Tensor& y, int epoch, std::size_t batch) {
+double Optimizer::step(const at::Tensor& logits, const at::Tensor& y, int epoch,
+                       std::size_t batch) {
   at::Tensor loss = at::binary_cross_entropy_with_logits(logits, y);
   if (m_fault_nan_step > 0 && ++m_steps == m_fault_nan_step) loss = loss * NAN;
   double value = loss.item<double>();
   if (!std::isfinite(value))
-    throw DivergedError("training diverged: the loss became " + std::to_string(value) + " at epoch " +
-                        std::to_string(epoch) + ", batch " + std::to_string(batch) +
+    throw DivergedError("training diverged: the loss became " + std::to_string(value) +
+                        " at epoch " + std::to_string(epoch) + ", batch " + std::to_string(batch) +
                         "; lower optimizer.lr (now " + std::to_string(m_lr) + ")");
   loss.backward();
   m_adam->step();
@@ -91,7 +95,8 @@ void Optimizer::load(const std::string& blob, const std::string& origin) {
     archive.load_from(in);
     m_adam->load(archive);
   } catch (const c10::Error&) {
-    throw ModelError(origin + ": optimizer state is corrupt; delete the checkpoint and train again");
+    throw ModelError(origin +
+                     ": optimizer state is corrupt; delete the checkpoint and train again");
   }
 }
 

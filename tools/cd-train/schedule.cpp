@@ -6,16 +6,21 @@ namespace cd {
 
 std::string to_string(StopReason reason) {
   switch (reason) {
-    case StopReason::k_running: return "running";
-    case StopReason::k_epochs: return "epochs";
-    case StopReason::k_early_stopping: return "early_stopping";
-    case StopReason::k_time_budget: return "time_budget";
+    case StopReason::k_running:
+      return "running";
+    case StopReason::k_epochs:
+      return "epochs";
+    case StopReason::k_early_stopping:
+      return "early_stopping";
+    case StopReason::k_time_budget:
+      return "time_budget";
   }
   return "running";
 }
 
 StopReason parse_stop_reason(const std::string& name) {
-  for (StopReason r : {StopReason::k_epochs, StopReason::k_early_stopping, StopReason::k_time_budget})
+  for (StopReason r :
+       {StopReason::k_epochs, StopReason::k_early_stopping, StopReason::k_time_budget})
     if (to_string(r) == name) return r;
   return StopReason::k_running;
 }

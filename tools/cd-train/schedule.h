@@ -11,7 +11,7 @@ namespace cd {
 // Why a run ended (k_running while it has not).
 enum class StopReason { k_running, k_epochs, k_early_stopping, k_time_budget };
 
-std::string to_string(StopReason reason);      // "running", "epochs", ...
+std::string to_string(StopReason reason);               // "running", "epochs", ...
 StopReason parse_stop_reason(const std::string& name);  // ModelError-free: unknown -> k_running
 
 // Stops after `patience` epochs in a row without a new best validation loss;

@@ -33,7 +33,9 @@ namespace {
 using json = nlohmann::json;
 
 double now_ms() {
-  return std::chrono::duration<double, std::milli>(std::chrono::system_clock::now().time_since_epoch()).count();
+  return std::chrono::duration<double, std::milli>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
 }
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
@@ -42,14 +44,19 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 
 // What must match between a checkpoint and the run resuming it.
 json run_identity(const TrainParams& p, const std::string& fingerprint) {
-  return {{"architecture", p.architecture}, {"input_size", p.input_size}, {"resize", to_string(p.resize)},
-          {"mode", to_string(p.mode)},      {"features", to_string(p.features)},
-          {"batch_size", p.batch_size},     {"seed", p.seed},
+  return {{"architecture", p.architecture},
+          {"input_size", p.input_size},
+          {"resize", to_string(p.resize)},
+          {"mode", to_string(p.mode)},
+          {"features", to_string(p.features)},
+          {"batch_size", p.batch_size},
+          {"seed", p.seed},
           {"data_fingerprint", fingerprint}};
 }
 
 void check_classes(const std::vector<Sample>& samples, const std::string& origin) {
-  if (samples.empty()) throw DataError(origin + " has no images; run cd-prepare on a folder of photos");
+  if (samples.empty())
+    throw DataError(origin + " has no images; run cd-prepare on a folder of photos");
   bool seen[2] = {false, false};
   for (const auto& s : samples) seen[s.label] = true;
   if (!seen[0] || !seen[1])
@@ -95,17 +102,22 @@ void Trainer::load_data() {
   m_train_samples = read_manifest(train_csv);
   m_val_samples = read_manifest(val_csv);
   check_classes(m_train_samples, train_csv);
-  if (m_val_samples.empty()) throw DataError(val_csv + " has no images; early stopping needs a validation split");
-  if (m_p.max_train_images > 0 && static_cast<std::size_t>(m_p.max_train_images) < m_train_samples.size()) {
+  if (m_val_samples.empty())
+    throw DataError(val_csv + " has no images; early stopping needs a validation split");
+  if (m_p.max_train_images > 0 &&
+      static_cast<std::size_t>(m_p.max_train_images) < m_train_samples.size()) {
     auto order = shuffled_indices(m_train_samples.size(), mix_seed(m_p.seed, 0xdada));
     std::vector<Sample> subset;
     for (int i = 0; i < m_p.max_train_images; ++i) subset.push_back(m_train_samples[order[i]]);
     m_train_samples = subset;
-    check_classes(m_train_samples, train_csv + " (first " + std::to_string(m_p.max_train_images) + ")");
+    check_classes(m_train_samples,
+                  train_csv + " (first " + std::to_string(m_p.max_train_images) + ")");
   }
   m_fingerprint = hex64(fnv1a64(format_manifest(m_train_samples) + format_manifest(m_val_samples)));
-  m_train = std::make_unique<ImageCache>(m_train_samples, m_p.input_size, m_p.resize, m_p.threads, train_csv);
-  m_val = std::make_unique<ImageCache>(m_val_samples, m_p.input_size, m_p.resize, m_p.threads, val_csv);
+  m_train = std::make_unique<ImageCache>(m_train_samples, m_p.input_size, m_p.resize, m_p.threads,
+                                         train_csv);
+  m_val =
+      std::make_unique<ImageCache>(m_val_samples, m_p.input_size, m_p.resize, m_p.threads, val_csv);
 }
 
 void Trainer::build_model() {
@@ -117,14 +129,16 @@ void Trainer::build_model() {
   torch::manual_seed(static_cast<std::uint64_t>(m_p.seed));
   if (m_p.architecture == "darknet") {
     if (m_p.pretrained.empty())
-      throw UsageError("architecture darknet needs model.pretrained, the Tiny Darknet TF.js folder");
+      throw UsageError(
+          "architecture darknet needs model.pretrained, the Tiny Darknet TF.js folder");
     DarknetImport imported = import_tfjs_darknet(m_p.pretrained, m_p.features);
     m_meta.arch_params = imported.params;
     m_net = build_network(m_p.architecture, m_p.input_size, m_meta.arch_params);
     deserialize_module(*m_net, imported.weights, m_p.pretrained);
   } else {
     if (m_p.mode != TrainMode::k_full)
-      throw UsageError("model.mode " + to_string(m_p.mode) + " needs a pretrained backbone; use architecture darknet");
+      throw UsageError("model.mode " + to_string(m_p.mode) +
+                       " needs a pretrained backbone; use architecture darknet");
     m_net = build_network(m_p.architecture, m_p.input_size, m_meta.arch_params);
   }
   m_device = select_device(m_p.device);
@@ -147,8 +161,8 @@ bool Trainer::try_resume() {
   Checkpoint c = read_checkpoint(checkpoint_path());
   json expected = run_identity(m_p, m_fingerprint);
   if (c.identity != expected)
-    throw UsageError(checkpoint_path() + " was made by a different run (" + c.identity.dump() + ", now " +
-                     expected.dump() + "); delete it or train without --resume");
+    throw UsageError(checkpoint_path() + " was made by a different run (" + c.identity.dump() +
+                     ", now " + expected.dump() + "); delete it or train without --resume");
   TrainState configured = m_state;
   m_state = std::move(c.state);
   m_state.early.patience = configured.early.patience;
@@ -159,8 +173,8 @@ bool Trainer::try_resume() {
   if (m_device.is_cpu()) to_channels_last(*m_net);
   m_optimizer->load(c.optimizer, checkpoint_path());
   m_optimizer->set_lr(m_state.lr);
-  spdlog::info("resumed {} after epoch {} (best val loss {:.4f} at epoch {})", checkpoint_path(), m_state.epoch,
-               m_state.early.best_loss, m_state.early.best_epoch);
+  spdlog::info("resumed {} after epoch {} (best val loss {:.4f} at epoch {})", checkpoint_path(),
+               m_state.epoch, m_state.early.best_loss, m_state.early.best_epoch);
   return true;
 }
 
@@ -169,8 +183,8 @@ void Trainer::update_schedule(const EpochRecord& rec) {
     m_state.best_weights = m_strategy->model_weights();
   } else if (m_state.early.exhausted()) {
     m_state.stop = StopReason::k_early_stopping;
-    m_state.stop_message =
-        "early stopping: no val loss improvement for " + std::to_string(m_state.early.wait) + " epochs";
+    m_state.stop_message = "early stopping: no val loss improvement for " +
+                           std::to_string(m_state.early.wait) + " epochs";
   }
   double lr = m_state.plateau.update(rec.val_loss, m_state.lr);
   if (lr != m_state.lr) {
@@ -192,28 +206,32 @@ void Trainer::run_epoch(std::chrono::steady_clock::time_point start) {
   m_train_seconds += train_s;
   Evaluation va = m_strategy->evaluate();
   if (!std::isfinite(va.loss))
-    throw DivergedError("training diverged: validation loss is " + std::to_string(va.loss) + " after epoch " +
-                        std::to_string(epoch) + "; lower optimizer.lr (now " + std::to_string(m_state.lr) + ")");
+    throw DivergedError("training diverged: validation loss is " + std::to_string(va.loss) +
+                        " after epoch " + std::to_string(epoch) + "; lower optimizer.lr (now " +
+                        std::to_string(m_state.lr) + ")");
   EpochRecord rec{epoch, now_ms(), tr.loss, tr.acc, va.loss, va.acc, m_state.lr, seconds_since(t0)};
   m_state.history.push_back(rec);
   m_state.epoch = epoch;
   update_schedule(rec);
   double elapsed_min = seconds_since(start) / 60;
-  if (!m_state.finished() && m_p.time_budget_min > 0 && elapsed_min + rec.seconds / 60 > m_p.time_budget_min) {
+  if (!m_state.finished() && m_p.time_budget_min > 0 &&
+      elapsed_min + rec.seconds / 60 > m_p.time_budget_min) {
     m_state.stop = StopReason::k_time_budget;
     m_state.stop_message = "time budget of " + std::to_string(m_p.time_budget_min) + " min reached";
   }
   save_checkpoint();
   save_model();
-  spdlog::info("epoch {}: train loss {:.4f} acc {:.4f} | val loss {:.4f} acc {:.4f} | lr {:.2g} | {:.1f}s ({:.1f} img/s)",
-               epoch, tr.loss, tr.acc, va.loss, va.acc, rec.lr, rec.seconds,
-               static_cast<double>(m_train->size()) / train_s);
+  spdlog::info(
+      "epoch {}: train loss {:.4f} acc {:.4f} | val loss {:.4f} acc {:.4f} | lr {:.2g} | {:.1f}s "
+      "({:.1f} img/s)",
+      epoch, tr.loss, tr.acc, va.loss, va.acc, rec.lr, rec.seconds,
+      static_cast<double>(m_train->size()) / train_s);
   for (auto* o : m_observers) o->on_epoch(rec, m_state.history);
 }
 
 void Trainer::save_checkpoint() {
-  Checkpoint c{run_identity(m_p, m_fingerprint), meta_to_json(m_meta), m_state, serialize_module(*m_net),
-               m_optimizer->save()};
+  Checkpoint c{run_identity(m_p, m_fingerprint), meta_to_json(m_meta), m_state,
+               serialize_module(*m_net), m_optimizer->save()};
   write_file_atomic(checkpoint_path(), encode_checkpoint(c));
 }
 
@@ -223,8 +241,11 @@ void Trainer::save_model() {
   for (const auto& r : m_state.history)
     if (r.epoch == m_state.early.best_epoch) best = &r;
   m_meta.created = utc_now_iso8601();
-  if (best) m_meta.val_metrics = {{"loss", best->val_loss}, {"accuracy", best->val_acc}, {"epoch", best->epoch}};
-  write_file_atomic(model_path(), pack_file({FileKind::k_model, meta_to_json(m_meta), m_state.best_weights}));
+  if (best)
+    m_meta.val_metrics = {
+        {"loss", best->val_loss}, {"accuracy", best->val_acc}, {"epoch", best->epoch}};
+  write_file_atomic(model_path(),
+                    pack_file({FileKind::k_model, meta_to_json(m_meta), m_state.best_weights}));
 }
 
 TrainSummary Trainer::summary() const {
@@ -259,14 +280,17 @@ TrainSummary Trainer::run() {
   auto start = std::chrono::steady_clock::now();
   load_data();
   build_model();
-  m_strategy = make_strategy({m_p, *m_net, *m_optimizer, m_device, *m_train, *m_val, m_meta.preprocess.norm});
+  m_strategy = make_strategy(
+      {m_p, *m_net, *m_optimizer, m_device, *m_train, *m_val, m_meta.preprocess.norm});
   m_strategy->prepare();
   bool resumed = try_resume();
   RunStart run{{{"train_images", std::to_string(m_train_samples.size())}},
-               {{"git_commit", git_commit()}, {"data_fingerprint", m_fingerprint},
+               {{"git_commit", git_commit()},
+                {"data_fingerprint", m_fingerprint},
                 {"resumed", resumed ? "true" : "false"}}};
   for (auto* o : m_observers) o->on_start(run);
-  if (m_state.finished() && m_state.epoch >= m_p.epochs) spdlog::info("checkpoint is complete: {}", m_state.stop_message);
+  if (m_state.finished() && m_state.epoch >= m_p.epochs)
+    spdlog::info("checkpoint is complete: {}", m_state.stop_message);
   if (m_state.stop == StopReason::k_epochs && m_state.epoch < m_p.epochs)
     m_state.stop = StopReason::k_running;  // resumed with more epochs than the first run asked for
   while (!m_state.finished() && m_state.epoch < m_p.epochs) run_epoch(start);
@@ -274,8 +298,8 @@ TrainSummary Trainer::run() {
   save_model();
   TrainSummary s = summary();
   write_metrics(s);
-  spdlog::info("done: {}; best epoch {} (val loss {:.4f}); model {}", m_state.stop_message, m_state.early.best_epoch,
-               m_state.early.best_loss, model_path());
+  spdlog::info("done: {}; best epoch {} (val loss {:.4f}); model {}", m_state.stop_message,
+               m_state.early.best_epoch, m_state.early.best_loss, model_path());
   for (auto* o : m_observers) o->on_finish(&s);
   return s;
 }
@@ -291,9 +315,12 @@ TrainMode parse_train_mode(const std::string& name) {
 
 std::string to_string(TrainMode mode) {
   switch (mode) {
-    case TrainMode::k_full: return "full";
-    case TrainMode::k_frozen: return "frozen";
-    case TrainMode::k_finetune: return "finetune";
+    case TrainMode::k_full:
+      return "full";
+    case TrainMode::k_frozen:
+      return "frozen";
+    case TrainMode::k_finetune:
+      return "finetune";
   }
   return "full";
 }

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Enforces the include rules drawn in ARCHITECTURE.md: every arrow points
+# down (tools -> nn -> domain -> util), no tool includes another tool's
+# engine, LibTorch stays out of util/, domain/ and cd-prepare, and only the
+# two HTTP clients of the tree see cpp-httplib.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+status=0
+
+# allowed <folder> <include prefixes it may use>
+allowed() {
+  local folder=$1; shift
+  local pattern
+  pattern=$(printf '%s|' "$@")
+  pattern=${pattern%|}
+  local bad
+  bad=$(grep -HnE '^#include "[a-z-]+/' "$folder"/*.h "$folder"/*.cpp 2>/dev/null |
+        grep -vE "#include \"($pattern)/" || true)
+  if [ -n "$bad" ]; then
+    echo "layering: $folder may include only $*:"
+    echo "$bad"
+    status=1
+  fi
+}
+
+forbid() {  # forbid <regex> <description> <files...>
+  local regex=$1 what=$2; shift 2
+  local bad
+  bad=$(grep -HnE "$regex" "$@" 2>/dev/null || true)
+  if [ -n "$bad" ]; then
+    echo "layering: $what:"
+    echo "$bad"
+    status=1
+  fi
+}
+
+allowed core/util util
+allowed core/domain util domain
+allowed core/nn util domain nn
+for tool in tools/cd-*; do
+  allowed "$tool" util domain nn "$(basename "$tool")"
+done
+
+forbid '#include <(torch|ATen|c10)/' "LibTorch outside core/nn and the torch-using tools" \
+  core/util/* core/domain/* tools/cd-prepare/*
+mapfile -t sources < <(git ls-files 'core/*' 'tools/*' |
+  grep -vE '^tools/(cd-serve/http\.cpp|cd-train/mlflow\.cpp)$')
+forbid '#include <httplib.h>' "cpp-httplib outside cd-serve's http.cpp and cd-train's MLflow client" \
+  "${sources[@]}"
+
+[ "$status" = 0 ] && echo "layering: ok"
+exit "$status"
