@@ -40,7 +40,7 @@ TEST_CASE("the batcher answers every image with its own result, in batches of at
   CHECK(model->batch_sizes().size() < 10);  // queued together, so some were batched
 }
 
-TEST_CASE("a full queue refuses at once; stop() still answers what was queued", "[batcher]") {
+TEST_CASE("a full queue refuses at once, and stop() still answers what was queued", "[batcher]") {
   auto model = std::make_shared<FakeClassifier>();
   // A long delay keeps the worker waiting for a full batch of 8 that never comes.
   Batcher batcher({/*max_batch=*/8, /*max_delay_ms=*/10000.0, /*queue_capacity=*/2}, nullptr);

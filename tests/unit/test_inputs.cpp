@@ -7,7 +7,7 @@
 
 using cd::test::write_bytes;
 
-TEST_CASE("directories expand to their images, sorted and recursive; problems stay in order",
+TEST_CASE("directories expand to their images, sorted and recursive, and problems stay in order",
           "[inputs]") {
   cd::test::TempDir dir;
   write_bytes(dir.file("b.JPG"), "x");
@@ -26,7 +26,8 @@ TEST_CASE("directories expand to their images, sorted and recursive; problems st
   CHECK(items[4].error.find("directory holds no images") == 0);
 }
 
-TEST_CASE("- reads one path per line from stdin, CRLF and blank lines included", "[inputs]") {
+TEST_CASE("stdin (the - argument) gives one path per line, CRLF and blank lines included",
+          "[inputs]") {
   cd::test::TempDir dir;
   write_bytes(dir.file("x.jpg"), "x");
   std::istringstream in(dir.file("x.jpg") + "\r\n\n" + dir.file("y.jpg") + "\n");

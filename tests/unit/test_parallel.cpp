@@ -17,8 +17,7 @@ TEST_CASE("parallel_for runs every index exactly once", "[parallel]") {
   }
 }
 
-TEST_CASE("parallel_for honours begin, uses several threads and never more than asked",
-          "[parallel]") {
+TEST_CASE("parallel_for honours begin and never uses more threads than asked", "[parallel]") {
   std::mutex mutex;
   std::set<std::thread::id> ids;
   std::vector<std::size_t> seen;
@@ -30,7 +29,18 @@ TEST_CASE("parallel_for honours begin, uses several threads and never more than 
   CHECK(seen.size() == 190);
   CHECK(*std::min_element(seen.begin(), seen.end()) == 10);
   CHECK(ids.size() <= 3);
-  CHECK(ids.count(std::this_thread::get_id()) == 1);  // the caller works too
+}
+
+TEST_CASE("parallel_for with one thread runs everything on the caller, in order", "[parallel]") {
+  std::vector<std::size_t> seen;
+  std::set<std::thread::id> ids;
+  cd::parallel_for(0, 50, 1, [&](std::size_t i) {
+    seen.push_back(i);
+    ids.insert(std::this_thread::get_id());
+  });
+  CHECK(seen.size() == 50);
+  CHECK(std::is_sorted(seen.begin(), seen.end()));
+  CHECK(ids == std::set<std::thread::id>{std::this_thread::get_id()});
 }
 
 TEST_CASE("parallel_for on an empty range calls nothing", "[parallel]") {

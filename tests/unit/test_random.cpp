@@ -18,7 +18,7 @@ TEST_CASE("shuffled_indices is a seeded permutation, pinned across platforms", "
   CHECK(cd::shuffled_indices(1, 1) == std::vector<std::size_t>{0});
 }
 
-TEST_CASE("uniform stays in [lo, hi)", "[random]") {
+TEST_CASE("uniform draws stay between lo (included) and hi (excluded)", "[random]") {
   std::mt19937_64 rng(7);
   for (int i = 0; i < 1000; ++i) {
     double u = cd::uniform(rng, -2.0, 3.0);

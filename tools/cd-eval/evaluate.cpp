@@ -29,6 +29,58 @@ json curve_json(const std::vector<CurvePoint>& curve, const char* x, const char*
 
 }  // namespace
 
+namespace {
+
+// The test split's answers, in manifest order, ready for metrics and plots.
+struct Scored {
+  std::vector<int> labels;
+  std::vector<double> scores;
+  json confusion = json::array();
+  std::string misclassified = "path,label,predicted,p_dog\n";
+};
+
+Scored score(const std::vector<Sample>& samples, const std::vector<Prediction>& items,
+             double threshold, const std::string& test_csv) {
+  Scored s;
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    if (!items[i].error.empty())
+      throw DataError(test_csv + " lists '" + items[i].path + "': " + items[i].error +
+                      "; rerun cd-prepare");
+    s.labels.push_back(samples[i].label);
+    s.scores.push_back(items[i].p_dog);
+    std::string actual = class_names()[samples[i].label],
+                predicted = items[i].decision(threshold).name();
+    s.confusion.push_back({{"actual", actual}, {"predicted", predicted}});
+    if (actual != predicted) {
+      char p[32];
+      std::snprintf(p, sizeof p, "%.6f", items[i].p_dog);
+      s.misclassified +=
+          csv_escape(samples[i].path) + "," + actual + "," + predicted + "," + p + "\n";
+    }
+  }
+  return s;
+}
+
+json metrics_json(const BinaryMetrics& m, double threshold, bool tta_flip) {
+  json metrics;
+  metrics["accuracy"] = m.accuracy;
+  metrics["precision"] = m.precision;
+  metrics["recall"] = m.recall;
+  metrics["f1"] = m.f1;
+  metrics["roc_auc"] = finite_or_null(m.roc_auc);
+  metrics["log_loss"] = m.log_loss;
+  metrics["n"] = m.n;
+  metrics["tp"] = m.tp;
+  metrics["fp"] = m.fp;
+  metrics["tn"] = m.tn;
+  metrics["fn"] = m.fn;
+  metrics["threshold"] = threshold;
+  metrics["tta_flip"] = tta_flip;
+  return metrics;
+}
+
+}  // namespace
+
 BinaryMetrics run_eval(const EvalParams& params) {
   std::string test_csv = params.data + "/test.csv";
   std::vector<Sample> samples = read_manifest(test_csv);
@@ -43,53 +95,20 @@ BinaryMetrics run_eval(const EvalParams& params) {
               [&](const Prediction&) { progress.advance(); });
   progress.finish();
 
-  std::vector<int> labels;
-  std::vector<double> scores;
-  json confusion = json::array();
-  std::string misclassified = "path,label,predicted,p_dog\n";
-  for (std::size_t i = 0; i < items.size(); ++i) {
-    if (!items[i].error.empty())
-      throw DataError(test_csv + " lists '" + items[i].path + "': " + items[i].error +
-                      "; rerun cd-prepare");
-    labels.push_back(samples[i].label);
-    scores.push_back(items[i].p_dog);
-    std::string actual = class_names()[samples[i].label],
-                predicted = items[i].decision(threshold).name();
-    confusion.push_back({{"actual", actual}, {"predicted", predicted}});
-    if (actual != predicted) {
-      char p[32];
-      std::snprintf(p, sizeof p, "%.6f", items[i].p_dog);
-      misclassified +=
-          csv_escape(samples[i].path) + "," + actual + "," + predicted + "," + p + "\n";
-    }
-  }
-  BinaryMetrics m = compute_metrics(labels, scores, threshold);
-  auto roc = roc_curve(labels, scores);
-  auto pr = pr_curve(labels, scores);
-
-  json metrics;
-  metrics["accuracy"] = m.accuracy;
-  metrics["precision"] = m.precision;
-  metrics["recall"] = m.recall;
-  metrics["f1"] = m.f1;
-  metrics["roc_auc"] = finite_or_null(m.roc_auc);
-  metrics["log_loss"] = m.log_loss;
-  metrics["n"] = m.n;
-  metrics["tp"] = m.tp;
-  metrics["fp"] = m.fp;
-  metrics["tn"] = m.tn;
-  metrics["fn"] = m.fn;
-  metrics["threshold"] = threshold;
-  metrics["tta_flip"] = model->meta().tta_flip;
+  Scored scored = score(samples, items, threshold, test_csv);
+  BinaryMetrics m = compute_metrics(scored.labels, scored.scores, threshold);
+  auto roc = roc_curve(scored.labels, scored.scores);
+  auto pr = pr_curve(scored.labels, scored.scores);
   const std::string& out = params.output;
   make_dirs(out + "/plots");
-  write_file_atomic(out + "/metrics.json", metrics.dump(2) + "\n");
-  write_file_atomic(out + "/plots/confusion.json", confusion.dump(1) + "\n");
+  write_file_atomic(out + "/metrics.json",
+                    metrics_json(m, threshold, model->meta().tta_flip).dump(2) + "\n");
+  write_file_atomic(out + "/plots/confusion.json", scored.confusion.dump(1) + "\n");
   write_file_atomic(out + "/plots/roc.json",
                     json{{"roc", curve_json(roc, "fpr", "tpr")}}.dump(1) + "\n");
   write_file_atomic(out + "/plots/prc.json",
                     json{{"prc", curve_json(pr, "recall", "precision")}}.dump(1) + "\n");
-  write_file_atomic(out + "/misclassified.csv", misclassified);
+  write_file_atomic(out + "/misclassified.csv", scored.misclassified);
   render_confusion_png(out + "/confusion.png", m);
   render_roc_png(out + "/roc.png", roc, m.roc_auc);
   if (roc.empty()) spdlog::warn("{} holds one class only: ROC AUC is undefined", test_csv);

@@ -136,20 +136,12 @@ void stratified_split(std::vector<Sample> samples, const std::vector<double>& fr
               [](const Sample& a, const Sample& b) { return a.path < b.path; });
 }
 
-PrepareResult run_prepare(const PrepareParams& params) {
-  double sum = params.split[0] + params.split[1] + params.split[2];
-  if (std::fabs(sum - 1.0) > 1e-6)
-    throw UsageError("split fractions must add up to 1 (got " + std::to_string(sum) + ")");
-  auto start = std::chrono::steady_clock::now();
-  PrepareResult result;
-  std::vector<Candidate> candidates = scan_source(params.source);
-  result.found = candidates.size();
-  if (candidates.empty())
-    throw DataError("no files found in '" + params.source +
-                    "'; expected cat.N.jpg/dog.N.jpg or cat/ and dog/ folders");
+namespace {
 
+// Reads, hashes and validates every candidate on `threads` threads.
+std::vector<Checked> check_all(const std::vector<Candidate>& candidates, int min_size,
+                               int threads) {
   std::vector<Checked> checked(candidates.size());
-  int threads = params.threads > 0 ? params.threads : hardware_threads();
   keep_opencv_single_threaded();  // parallelism comes from our own workers
   Progress progress("decode", candidates.size());
   parallel_for(0, candidates.size(), threads, [&](std::size_t i) {
@@ -161,7 +153,7 @@ PrepareResult run_prepare(const PrepareParams& params) {
         std::string bytes = read_file(candidates[i].path);
         c.size = bytes.size();
         c.hash = fnv1a64(bytes);
-        c.reason = validate_image_bytes(bytes, params.min_size);
+        c.reason = validate_image_bytes(bytes, min_size);
       } catch (const IoError& e) {
         c.reason = e.what();
       }
@@ -169,8 +161,13 @@ PrepareResult run_prepare(const PrepareParams& params) {
     progress.advance();
   });
   progress.finish();
+  return checked;
+}
 
-  // Candidates are sorted by path, so the first copy of a picture is kept.
+// Keeps the usable files, each picture once: candidates are sorted by path,
+// so the first copy is kept; equal hashes are confirmed byte for byte.
+std::vector<Sample> keep_unique(const std::vector<Candidate>& candidates,
+                                const std::vector<Checked>& checked, PrepareResult& result) {
   std::map<std::pair<std::uint64_t, std::size_t>, std::vector<std::size_t>> seen;
   std::vector<Sample> accepted;
   for (std::size_t i = 0; i < candidates.size(); ++i) {
@@ -196,6 +193,25 @@ PrepareResult run_prepare(const PrepareParams& params) {
     group.push_back(i);
     accepted.push_back({candidates[i].path, candidates[i].label});
   }
+  return accepted;
+}
+
+}  // namespace
+
+PrepareResult run_prepare(const PrepareParams& params) {
+  double sum = params.split[0] + params.split[1] + params.split[2];
+  if (std::fabs(sum - 1.0) > 1e-6)
+    throw UsageError("split fractions must add up to 1 (got " + std::to_string(sum) + ")");
+  auto start = std::chrono::steady_clock::now();
+  PrepareResult result;
+  std::vector<Candidate> candidates = scan_source(params.source);
+  result.found = candidates.size();
+  if (candidates.empty())
+    throw DataError("no files found in '" + params.source +
+                    "'; expected cat.N.jpg/dog.N.jpg or cat/ and dog/ folders");
+  int threads = params.threads > 0 ? params.threads : hardware_threads();
+  std::vector<Checked> checked = check_all(candidates, params.min_size, threads);
+  std::vector<Sample> accepted = keep_unique(candidates, checked, result);
   stratified_split(accepted, params.split, static_cast<std::uint64_t>(params.seed), result.splits);
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return result;
