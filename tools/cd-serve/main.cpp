@@ -8,6 +8,7 @@
 namespace {
 
 int serve_main(int argc, char** argv) {
+  cd::block_serve_signals();
   cd::ServeParams p;
   cd::CommonOptions common;
   std::string device = "cpu";

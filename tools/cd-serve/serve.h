@@ -28,6 +28,11 @@ struct ServeParams {
   DeviceChoice device = DeviceChoice::k_cpu;
 };
 
+// Blocks SIGTERM, SIGINT and SIGHUP in the calling thread and every thread it
+// starts later, for run_serve to take with sigwait. cd-serve's main calls it
+// first, before LibTorch or anything else can start a thread.
+void block_serve_signals();
+
 // Blocks until SIGTERM/SIGINT has drained the server; returns the exit code.
 int run_serve(const ServeParams& params);
 

@@ -1,6 +1,7 @@
 // run_serve: sockets, signals and lifecycle. The port is bound before the
 // model loads, so /health answers at once and /ready turns 200 only after
 // the model is loaded and warmed up. SIGHUP reloads; SIGTERM/SIGINT drain.
+#include <pthread.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -18,38 +19,35 @@ namespace cd {
 
 namespace {
 
-// Self-pipe: the handler only writes the signal number; a normal thread
-// reads it and does the work. Handlers are process-wide, so this holds
-// whichever thread (LibTorch's included) the kernel picks.
-int g_signal_pipe[2] = {-1, -1};
-
-void on_signal(int sig) {
-  char byte = static_cast<char>(sig);
-  ssize_t ignored = write(g_signal_pipe[1], &byte, 1);
-  (void)ignored;
-}
-
-void install_signal_handlers() {
-  if (pipe(g_signal_pipe) != 0) throw IoError("cannot create the signal pipe");
-  struct sigaction action {};
-  action.sa_handler = on_signal;
-  sigemptyset(&action.sa_mask);
-  action.sa_flags = SA_RESTART;
-  for (int s : {SIGTERM, SIGINT, SIGHUP}) sigaction(s, &action, nullptr);
-  signal(SIGPIPE, SIG_IGN);
+// SIGTERM, SIGINT and SIGHUP are blocked in every thread and taken by one
+// thread with sigwait, so no handler ever runs on an arbitrary thread
+// (LibTorch's, httplib's) and no signal can be lost or deferred. SIGUSR2
+// wakes that thread when the server stops by itself.
+sigset_t serve_signals() {
+  sigset_t set;
+  sigemptyset(&set);
+  for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGUSR2}) sigaddset(&set, sig);
+  return set;
 }
 
 int next_signal() {
-  char byte = 0;
-  while (read(g_signal_pipe[0], &byte, 1) < 0) {
+  sigset_t set = serve_signals();
+  int sig = 0;
+  while (sigwait(&set, &sig) != 0) {
   }
-  return byte;
+  return sig;
 }
 
 }  // namespace
 
+void block_serve_signals() {
+  sigset_t set = serve_signals();
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+}
+
 int run_serve(const ServeParams& params) {
-  install_signal_handlers();
+  block_serve_signals();  // again, for callers other than cd-serve's main
 
   serve::Service service(params);
   http::ServerOptions options;
@@ -73,7 +71,7 @@ int run_serve(const ServeParams& params) {
   std::thread signal_thread([&] {
     for (;;) {
       int sig = next_signal();
-      if (sig == 0) return;  // the server stopped by itself
+      if (sig == SIGUSR2) return;  // the server stopped by itself
       if (sig == SIGHUP) {
         spdlog::info("SIGHUP: reloading {}", params.model);
         service.load_model();
@@ -95,7 +93,7 @@ int run_serve(const ServeParams& params) {
   server.run();  // returns after stop(), once in-flight requests have answered
   loader.join();
   service.stop_worker();
-  on_signal(0);
+  pthread_kill(signal_thread.native_handle(), SIGUSR2);
   signal_thread.join();
   spdlog::info("stopped cleanly");
   return 0;
