@@ -1,4 +1,7 @@
 #include <httplib.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <catch2/catch.hpp>
 
 #include <mutex>
@@ -154,11 +157,16 @@ TEST_CASE("a server error turns tracking off after one try, without throwing", "
 }
 
 TEST_CASE("an unreachable server costs nothing but a warning", "[mlflow]") {
-  int port;
-  {
-    httplib::Server probe;
-    port = probe.bind_to_any_port("127.0.0.1");
-  }  // closed again: nothing listens there now
+  // A port that was free a moment ago and that nothing listens on.
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+  socklen_t len = sizeof addr;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  int port = ntohs(addr.sin_port);
+  ::close(fd);
   auto observer = cd::make_mlflow_observer("http://127.0.0.1:" + std::to_string(port), "e", {});
   REQUIRE(observer);
   CHECK_NOTHROW(observer->on_start({}));
