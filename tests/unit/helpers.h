@@ -3,6 +3,9 @@
 
 #include <filesystem>
 #include <string>
+#include <vector>
+
+#include "domain/manifest.h"
 
 namespace cd::test {
 
@@ -23,5 +26,8 @@ class TempDir {
 };
 
 void write_bytes(const std::string& path, const std::string& bytes);
+
+// The eight committed photos (tests/fixtures/photos), cat.1, dog.1, cat.2, ...
+std::vector<Sample> fixture_photos();
 
 }  // namespace cd::test

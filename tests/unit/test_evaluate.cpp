@@ -35,15 +35,6 @@ void write_test_csv(const cd::test::TempDir& dir, const std::vector<cd::Sample>&
   cd::write_file_atomic(dir.file("data/test.csv"), cd::format_manifest(samples));
 }
 
-std::vector<cd::Sample> fixture_samples() {
-  std::vector<cd::Sample> out;
-  for (int i = 1; i <= 4; ++i) {
-    out.push_back({source_path("tests/fixtures/photos/cat." + std::to_string(i) + ".jpg"), 0});
-    out.push_back({source_path("tests/fixtures/photos/dog." + std::to_string(i) + ".jpg"), 1});
-  }
-  return out;
-}
-
 int count_lines(const std::string& text) {
   return static_cast<int>(std::count(text.begin(), text.end(), '\n'));
 }
@@ -54,7 +45,7 @@ TEST_CASE("cd-eval's outputs agree: metrics, confusion, misclassified, curves, P
           "[evaluate]") {
   cd::test::TempDir dir;
   cd::make_dirs(dir.file("data"));
-  write_test_csv(dir, fixture_samples());
+  write_test_csv(dir, cd::test::fixture_photos());
   cd::EvalParams params;
   params.model = write_model(dir);
   params.data = dir.file("data");
@@ -94,7 +85,7 @@ TEST_CASE("cd-eval refuses an empty split and names an unreadable test image", "
   params.output = dir.file("eval");
   write_test_csv(dir, {});
   CHECK_THROWS_WITH(cd::run_eval(params), Catch::Contains("has no images"));
-  auto samples = fixture_samples();
+  auto samples = cd::test::fixture_photos();
   samples[2].path = dir.file("gone.jpg");
   write_test_csv(dir, samples);
   CHECK_THROWS_WITH(cd::run_eval(params),

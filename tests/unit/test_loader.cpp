@@ -9,15 +9,6 @@ using cd::test::source_path;
 
 namespace {
 
-std::vector<cd::Sample> fixture_samples() {
-  std::vector<cd::Sample> out;
-  for (int i = 1; i <= 4; ++i) {
-    out.push_back({source_path("tests/fixtures/photos/cat." + std::to_string(i) + ".jpg"), 0});
-    out.push_back({source_path("tests/fixtures/photos/dog." + std::to_string(i) + ".jpg"), 1});
-  }
-  return out;
-}
-
 std::vector<cd::Batch> drain(cd::BatchStream& stream) {
   std::vector<cd::Batch> out;
   cd::Batch b;
@@ -28,7 +19,7 @@ std::vector<cd::Batch> drain(cd::BatchStream& stream) {
 }  // namespace
 
 TEST_CASE("the batch stream hands out batches in the given order, the last one short", "[loader]") {
-  cd::ImageCache cache(fixture_samples(), 16, cd::ResizePolicy::k_stretch, 2, "fixtures");
+  cd::ImageCache cache(cd::test::fixture_photos(), 16, cd::ResizePolicy::k_stretch, 2, "fixtures");
   REQUIRE(cache.size() == 8);
   std::vector<std::size_t> order{7, 0, 5, 2, 1};
   cd::BatchStream stream(cache, order, /*batch_size=*/2, nullptr, 0, cd::Normalization::k_unit,
@@ -50,7 +41,7 @@ TEST_CASE("the batch stream hands out batches in the given order, the last one s
 }
 
 TEST_CASE("augmented batches depend on the seed, not on the number of workers", "[loader]") {
-  cd::ImageCache cache(fixture_samples(), 16, cd::ResizePolicy::k_stretch, 1, "fixtures");
+  cd::ImageCache cache(cd::test::fixture_photos(), 16, cd::ResizePolicy::k_stretch, 1, "fixtures");
   cd::Augmentation aug;
   auto order = cd::shuffled_indices(cache.size(), 9);
   auto run = [&](int workers, std::uint64_t seed) {
@@ -68,7 +59,7 @@ TEST_CASE("augmented batches depend on the seed, not on the number of workers", 
 }
 
 TEST_CASE("a stream dropped half-way stops its workers", "[loader]") {
-  cd::ImageCache cache(fixture_samples(), 16, cd::ResizePolicy::k_stretch, 1, "fixtures");
+  cd::ImageCache cache(cd::test::fixture_photos(), 16, cd::ResizePolicy::k_stretch, 1, "fixtures");
   {
     cd::BatchStream stream(cache, cd::in_order(cache.size()), 1, nullptr, 0,
                            cd::Normalization::k_unit, 2, 2);
@@ -79,7 +70,7 @@ TEST_CASE("a stream dropped half-way stops its workers", "[loader]") {
 }
 
 TEST_CASE("the cache names the manifest when an image is unusable", "[loader]") {
-  auto samples = fixture_samples();
+  auto samples = cd::test::fixture_photos();
   samples[3].path = "/nonexistent/dog.9.jpg";
   CHECK_THROWS_WITH(cd::ImageCache(samples, 16, cd::ResizePolicy::k_stretch, 2, "train.csv"),
                     Catch::StartsWith("train.csv lists an image that cannot be used") &&

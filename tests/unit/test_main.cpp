@@ -25,4 +25,13 @@ void write_bytes(const std::string& path, const std::string& bytes) {
   std::ofstream(path, std::ios::binary) << bytes;
 }
 
+std::vector<Sample> fixture_photos() {
+  std::vector<Sample> out;
+  for (int i = 1; i <= 4; ++i) {
+    out.push_back({source_path("tests/fixtures/photos/cat." + std::to_string(i) + ".jpg"), 0});
+    out.push_back({source_path("tests/fixtures/photos/dog." + std::to_string(i) + ".jpg"), 1});
+  }
+  return out;
+}
+
 }  // namespace cd::test
