@@ -95,6 +95,14 @@ TEST_CASE("http: a body over the limit goes to the error handler as 413", "[http
   CHECK(res->get_header_value("Content-Type") == "application/json");
 }
 
+TEST_CASE("http: a port another server holds is an IoError, not a shared port", "[http]") {
+  cd::http::Server first({"127.0.0.1", 0, 1, 1000});
+  int port = first.bind();
+  cd::http::Server second({"127.0.0.1", port, 1, 1000});
+  CHECK_THROWS_WITH(second.bind(),
+                    Catch::StartsWith("cannot listen on 127.0.0.1:" + std::to_string(port)));
+}
+
 TEST_CASE("http: an address it cannot listen on is an IoError naming it", "[http]") {
   // 203.0.113.1 is TEST-NET-3: never an address of this machine.
   cd::http::Server server({"203.0.113.1", 8000, 1, 1000});

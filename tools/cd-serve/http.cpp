@@ -58,6 +58,13 @@ Server::Server(ServerOptions options) : m_impl(std::make_unique<Impl>()) {
   // httplib writes headers and body in separate sends; without TCP_NODELAY, Nagle plus the
   // client's delayed ACK adds ~40 ms to every response on a keep-alive connection.
   s.set_tcp_nodelay(true);
+  // httplib's default sets SO_REUSEPORT, which lets a second cd-serve bind the
+  // same port silently and take half the connections. SO_REUSEADDR alone
+  // still allows a quick restart over TIME_WAIT sockets, and a busy port fails.
+  s.set_socket_options([](socket_t sock) {
+    int yes = 1;
+    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+  });
   s.set_read_timeout(30, 0);
   s.set_write_timeout(30, 0);
 }
