@@ -26,8 +26,7 @@ class TorchClassifier : public Classifier {
 
   std::vector<float> predict(const at::Tensor& batch) override {
     c10::InferenceMode guard;
-    at::Tensor x = batch.to(m_device);
-    if (m_device.is_cpu()) x = x.contiguous(at::MemoryFormat::ChannelsLast);
+    at::Tensor x = to_network_input(batch, m_device);
     at::Tensor p = at::sigmoid(m_net->forward(x).view({-1}).to(at::kFloat));
     if (m_meta.tta_flip) p = (p + at::sigmoid(m_net->forward(x.flip({3})).view({-1}))) / 2;
     p = p.to(at::kCPU).contiguous();

@@ -287,4 +287,9 @@ void to_channels_last(nn::Module& module) {
     if (p.dim() == 4) p.set_data(p.contiguous(at::MemoryFormat::ChannelsLast));
 }
 
+at::Tensor to_network_input(const at::Tensor& x, const c10::Device& device) {
+  at::Tensor out = x.to(device);
+  return device.is_cpu() ? out.contiguous(at::MemoryFormat::ChannelsLast) : out;
+}
+
 }  // namespace cd

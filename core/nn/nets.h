@@ -53,6 +53,10 @@ double forward_gflops(const std::string& architecture, int input_size,
 // Moves 4-D parameters to channels-last, which oneDNN runs 1.1-2.6x faster here.
 void to_channels_last(torch::nn::Module& module);
 
+// A batch as the network on `device` wants it: moved there, and
+// channels-last on the CPU to match to_channels_last().
+at::Tensor to_network_input(const at::Tensor& x, const c10::Device& device);
+
 // The untouched Tiny Darknet ImageNet head: [N,3,S,S] in [0,1] -> [N,1000] logits.
 at::Tensor darknet_imagenet_logits(NetworkImpl& net, const at::Tensor& x);
 

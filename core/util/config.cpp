@@ -294,8 +294,8 @@ ParseOutcome Config::parse(int argc, char** argv) {
   return ParseOutcome::k_run;
 }
 
-std::vector<std::pair<std::string, std::string>> Config::effective() const {
-  std::vector<std::pair<std::string, std::string>> out;
+Settings Config::effective() const {
+  Settings out;
   for (const auto& o : m_options) out.emplace_back(o.key, o.show());
   return out;
 }

@@ -9,6 +9,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace cd {
@@ -26,6 +27,9 @@ struct Option {
 };
 
 enum class ParseOutcome { k_run, k_exit_ok };
+
+// Settings as (dotted key, value text) pairs, in declaration order.
+using Settings = std::vector<std::pair<std::string, std::string>>;
 
 class Config {
  public:
@@ -60,7 +64,7 @@ class Config {
 
   // Every setting in effect after parsing, as (key, value) pairs in
   // declaration order: what cd-train sends to MLflow as the run's params.
-  std::vector<std::pair<std::string, std::string>> effective() const;
+  Settings effective() const;
   const std::string& config_file() const { return m_config_file; }
 
  private:

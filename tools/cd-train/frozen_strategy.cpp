@@ -96,9 +96,7 @@ class FrozenStrategy : public TrainStrategy {
     std::vector<at::Tensor> parts;
     Batch batch;
     while (stream.next(batch)) {
-      at::Tensor x = batch.x.to(m_c.device);
-      if (mirror) x = x.flip({3});
-      if (m_c.device.is_cpu()) x = x.contiguous(at::MemoryFormat::ChannelsLast);
+      at::Tensor x = to_network_input(mirror ? batch.x.flip({3}) : batch.x, m_c.device);
       parts.push_back(m_c.net.embed(x).to(at::kCPU));
       progress.advance(static_cast<std::size_t>(x.size(0)));
     }

@@ -12,13 +12,6 @@
 
 namespace cd {
 
-void Tally::add(double batch_loss, const at::Tensor& logits, const at::Tensor& y) {
-  double n = static_cast<double>(y.size(0));
-  loss_sum += batch_loss * n;
-  correct += ((logits > 0).to(at::kFloat) == y).sum().item<double>();
-  seen += n;
-}
-
 namespace {
 
 class ImageStrategy : public TrainStrategy {
@@ -41,7 +34,7 @@ class ImageStrategy : public TrainStrategy {
     Batch batch;
     std::size_t index = 0;
     while (stream.next(batch)) {
-      at::Tensor x = on_device(batch.x), y = batch.y.to(m_c.device);
+      at::Tensor x = to_network_input(batch.x, m_c.device), y = batch.y.to(m_c.device);
       if (p.mode == TrainMode::k_finetune) {
         // Linear warm-up so the first steps cannot wreck the pretrained features.
         double done = static_cast<double>((epoch - 1) * stream.batches() + index + 1);
@@ -65,27 +58,19 @@ class ImageStrategy : public TrainStrategy {
     torch::NoGradGuard no_grad;
     BatchStream stream(m_c.val, in_order(m_c.val.size()), std::max(m_c.params.batch_size, 64),
                        nullptr, 0, m_c.norm, m_c.params.workers);
-    double loss_sum = 0, correct = 0, seen = 0;
+    Tally tally;
     Batch batch;
     while (stream.next(batch)) {
-      at::Tensor x = on_device(batch.x), y = batch.y.to(m_c.device);
+      at::Tensor x = to_network_input(batch.x, m_c.device), y = batch.y.to(m_c.device);
       at::Tensor logits = m_c.net.forward(x).view({-1});
-      double n = static_cast<double>(y.size(0));
-      loss_sum += at::binary_cross_entropy_with_logits(logits, y).item<double>() * n;
-      correct += ((logits > 0).to(at::kFloat) == y).sum().item<double>();
-      seen += n;
+      tally.add(at::binary_cross_entropy_with_logits(logits, y).item<double>(), logits, y);
     }
-    return {loss_sum / seen, correct / seen};
+    return {tally.loss(), tally.accuracy()};
   }
 
   std::string model_weights() override { return serialize_module(m_c.net); }
 
  private:
-  at::Tensor on_device(const at::Tensor& x) const {
-    at::Tensor out = x.to(m_c.device);
-    return m_c.device.is_cpu() ? out.contiguous(at::MemoryFormat::ChannelsLast) : out;
-  }
-
   TrainContext m_c;
 };
 
@@ -93,11 +78,6 @@ class ImageStrategy : public TrainStrategy {
 
 std::unique_ptr<TrainStrategy> make_image_strategy(const TrainContext& context) {
   return std::make_unique<ImageStrategy>(context);
-}
-
-std::unique_ptr<TrainStrategy> make_strategy(const TrainContext& context) {
-  return context.params.mode == TrainMode::k_frozen ? make_frozen_strategy(context)
-                                                    : make_image_strategy(context);
 }
 
 }  // namespace cd

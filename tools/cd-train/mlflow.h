@@ -7,14 +7,11 @@
 
 #include <memory>
 #include <string>
-#include <utility>
-#include <vector>
 
 #include "cd-train/observer.h"
+#include "util/config.h"
 
 namespace cd {
-
-using Settings = std::vector<std::pair<std::string, std::string>>;
 
 // For MLFLOW_TRACKING_URI; null when it is unset or not http(s).
 std::unique_ptr<TrainObserver> make_mlflow_observer(const std::string& experiment,

@@ -29,4 +29,7 @@ struct TrainSummary {
   const EpochRecord* best() const;
 };
 
+// The record of a 1-based epoch, or null.
+const EpochRecord* find_epoch(const std::vector<EpochRecord>& history, int epoch);
+
 }  // namespace cd

@@ -54,6 +54,14 @@ json run_identity(const TrainParams& p, const std::string& fingerprint) {
           {"data_fingerprint", fingerprint}};
 }
 
+// The schedule's settings come from the parameters, never from a checkpoint.
+void configure_schedule(TrainState& state, const TrainParams& p) {
+  state.early.patience = p.early_stopping_patience;
+  state.plateau.factor = p.plateau_factor;
+  state.plateau.patience = p.plateau_patience;
+  state.plateau.min_lr = p.min_lr;
+}
+
 void check_classes(const std::vector<Sample>& samples, const std::string& origin) {
   if (samples.empty())
     throw DataError(origin + " has no images; run cd-prepare on a folder of photos");
@@ -146,8 +154,7 @@ void Trainer::build_model() {
   if (m_device.is_cpu()) to_channels_last(*m_net);
   m_optimizer = std::make_unique<Optimizer>(*m_net, m_p);
   m_state.lr = m_p.lr;
-  m_state.early.patience = m_p.early_stopping_patience;
-  m_state.plateau = {m_p.plateau_factor, m_p.plateau_patience, m_p.min_lr};
+  configure_schedule(m_state, m_p);
   spdlog::info("{}: {} parameters at {}x{}, device {}", m_p.architecture, count_parameters(*m_net),
                m_p.input_size, m_p.input_size, m_device.str());
 }
@@ -163,12 +170,8 @@ bool Trainer::try_resume() {
   if (c.identity != expected)
     throw UsageError(checkpoint_path() + " was made by a different run (" + c.identity.dump() +
                      ", now " + expected.dump() + "); delete it or train without --resume");
-  TrainState configured = m_state;
   m_state = std::move(c.state);
-  m_state.early.patience = configured.early.patience;
-  m_state.plateau.factor = configured.plateau.factor;
-  m_state.plateau.patience = configured.plateau.patience;
-  m_state.plateau.min_lr = configured.plateau.min_lr;
+  configure_schedule(m_state, m_p);
   deserialize_module(*m_net, c.weights, checkpoint_path());
   if (m_device.is_cpu()) to_channels_last(*m_net);
   m_optimizer->load(c.optimizer, checkpoint_path());
@@ -237,9 +240,7 @@ void Trainer::save_checkpoint() {
 
 // Restore-best: the model file always holds the best epoch so far.
 void Trainer::save_model() {
-  const EpochRecord* best = nullptr;
-  for (const auto& r : m_state.history)
-    if (r.epoch == m_state.early.best_epoch) best = &r;
+  const EpochRecord* best = find_epoch(m_state.history, m_state.early.best_epoch);
   m_meta.created = utc_now_iso8601();
   if (best)
     m_meta.val_metrics = {
@@ -325,11 +326,13 @@ std::string to_string(TrainMode mode) {
   return "full";
 }
 
-const EpochRecord* TrainSummary::best() const {
+const EpochRecord* find_epoch(const std::vector<EpochRecord>& history, int epoch) {
   for (const auto& r : history)
-    if (r.epoch == best_epoch) return &r;
+    if (r.epoch == epoch) return &r;
   return nullptr;
 }
+
+const EpochRecord* TrainSummary::best() const { return find_epoch(history, best_epoch); }
 
 TrainSummary train(const TrainParams& params, const std::vector<TrainObserver*>& observers) {
   if (!params.resume && std::filesystem::exists(params.output + "/checkpoint.cdm"))

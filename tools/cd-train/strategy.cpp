@@ -1,0 +1,19 @@
+#include "cd-train/strategy.h"
+
+#include <ATen/ATen.h>
+
+namespace cd {
+
+void Tally::add(double batch_loss, const at::Tensor& logits, const at::Tensor& y) {
+  double n = static_cast<double>(y.size(0));
+  loss_sum += batch_loss * n;
+  correct += ((logits > 0).to(at::kFloat) == y).sum().item<double>();
+  seen += n;
+}
+
+std::unique_ptr<TrainStrategy> make_strategy(const TrainContext& context) {
+  return context.params.mode == TrainMode::k_frozen ? make_frozen_strategy(context)
+                                                    : make_image_strategy(context);
+}
+
+}  // namespace cd
