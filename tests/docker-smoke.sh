@@ -1,44 +1,22 @@
 #!/usr/bin/env bash
 # make docker-smoke: build the image with a real Docker engine, run it, smoke-test it.
-# Starts its own dockerd on a private socket and data root under build/docker/.
-# Docker Hub is out of reach, so debian:bookworm-slim is made locally with
-# debootstrap and `docker import` when it is missing; the Dockerfile is the
-# one a user builds anywhere.
+# The engine and the base image come from tests/docker-env.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-root=$(pwd)/build/docker
-mkdir -p "$root"
-export DOCKER_HOST=unix://$root/docker.sock
-mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
+# shellcheck source=tests/docker-env.sh
+source tests/docker-env.sh
+docker_skip_if_asked docker-smoke
+root=$docker_root
 image=catdog:smoke
 port=${SMOKE_PORT:-18765}
 
 log() { echo "docker-smoke: $*"; }
 cleanup() {
   docker rm -f catdog-smoke >/dev/null 2>&1 || true
-  if [[ -f $root/docker.pid ]]; then kill "$(cat "$root/docker.pid")" 2>/dev/null || true; sleep 2; fi
+  docker_stop
 }
 trap cleanup EXIT
-
-if ! docker info >/dev/null 2>&1; then
-  log "starting dockerd (log: $root/dockerd.log)"
-  dockerd --host "$DOCKER_HOST" --data-root "$root/data" --exec-root "$root/exec" --pidfile "$root/docker.pid" \
-    --iptables=false --ip-masq=false --bridge=none >"$root/dockerd.log" 2>&1 &
-  for _ in $(seq 60); do docker info >/dev/null 2>&1 && break; sleep 1; done
-  docker info >/dev/null 2>&1 || { tail -20 "$root/dockerd.log"; exit 1; }
-fi
-
-if ! docker image inspect debian:bookworm-slim >/dev/null 2>&1; then
-  if [[ ! -f $root/bookworm-minbase.tar ]]; then
-    log "debootstrap --variant=minbase bookworm from $mirror"
-    rm -rf "$root/rootfs"
-    debootstrap --variant=minbase bookworm "$root/rootfs" "$mirror" >"$root/debootstrap.log" 2>&1
-    rm -rf "$root/rootfs/var/cache/apt/archives/"*.deb "$root/rootfs/var/lib/apt/lists/"*
-    tar -C "$root/rootfs" -cf "$root/bookworm-minbase.tar" .
-    rm -rf "$root/rootfs"
-  fi
-  docker import "$root/bookworm-minbase.tar" debian:bookworm-slim >/dev/null
-fi
+docker_start docker-smoke
 
 # A model to serve, trained by this build on the committed sample (seconds).
 model_dir=$root/model
@@ -53,8 +31,7 @@ log "training a small model on the committed sample"
 }
 chmod -R a+rX "$model_dir"
 
-log "docker build"
-docker build --network host --target runtime -t "$image" . >"$root/build.log" 2>&1 || { tail -40 "$root/build.log"; exit 1; }
+docker_build_catdog docker-smoke "$image"
 size=$(docker image inspect --format '{{.Size}}' "$image")
 
 start=$(date +%s.%N)

@@ -20,7 +20,7 @@ cd::Checkpoint sample() {
   c.state.stop = cd::StopReason::k_early_stopping;
   c.state.stop_message = "early stopping: no val loss improvement for 1 epochs";
   for (int e = 1; e <= 3; ++e)
-    c.state.history.push_back({e, 1e12 + e, 0.5, 0.7, 0.3, 0.8, 1e-3, 2.5});
+    c.state.history.push_back({e, 1e12 + e, 0.5, 0.7, 0.3, 0.8, 1e-3, 2.5, 0.4 + 0.01 * e});
   c.state.best_weights = std::string("best\0weights", 12);
   c.weights = "last weights";
   c.optimizer = "adam state";
@@ -45,6 +45,7 @@ TEST_CASE("a checkpoint round-trips every field --resume needs", "[checkpoint]")
   REQUIRE(out.state.history.size() == 3);
   CHECK(out.state.history[2].epoch == 3);
   CHECK(out.state.history[2].timestamp_ms == 1e12 + 3);
+  CHECK(out.state.history[2].val_p_dog_mean == Approx(0.43));
   CHECK(out.state.best_weights == in.state.best_weights);
   CHECK(out.weights == "last weights");
   CHECK(out.optimizer == "adam state");
@@ -61,6 +62,13 @@ TEST_CASE("checkpoints from before the stop field still resume", "[checkpoint]")
   parts.meta["finished"] = false;
   CHECK(cd::decode_checkpoint(cd::pack_file(parts), "ckpt").state.stop ==
         cd::StopReason::k_running);
+}
+
+TEST_CASE("epoch records from before the P(dog) reference read as unknown", "[checkpoint]") {
+  nlohmann::json old = cd::record_to_json(sample().state.history[0]);
+  CHECK(old.at("val_p_dog_mean") == Approx(0.41));
+  old.erase("val_p_dog_mean");
+  CHECK(cd::record_from_json(old).val_p_dog_mean == -1);
 }
 
 TEST_CASE("a damaged checkpoint is a ModelError naming the file", "[checkpoint]") {

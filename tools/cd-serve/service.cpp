@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <fstream>
+#include <limits>
 
 #include <spdlog/spdlog.h>
 
@@ -49,6 +50,12 @@ bool constant_time_equal(const std::string& a, const std::string& b) {
   return diff == 0;
 }
 
+double p_dog_reference(const ModelMeta& meta) {
+  auto it = meta.val_metrics.find("p_dog_mean");
+  return it != meta.val_metrics.end() && it->is_number() ? it->get<double>()
+                                                         : std::numeric_limits<double>::quiet_NaN();
+}
+
 const std::vector<double> k_latency_buckets{0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
                                             0.5,   1,    2.5,   5,    10};
 
@@ -81,6 +88,9 @@ Service::Service(const ServeParams& params)
   m_metrics.histogram("catdog_p_dog", "Distribution of P(dog), to watch for drift.",
                       {0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9});
   m_metrics.gauge("catdog_model_info", "The loaded model (value 1), by version and architecture.");
+  m_metrics.gauge("catdog_model_p_dog_reference",
+                  "Mean P(dog) of the loaded model on its validation split at training time "
+                  "(NaN when the model file predates it); the drift alert's baseline.");
   m_metrics.counter("catdog_model_reloads_total", "Model (re)loads by result.");
   m_metrics.gauge_fn("catdog_ready", "1 when the service accepts predictions.",
                      [this] { return m_ready && !m_draining ? 1.0 : 0.0; });
@@ -125,6 +135,7 @@ bool Service::load_model() {
     m_metrics.set(
         "catdog_model_info",
         {{"version", loaded->version}, {"architecture", loaded->model->meta().architecture}}, 1);
+    m_metrics.set("catdog_model_p_dog_reference", {}, p_dog_reference(loaded->model->meta()));
     m_metrics.inc("catdog_model_reloads_total", {{"result", "success"}});
     m_ready = true;
     spdlog::info("model {} loaded (version {}, {}) and warmed up in {:.0f} ms", m_params.model,

@@ -61,7 +61,8 @@ json record_to_json(const EpochRecord& r) {
           {"val_loss", r.val_loss},
           {"val_acc", r.val_acc},
           {"lr", r.lr},
-          {"seconds", r.seconds}};
+          {"seconds", r.seconds},
+          {"val_p_dog_mean", r.val_p_dog_mean}};
 }
 
 EpochRecord record_from_json(const json& j) {
@@ -74,6 +75,7 @@ EpochRecord record_from_json(const json& j) {
   r.val_acc = j.at("val_acc");
   r.lr = j.at("lr");
   r.seconds = j.at("seconds");
+  r.val_p_dog_mean = j.value("val_p_dog_mean", -1.0);
   return r;
 }
 

@@ -61,17 +61,17 @@ class FrozenStrategy : public TrainStrategy {
       tally.add(m_c.optimizer.step(logits, y, epoch, ++batch), logits, y);
     }
     m_rows_seen += tally.seen;
-    return {tally.loss(), tally.accuracy()};
+    return tally.result();
   }
 
   Evaluation evaluate() override {
     m_c.net.eval();
     torch::NoGradGuard no_grad;
     at::Tensor logits = m_c.net.classify(m_val_feats.to(m_c.device)).view({-1}).to(at::kCPU);
-    double loss = at::binary_cross_entropy_with_logits(logits, m_val_labels).item<double>();
-    double acc =
-        ((logits > 0).to(at::kFloat) == m_val_labels).to(at::kDouble).mean().item<double>();
-    return {loss, acc};
+    Tally tally;
+    tally.add(at::binary_cross_entropy_with_logits(logits, m_val_labels).item<double>(), logits,
+              m_val_labels);
+    return tally.result();
   }
 
   // The head was trained on standardised features; fold the standardisation

@@ -50,7 +50,7 @@ class ImageStrategy : public TrainStrategy {
     }
     progress.finish();
     m_rows_seen += tally.seen;
-    return {tally.loss(), tally.accuracy()};
+    return tally.result();
   }
 
   Evaluation evaluate() override {
@@ -65,7 +65,7 @@ class ImageStrategy : public TrainStrategy {
       at::Tensor logits = m_c.net.forward(x).view({-1});
       tally.add(at::binary_cross_entropy_with_logits(logits, y).item<double>(), logits, y);
     }
-    return {tally.loss(), tally.accuracy()};
+    return tally.result();
   }
 
   std::string model_weights() override { return serialize_module(m_c.net); }

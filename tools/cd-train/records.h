@@ -16,6 +16,7 @@ struct EpochRecord {
   double train_loss = 0, train_acc = 0, val_loss = 0, val_acc = 0;
   double lr = 0;
   double seconds = 0;
+  double val_p_dog_mean = -1;  // mean P(dog) on validation; -1 in checkpoints older than it
 };
 
 struct TrainSummary {

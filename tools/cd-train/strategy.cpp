@@ -8,6 +8,7 @@ void Tally::add(double batch_loss, const at::Tensor& logits, const at::Tensor& y
   double n = static_cast<double>(y.size(0));
   loss_sum += batch_loss * n;
   correct += ((logits > 0).to(at::kFloat) == y).sum().item<double>();
+  p_dog_sum += logits.sigmoid().sum().item<double>();
   seen += n;
 }
 

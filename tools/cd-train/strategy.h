@@ -21,14 +21,16 @@ namespace cd {
 
 struct Evaluation {
   double loss = 0, acc = 0;
+  double p_dog_mean = 0;  // mean sigmoid output: the prediction mix cd-serve watches for drift
 };
 
 // Running loss and accuracy over an epoch's batches.
 struct Tally {
-  double loss_sum = 0, correct = 0, seen = 0;
+  double loss_sum = 0, correct = 0, p_dog_sum = 0, seen = 0;
   void add(double batch_loss, const at::Tensor& logits, const at::Tensor& y);
   double loss() const { return loss_sum / seen; }
   double accuracy() const { return correct / seen; }
+  Evaluation result() const { return {loss(), accuracy(), p_dog_sum / seen}; }
 };
 
 // What a strategy works on; owned by the trainer, outliving the strategy.

@@ -212,7 +212,8 @@ void Trainer::run_epoch(std::chrono::steady_clock::time_point start) {
     throw DivergedError("training diverged: validation loss is " + std::to_string(va.loss) +
                         " after epoch " + std::to_string(epoch) + "; lower optimizer.lr (now " +
                         std::to_string(m_state.lr) + ")");
-  EpochRecord rec{epoch, now_ms(), tr.loss, tr.acc, va.loss, va.acc, m_state.lr, seconds_since(t0)};
+  EpochRecord rec{epoch,  now_ms(),   tr.loss,           tr.acc,       va.loss,
+                  va.acc, m_state.lr, seconds_since(t0), va.p_dog_mean};
   m_state.history.push_back(rec);
   m_state.epoch = epoch;
   update_schedule(rec);
@@ -242,9 +243,13 @@ void Trainer::save_checkpoint() {
 void Trainer::save_model() {
   const EpochRecord* best = find_epoch(m_state.history, m_state.early.best_epoch);
   m_meta.created = utc_now_iso8601();
-  if (best)
+  if (best) {
     m_meta.val_metrics = {
         {"loss", best->val_loss}, {"accuracy", best->val_acc}, {"epoch", best->epoch}};
+    // The prediction mix at training time: cd-serve exports it, and the drift
+    // alert compares live traffic against it.
+    if (best->val_p_dog_mean >= 0) m_meta.val_metrics["p_dog_mean"] = best->val_p_dog_mean;
+  }
   write_file_atomic(model_path(),
                     pack_file({FileKind::k_model, meta_to_json(m_meta), m_state.best_weights}));
 }

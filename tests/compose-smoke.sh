@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# make compose-smoke: bring docker-compose.yml up on a real Docker engine and
+# check it as an operator would:
+#   - `make compose-train` logs a run to the composed MLflow (REST API checked);
+#   - cd-serve serves that model; the original service's smoke test passes;
+#   - Prometheus scrapes cd-serve (target up), loaded catdog's rules, and
+#     holds its series (Prometheus's HTTP API);
+# then brings the stack down with its volumes. The engine, the base image and
+# the cd-serve image (shared with docker-smoke) come from tests/docker-env.sh.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# shellcheck source=tests/docker-env.sh
+source tests/docker-env.sh
+docker_skip_if_asked compose-smoke
+root=$docker_root
+export COMPOSE_PROJECT_NAME=catdog-smoke
+export CATDOG_IMAGE=catdog:smoke
+export CATDOG_PORT=${COMPOSE_SERVE_PORT:-18766}
+export PROMETHEUS_PORT=${COMPOSE_PROMETHEUS_PORT:-18767}
+export MLFLOW_PORT=${COMPOSE_MLFLOW_PORT:-18768}
+export CATDOG_MODELS=$root/compose-models
+mlflow_version=$(sed -n 's/^ *MLFLOW_VERSION: "\(.*\)"/\1/p' docker-compose.yml)
+wheels=configs/compose/mlflow/wheels
+started=$(date +%s)
+
+log() { echo "compose-smoke: $*"; }
+fail() { echo "compose-smoke: FAIL: $*" >&2; exit 1; }
+cleanup() {
+  local rc=$?
+  if [[ $rc != 0 ]]; then docker-compose logs --tail 30 2>&1 | tail -90 || true; fi
+  docker-compose down -v --remove-orphans >/dev/null 2>&1 || true
+  docker_stop
+  exit "$rc"
+}
+trap cleanup EXIT
+# GET a URL until it answers 200 or $2 seconds pass; the body goes to stdout.
+wait_get() {
+  local deadline=$(($(date +%s) + $2))
+  while (($(date +%s) < deadline)); do
+    if curl -sf --max-time 5 "$1"; then return 0; fi
+    sleep 1
+  done
+  return 1
+}
+json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
+
+docker_start compose-smoke
+docker_build_catdog compose-smoke "$CATDOG_IMAGE"
+if ! ls "$wheels"/mlflow-"$mlflow_version"-*.whl >/dev/null 2>&1; then
+  log "pip download mlflow==$mlflow_version into $wheels (the image installs from there)"
+  pip download -q --disable-pip-version-check --dest "$wheels" "mlflow==$mlflow_version"
+fi
+log "docker-compose build prometheus mlflow"
+docker-compose build prometheus mlflow >"$root/compose-build.log" 2>&1 || { tail -40 "$root/compose-build.log"; exit 1; }
+
+log "docker-compose up mlflow"
+docker-compose up -d mlflow
+wait_get "http://127.0.0.1:$MLFLOW_PORT/health" 120 >/dev/null || fail "MLflow never answered /health"
+
+# The documented trainer, pointed at the composed MLflow, on the committed sample.
+rm -rf "$CATDOG_MODELS" "$root/compose-prepared"
+build/bin/cd-prepare --source data/sample/images --output "$root/compose-prepared" --log-level warn
+make --no-print-directory compose-train MLFLOW_URI="http://127.0.0.1:$MLFLOW_PORT" \
+  COMPOSE_TRAIN_DATA="$root/compose-prepared" COMPOSE_MODELS="$CATDOG_MODELS" \
+  COMPOSE_TRAIN_ARGS="--experiment compose-smoke --input-size 160 --frozen-views 1 --epochs 10 --log-level warn"
+chmod -R a+rX "$CATDOG_MODELS"
+experiment=$(curl -sf "http://127.0.0.1:$MLFLOW_PORT/api/2.0/mlflow/experiments/get-by-name?experiment_name=compose-smoke" |
+  json 'd["experiment"]["experiment_id"]') || fail "no experiment compose-smoke in MLflow"
+runs=$(curl -sf -X POST -H 'Content-Type: application/json' "http://127.0.0.1:$MLFLOW_PORT/api/2.0/mlflow/runs/search" \
+  -d "{\"experiment_ids\": [\"$experiment\"]}")
+status=$(json 'd["runs"][0]["info"]["status"]' <<<"$runs")
+val_loss=$(json '[m["value"] for m in d["runs"][0]["data"]["metrics"] if m["key"] == "val_loss"][0]' <<<"$runs")
+[[ $status == FINISHED ]] || fail "MLflow run status $status"
+log "ok: MLflow run FINISHED in experiment $experiment, val_loss $val_loss"
+
+log "docker-compose up (cd-serve, prometheus)"
+docker-compose up -d
+wait_get "http://127.0.0.1:$CATDOG_PORT/ready" 120 >/dev/null || fail "cd-serve never became ready"
+tests/smoke.sh "http://127.0.0.1:$CATDOG_PORT"
+
+prom=http://127.0.0.1:$PROMETHEUS_PORT
+wait_get "$prom/-/ready" 120 >/dev/null || fail "Prometheus never became ready"
+health=""
+for _ in $(seq 90); do
+  health=$(curl -sf "$prom/api/v1/targets?state=active" |
+    json '",".join(t["health"] for t in d["data"]["activeTargets"] if t["labels"]["job"] == "catdog")' || true)
+  [[ $health == up ]] && break
+  sleep 1
+done
+[[ $health == up ]] || fail "Prometheus's catdog target is '$health', not up"
+log "ok: Prometheus scrapes cd-serve (target up)"
+groups=$(curl -sf "$prom/api/v1/rules" | json '" ".join(sorted(g["name"] for g in d["data"]["groups"]))')
+[[ $groups == "catdog.alerts catdog.recording" ]] || fail "Prometheus loaded rule groups '$groups'"
+predictions=$(curl -sf "$prom/api/v1/query" --data-urlencode 'query=sum(catdog_http_requests_total{route="/predict",code="200"})' |
+  json 'd["data"]["result"][0]["value"][1]')
+[[ $predictions -ge 1 ]] || fail "Prometheus holds $predictions /predict requests"
+firing=$(curl -sf "$prom/api/v1/alerts" | json '" ".join(a["labels"]["alertname"] for a in d["data"]["alerts"] if a["state"] == "firing")')
+[[ -z $firing ]] || fail "alerts firing on a healthy stack: $firing"
+health=$(docker inspect --format '{{.State.Health.Status}}' "$(docker-compose ps -q cd-serve)")
+log "ok: rule groups loaded ($groups), $predictions predictions scraped, no alert firing; cd-serve container $health"
+log "passed in $(($(date +%s) - started)) s"
