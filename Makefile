@@ -26,7 +26,7 @@ export OMP_WAIT_POLICY ?= PASSIVE
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
 .PHONY: all deps apt-deps py-deps configure build run test check unit lint k8s-check docker-smoke bench clean \
-  format format-check sanitize sanitize-address sanitize-thread compose-smoke compose-train monitoring-check
+  format format-check sanitize sanitize-address sanitize-thread compose-smoke compose-train monitoring-check workflow-check
 
 all: build
 
@@ -62,7 +62,7 @@ run: deps build
 
 # Everything CI checks: unit and end-to-end tests, linters, formatting,
 # manifests, the sanitizer builds, the image and the compose stack.
-test: deps build check lint format-check k8s-check sanitize docker-smoke compose-smoke
+test: deps build check lint format-check k8s-check sanitize docker-smoke compose-smoke workflow-check
 
 check: build
 	cd $(BUILD) && ctest --output-on-failure --timeout 1500
@@ -85,6 +85,10 @@ docker-smoke: build
 # docker-compose.yml up on a private dockerd: MLflow, Prometheus, cd-serve.
 compose-smoke: build py-deps
 	tests/compose-smoke.sh
+
+# What this machine can prove about .github/workflows/ci.yml's job placement.
+workflow-check: apt-deps
+	tests/workflow-check.sh
 
 # Trains with configs/train.yaml, logs the run to the compose stack's MLflow,
 # and makes the composed cd-serve reload (SIGHUP). It replaces models/model.cdm
