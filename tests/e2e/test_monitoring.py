@@ -108,6 +108,16 @@ class Promtool(unittest.TestCase):
         self.assertEqual(alerts - fired, set(), "alerts never made to fire")
         self.assertEqual(alerts - quiet, set(), "alerts never checked quiet")
 
+    def test_every_recording_rule_is_pinned_by_a_test(self):
+        pinned = set()
+        for case in load_yaml(ALERT_TESTS)["tests"]:
+            for check in case.get("promql_expr_test", []):
+                if check.get("exp_samples"):
+                    pinned |= metric_names(check["expr"])
+        recorded = {name for name, _ in rules("record")}
+        self.assertGreaterEqual(len(recorded), 9)
+        self.assertEqual(recorded - pinned, set(), "recording rules without an expected value")
+
     def test_dashboard_queries_parse(self):
         # promtool parses PromQL only inside rule files: wrap each panel query in one,
         # with Grafana's variables given values.
