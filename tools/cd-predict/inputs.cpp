@@ -5,6 +5,9 @@
 #include <istream>
 
 #include "domain/image.h"
+#include "domain/manifest.h"
+#include "util/errors.h"
+#include "util/strings.h"
 
 namespace cd {
 
@@ -20,6 +23,14 @@ void add_path(const std::string& arg, std::vector<Prediction>& out) {
     return;
   }
   if (!fs::is_directory(st)) {
+    if (ends_with(to_lower(arg), ".csv")) {  // a manifest: its rows' images, in its order
+      try {
+        for (const auto& sample : read_manifest(arg)) out.push_back({sample.path, ""});
+      } catch (const Error& e) {
+        out.push_back({arg, e.what()});
+      }
+      return;
+    }
     out.push_back({arg, ""});
     return;
   }
@@ -52,6 +63,55 @@ std::vector<Prediction> expand_inputs(const std::vector<std::string>& args, std:
     }
   }
   return out;
+}
+
+namespace {
+
+std::size_t parse_count(const std::string& text, const std::string& what,
+                        const std::string& whole) {
+  std::size_t used = 0;
+  unsigned long long n = 0;
+  try {
+    n = std::stoull(text, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (text.empty() || used != text.size() || text[0] == '-')
+    throw UsageError("--shard '" + whole + "': " + what +
+                     " is not a whole number; use I/N, e.g. 0/4");
+  return static_cast<std::size_t>(n);
+}
+
+}  // namespace
+
+Shard parse_shard(const std::string& text, const char* job_completion_index) {
+  Shard s;
+  auto slash = text.find('/');
+  std::string env = job_completion_index ? job_completion_index : "";
+  if (slash == std::string::npos) {
+    s.count = parse_count(text, "the shard count", text);
+    if (env.empty())
+      throw UsageError("--shard " + text +
+                       " takes its index from JOB_COMPLETION_INDEX, which is not set; use I/N");
+    s.index = parse_count(env, "JOB_COMPLETION_INDEX", text);
+  } else {
+    s.index = parse_count(text.substr(0, slash), "the shard index", text);
+    s.count = parse_count(text.substr(slash + 1), "the shard count", text);
+    if (!env.empty() && parse_count(env, "JOB_COMPLETION_INDEX", text) != s.index)
+      throw UsageError("--shard " + text + " disagrees with JOB_COMPLETION_INDEX=" + env +
+                       "; pass --shard " + std::to_string(s.count) + " to follow the job");
+  }
+  if (s.count == 0) throw UsageError("--shard '" + text + "': the shard count must be at least 1");
+  if (s.index >= s.count)
+    throw UsageError("--shard '" + text + "': the index must be below the count (0-based)");
+  return s;
+}
+
+std::vector<Prediction> take_shard(std::vector<Prediction> items, const Shard& shard) {
+  std::size_t n = items.size();
+  std::size_t begin = n * shard.index / shard.count, end = n * (shard.index + 1) / shard.count;
+  return std::vector<Prediction>(std::make_move_iterator(items.begin() + begin),
+                                 std::make_move_iterator(items.begin() + end));
 }
 
 }  // namespace cd

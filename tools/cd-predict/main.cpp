@@ -1,6 +1,7 @@
 // cd-predict: classify images for shell scripts. One line per image on
 // stdout; one line per bad input on stderr; exit 3 when some were bad.
 #include <cstdio>
+#include <cstdlib>
 #include <iostream>
 #include <nlohmann/json.hpp>
 
@@ -24,6 +25,7 @@ struct PredictOptions {
   int batch_size = 32;
   std::string device = "cpu";
   std::string tta = "model";
+  std::string shard;
   std::vector<std::string> inputs;
 };
 
@@ -65,8 +67,12 @@ int predict_main(int argc, char** argv) {
   config.add_choice("tta", o.tta, "test-time mirror averaging: as the model file says, or forced",
                     {"model", "on", "off"});
   config.add_choice("device", o.device, "where to run the model", {"cpu", "cuda", "auto"});
+  config.add_string("shard", o.shard,
+                    "I/N: only the I-th of N equal contiguous parts of the inputs (0-based); N "
+                    "alone takes I from JOB_COMPLETION_INDEX");
   config.add_positionals("IMAGE", o.inputs,
-                         "image files, directories, or - to read paths from stdin");
+                         "image files, directories, manifests (.csv from cd-prepare), or - to "
+                         "read paths from stdin");
   cd::add_common_options(config, common);
   if (config.parse(argc, argv) == cd::ParseOutcome::k_exit_ok) return 0;
   if (o.json && o.quiet) throw cd::UsageError("--json and --quiet exclude each other");
@@ -76,6 +82,9 @@ int predict_main(int argc, char** argv) {
   cd::set_compute_threads(threads);
 
   std::vector<cd::Prediction> items = cd::expand_inputs(o.inputs, std::cin);
+  if (!o.shard.empty())
+    items = cd::take_shard(std::move(items),
+                           cd::parse_shard(o.shard, std::getenv("JOB_COMPLETION_INDEX")));
   double t_args = cd::ms_since_process_start();
   auto model = cd::load_classifier(o.model, cd::parse_device(o.device));
   double t_model = cd::ms_since_process_start();

@@ -43,23 +43,36 @@ class FrozenStrategy : public TrainStrategy {
                  static_cast<double>(m_train_feats.size(0) + m_val_feats.size(0)) / s);
   }
 
+  // The head trains data-parallel too: each rank takes its rows of every
+  // global batch of feature rows, and the optimizer sums the gradients.
   Evaluation train_epoch(int epoch) override {
     const TrainParams& p = m_c.params;
+    Group& group = m_c.group;
     m_c.net.train();
     std::uint64_t epoch_seed = mix_seed(static_cast<std::uint64_t>(p.seed), epoch);
-    auto order = shuffled_indices(static_cast<std::size_t>(m_train_feats.size(0)), epoch_seed);
+    const std::size_t total = static_cast<std::size_t>(m_train_feats.size(0));
+    const std::size_t global_batch = p.batch_size;
+    auto order = shuffled_indices(total, epoch_seed);
     Tally tally;
-    std::size_t batch = 0;
-    for (std::size_t begin = 0; begin < order.size(); begin += p.batch_size) {
-      std::size_t end = std::min(order.size(), begin + p.batch_size);
-      std::vector<int64_t> rows(order.begin() + begin, order.begin() + end);
+    for (std::size_t step = 0; step < steps_per_epoch(total, global_batch); ++step) {
+      std::vector<int64_t> rows;
+      std::size_t begin = step * global_batch,
+                  end = begin + rows_of_step(total, global_batch, step);
+      for (std::size_t i = begin + group.rank(); i < end; i += group.world())
+        rows.push_back(static_cast<int64_t>(order[i]));
+      if (rows.empty()) {
+        m_c.optimizer.step_without_rows();
+        continue;
+      }
       at::Tensor idx = at::tensor(rows);
       at::Tensor x = m_train_feats.index_select(0, idx).to(m_c.device);
       at::Tensor y = m_train_labels.index_select(0, idx).to(m_c.device);
       m_c.optimizer.zero_grad();
       at::Tensor logits = m_c.net.classify(x).view({-1});
-      tally.add(m_c.optimizer.step(logits, y, epoch, ++batch), logits, y);
+      double share = static_cast<double>(rows.size()) / static_cast<double>(end - begin);
+      tally.add(m_c.optimizer.step(logits, y, epoch, step + 1, share), logits, y);
     }
+    tally = tally.over_ranks(group);
     m_rows_seen += tally.seen;
     return tally.result();
   }
@@ -90,9 +103,13 @@ class FrozenStrategy : public TrainStrategy {
   }
 
  private:
+  // Sharded over the group: each rank embeds rows r, r+W, ... and every rank
+  // gets all of them back in order.
   at::Tensor embed_all(const ImageCache& cache, bool mirror, const std::string& label) {
-    BatchStream stream(cache, in_order(cache.size()), 64, nullptr, 0, m_c.norm, m_c.params.workers);
-    Progress progress(label, cache.size());
+    Group& group = m_c.group;
+    std::vector<std::size_t> mine = interleaved(cache.size(), group.rank(), group.world());
+    Progress progress(label, mine.size());
+    BatchStream stream(cache, std::move(mine), 64, nullptr, 0, m_c.norm, m_c.params.workers);
     std::vector<at::Tensor> parts;
     Batch batch;
     while (stream.next(batch)) {
@@ -101,7 +118,17 @@ class FrozenStrategy : public TrainStrategy {
       progress.advance(static_cast<std::size_t>(x.size(0)));
     }
     progress.finish();
-    return at::cat(parts);
+    return gather_interleaved(group, parts.empty() ? empty_features() : at::cat(parts),
+                              cache.size());
+  }
+
+  // No rows on this rank (fewer images than ranks): a [0, F] block to gather.
+  at::Tensor empty_features() {
+    torch::NoGradGuard no_grad;
+    int size = m_c.params.input_size;
+    at::Tensor probe =
+        m_c.net.embed(to_network_input(at::zeros({1, 3, size, size}, at::kFloat), m_c.device));
+    return at::empty({0, probe.size(1)}, at::kFloat);
   }
 
   static at::Tensor labels(const ImageCache& cache) {

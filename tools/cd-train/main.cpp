@@ -82,6 +82,12 @@ void declare_run(cd::Config& c, cd::TrainParams& p, Choices& t, cd::CommonOption
   c.add_bool("resume", p.resume, "continue from <output>/checkpoint.cdm");
   c.add_string("tracking.experiment", p.experiment,
                "MLflow experiment name (used when MLFLOW_TRACKING_URI is set)", "experiment");
+  c.add_choice("distributed.backend", p.dist_backend,
+               "process group backend when WORLD_SIZE > 1 (nccl needs a CUDA LibTorch)",
+               {"gloo", "nccl"}, "dist-backend");
+  c.add_double("distributed.timeout_s", p.dist_timeout_s,
+               "seconds a rank waits for the others (rendezvous, each collective) before failing",
+               1.0, 86400.0, "dist-timeout-s");
   cd::add_common_options(c, common, "run.threads");
 }
 
@@ -101,10 +107,13 @@ int train_main(int argc, char** argv) {
   params.device = cd::parse_device(choices.device);
   params.threads = cd::apply_common_options(common);
   cd::set_compute_threads(params.threads);
-  auto mlflow = cd::make_mlflow_observer(params.experiment, config.effective());
+  // torchrun / PyTorchJob rendezvous variables; rank 0 alone reports to MLflow.
+  cd::DistSettings dist = cd::dist_from_env(params.dist_backend, params.dist_timeout_s);
+  std::unique_ptr<cd::TrainObserver> mlflow;
+  if (dist.rank == 0) mlflow = cd::make_mlflow_observer(params.experiment, config.effective());
   std::vector<cd::TrainObserver*> observers;
   if (mlflow) observers.push_back(mlflow.get());
-  cd::TrainSummary summary = cd::train(params, observers);
+  cd::TrainSummary summary = cd::train(params, observers, dist);
   return summary.history.empty() ? 1 : 0;
 }
 

@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <sstream>
 
+#include "cd-train/distributed.h"
 #include "util/errors.h"
 
 namespace cd {
@@ -66,8 +67,8 @@ void Optimizer::warm_up(double fraction) { apply(m_lr * fraction); }
 
 void Optimizer::zero_grad() { m_adam->zero_grad(); }
 
-double Optimizer::step(const at::Tensor& logits, const at::Tensor& y, int epoch,
-                       std::size_t batch) {
+double Optimizer::step(const at::Tensor& logits, const at::Tensor& y, int epoch, std::size_t batch,
+                       double share) {
   at::Tensor loss = at::binary_cross_entropy_with_logits(logits, y);
   if (m_fault_nan_step > 0 && ++m_steps == m_fault_nan_step) loss = loss * NAN;
   double value = loss.item<double>();
@@ -76,8 +77,35 @@ double Optimizer::step(const at::Tensor& logits, const at::Tensor& y, int epoch,
                         " at epoch " + std::to_string(epoch) + ", batch " + std::to_string(batch) +
                         "; lower optimizer.lr (now " + std::to_string(m_lr) + ")");
   loss.backward();
+  sync_gradients(share);
   m_adam->step();
   return value;
+}
+
+void Optimizer::step_without_rows() {
+  m_adam->zero_grad();
+  sync_gradients(0.0);
+  m_adam->step();
+}
+
+// One flat all-reduce of every trained parameter's gradient per step.
+void Optimizer::sync_gradients(double share) {
+  if (!m_group || m_group->world() == 1) return;
+  std::vector<at::Tensor> grads;
+  for (auto& group : m_adam->param_groups())
+    for (auto& param : group.params()) {
+      if (!param.grad().defined()) param.mutable_grad() = at::zeros_like(param);
+      grads.push_back(param.grad());
+    }
+  std::vector<at::Tensor> flat_parts;
+  for (auto& g : grads) flat_parts.push_back(g.reshape({-1}).to(at::kCPU));
+  at::Tensor flat = at::cat(flat_parts).mul_(share);
+  m_group->allreduce_sum(flat);
+  int64_t offset = 0;
+  for (auto& g : grads) {
+    g.copy_(flat.narrow(0, offset, g.numel()).view_as(g));
+    offset += g.numel();
+  }
 }
 
 std::string Optimizer::save() const {

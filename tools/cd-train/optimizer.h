@@ -15,6 +15,8 @@ class Adam;
 
 namespace cd {
 
+class Group;
+
 class Optimizer {
  public:
   Optimizer(NetworkImpl& net, const TrainParams& params);
@@ -27,9 +29,18 @@ class Optimizer {
   // Applies a fraction of the scheduled rate (warm-up) without changing it.
   void warm_up(double fraction);
 
-  // zero_grad, BCE-with-logits loss, backward, update; returns the loss.
+  // Data-parallel training: every step's gradients are summed over the group,
+  // each rank's weighted by its share of the global batch.
+  void set_group(Group* group) { m_group = group; }
+
+  // BCE-with-logits loss, backward, update; returns the loss. `share` is this
+  // rank's rows over the global batch's (1 in a single process).
   // Throws DivergedError naming the epoch and batch on a non-finite loss.
-  double step(const at::Tensor& logits, const at::Tensor& y, int epoch, std::size_t batch);
+  double step(const at::Tensor& logits, const at::Tensor& y, int epoch, std::size_t batch,
+              double share = 1.0);
+  // A global step in which this rank has no rows: it still takes part in the
+  // gradient sum, with zeros, so every rank stays in step.
+  void step_without_rows();
   void zero_grad();
 
   std::string save() const;
@@ -38,6 +49,7 @@ class Optimizer {
 
  private:
   void apply(double lr);
+  void sync_gradients(double share);
 
   std::unique_ptr<torch::optim::Adam> m_adam;
   double m_lr = 0;
@@ -45,6 +57,7 @@ class Optimizer {
   // Fault injection for the end-to-end tests: CD_FAULT_NAN_AT_STEP=N poisons step N's loss.
   long m_fault_nan_step = 0;
   long m_steps = 0;
+  Group* m_group = nullptr;
 };
 
 }  // namespace cd

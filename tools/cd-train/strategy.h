@@ -12,6 +12,7 @@
 #include <memory>
 #include <string>
 
+#include "cd-train/distributed.h"
 #include "cd-train/loader.h"
 #include "cd-train/optimizer.h"
 #include "cd-train/train.h"
@@ -31,6 +32,8 @@ struct Tally {
   double loss() const { return loss_sum / seen; }
   double accuracy() const { return correct / seen; }
   Evaluation result() const { return {loss(), accuracy(), p_dog_sum / seen}; }
+  // The same sums over every rank of a data-parallel group.
+  Tally over_ranks(Group& group) const;
 };
 
 // What a strategy works on; owned by the trainer, outliving the strategy.
@@ -42,6 +45,7 @@ struct TrainContext {
   const ImageCache& train;
   const ImageCache& val;
   Normalization norm;
+  Group& group;  // a group of one in a single process
 };
 
 class TrainStrategy {

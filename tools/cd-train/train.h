@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "cd-train/distributed.h"
 #include "cd-train/observer.h"
 #include "cd-train/records.h"
 #include "domain/image.h"
@@ -61,10 +62,16 @@ struct TrainParams {
   bool resume = false;
   // tracking
   std::string experiment = "catdog";
+  // distributed (WORLD_SIZE > 1)
+  std::string dist_backend = "gloo";
+  double dist_timeout_s = 300;
 };
 
 // Runs (or resumes) training; writes the model, checkpoint, metrics file and
-// DVCLive files (params.live), and reports to every observer (MLflow).
-TrainSummary train(const TrainParams& params, const std::vector<TrainObserver*>& observers = {});
+// DVCLive files (params.live), and reports to every observer (MLflow). With
+// dist.world > 1 it joins that process group and trains data-parallel; rank 0
+// alone writes and reports.
+TrainSummary train(const TrainParams& params, const std::vector<TrainObserver*>& observers = {},
+                   const DistSettings& dist = {});
 
 }  // namespace cd

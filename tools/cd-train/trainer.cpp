@@ -72,10 +72,35 @@ void check_classes(const std::vector<Sample>& samples, const std::string& origin
                     " images; training needs both classes");
 }
 
+// The same values on every rank: the root's (parameters, buffers, decisions).
+void broadcast_tensors(Group& group, std::vector<at::Tensor> all) {
+  if (group.world() == 1 || all.empty()) return;
+  std::vector<at::Tensor> flat;
+  for (const auto& t : all) flat.push_back(t.detach().reshape({-1}).to(at::kCPU, at::kDouble));
+  at::Tensor joined = at::cat(flat);
+  group.broadcast_from_root(joined);
+  torch::NoGradGuard no_grad;
+  int64_t offset = 0;
+  for (auto& t : all) {
+    t.copy_(joined.narrow(0, offset, t.numel()).view(t.sizes()));
+    offset += t.numel();
+  }
+}
+
+void broadcast_module(Group& group, torch::nn::Module& module) {
+  std::vector<at::Tensor> all = module.parameters();
+  for (const auto& b : module.buffers()) all.push_back(b);
+  broadcast_tensors(group, all);
+}
+
+bool root_decides(Group& group, bool decision) {
+  return sum_over_ranks(group, {group.root() && decision ? 1.0 : 0.0})[0] > 0;
+}
+
 class Trainer {
  public:
-  Trainer(const TrainParams& params, const std::vector<TrainObserver*>& observers)
-      : m_p(params), m_observers(observers) {}
+  Trainer(const TrainParams& params, const std::vector<TrainObserver*>& observers, Group& group)
+      : m_p(params), m_observers(observers), m_group(group) {}
   TrainSummary run();
 
  private:
@@ -93,6 +118,7 @@ class Trainer {
 
   const TrainParams& m_p;
   const std::vector<TrainObserver*>& m_observers;
+  Group& m_group;  // rank 0 alone writes files and reports
   std::vector<Sample> m_train_samples, m_val_samples;
   std::unique_ptr<ImageCache> m_train, m_val;
   std::string m_fingerprint;
@@ -205,6 +231,9 @@ void Trainer::run_epoch(std::chrono::steady_clock::time_point start) {
   int epoch = m_state.epoch + 1;
   auto t0 = std::chrono::steady_clock::now();
   Evaluation tr = m_strategy->train_epoch(epoch);
+  // BatchNorm's running statistics saw only each rank's rows: take the
+  // root's, as PyTorch's DistributedDataParallel does by default.
+  broadcast_tensors(m_group, m_net->buffers());
   double train_s = seconds_since(t0);
   m_train_seconds += train_s;
   Evaluation va = m_strategy->evaluate();
@@ -218,8 +247,9 @@ void Trainer::run_epoch(std::chrono::steady_clock::time_point start) {
   m_state.epoch = epoch;
   update_schedule(rec);
   double elapsed_min = seconds_since(start) / 60;
+  // Clocks differ between ranks: the root's decides for all.
   if (!m_state.finished() && m_p.time_budget_min > 0 &&
-      elapsed_min + rec.seconds / 60 > m_p.time_budget_min) {
+      root_decides(m_group, elapsed_min + rec.seconds / 60 > m_p.time_budget_min)) {
     m_state.stop = StopReason::k_time_budget;
     m_state.stop_message = "time budget of " + std::to_string(m_p.time_budget_min) + " min reached";
   }
@@ -234,6 +264,7 @@ void Trainer::run_epoch(std::chrono::steady_clock::time_point start) {
 }
 
 void Trainer::save_checkpoint() {
+  if (!m_group.root()) return;
   Checkpoint c{run_identity(m_p, m_fingerprint), meta_to_json(m_meta), m_state,
                serialize_module(*m_net), m_optimizer->save()};
   write_file_atomic(checkpoint_path(), encode_checkpoint(c));
@@ -241,6 +272,7 @@ void Trainer::save_checkpoint() {
 
 // Restore-best: the model file always holds the best epoch so far.
 void Trainer::save_model() {
+  if (!m_group.root()) return;
   const EpochRecord* best = find_epoch(m_state.history, m_state.early.best_epoch);
   m_meta.created = utc_now_iso8601();
   if (best) {
@@ -267,6 +299,7 @@ TrainSummary Trainer::summary() const {
 }
 
 void Trainer::write_metrics(const TrainSummary& s) const {
+  if (!m_group.root()) return;
   json m;
   m["epochs"] = s.history.size();
   m["best_epoch"] = s.best_epoch;
@@ -286,10 +319,22 @@ TrainSummary Trainer::run() {
   auto start = std::chrono::steady_clock::now();
   load_data();
   build_model();
+  broadcast_module(m_group, *m_net);
+  m_optimizer->set_group(&m_group);
   m_strategy = make_strategy(
-      {m_p, *m_net, *m_optimizer, m_device, *m_train, *m_val, m_meta.preprocess.norm});
+      {m_p, *m_net, *m_optimizer, m_device, *m_train, *m_val, m_meta.preprocess.norm, m_group});
   m_strategy->prepare();
   bool resumed = try_resume();
+  if (m_group.world() > 1) {
+    // Every rank resumes from the same checkpoint: rank 0's, on a shared --output.
+    double root_epoch =
+        sum_over_ranks(m_group, {m_group.root() ? static_cast<double>(m_state.epoch) : 0.0})[0];
+    if (root_epoch != m_state.epoch)
+      throw Error("distributed: rank " + std::to_string(m_group.rank()) + " resumed after epoch " +
+                  std::to_string(m_state.epoch) + " but rank 0 after epoch " +
+                  std::to_string(static_cast<int>(root_epoch)) + "; give every rank the same " +
+                  "--output on a shared volume");
+  }
   RunStart run{{{"train_images", std::to_string(m_train_samples.size())}},
                {{"git_commit", git_commit()},
                 {"data_fingerprint", m_fingerprint},
@@ -305,7 +350,8 @@ TrainSummary Trainer::run() {
   TrainSummary s = summary();
   write_metrics(s);
   spdlog::info("done: {}; best epoch {} (val loss {:.4f}); model {}", m_state.stop_message,
-               m_state.early.best_epoch, m_state.early.best_loss, model_path());
+               m_state.early.best_epoch, m_state.early.best_loss,
+               m_group.root() ? model_path() : "written by rank 0");
   for (auto* o : m_observers) o->on_finish(&s);
   return s;
 }
@@ -339,13 +385,22 @@ const EpochRecord* find_epoch(const std::vector<EpochRecord>& history, int epoch
 
 const EpochRecord* TrainSummary::best() const { return find_epoch(history, best_epoch); }
 
-TrainSummary train(const TrainParams& params, const std::vector<TrainObserver*>& observers) {
-  if (!params.resume && std::filesystem::exists(params.output + "/checkpoint.cdm"))
+TrainSummary train(const TrainParams& params, const std::vector<TrainObserver*>& observers,
+                   const DistSettings& dist) {
+  if (dist.world > 1 && params.batch_size < dist.world)
+    throw UsageError("schedule.batch_size " + std::to_string(params.batch_size) +
+                     " is the global batch; it must be at least WORLD_SIZE (" +
+                     std::to_string(dist.world) + ")");
+  std::unique_ptr<Group> group = join_group(dist);
+  if (group->root() && !params.resume && std::filesystem::exists(params.output + "/checkpoint.cdm"))
     spdlog::info("starting fresh; the old checkpoint in {} will be replaced", params.output);
   DvcLiveObserver live(params.live);
-  std::vector<TrainObserver*> all{&live};
-  all.insert(all.end(), observers.begin(), observers.end());
-  Trainer trainer(params, all);
+  std::vector<TrainObserver*> all;
+  if (group->root()) {  // the other ranks compute the same records and report nothing
+    all.push_back(&live);
+    all.insert(all.end(), observers.begin(), observers.end());
+  }
+  Trainer trainer(params, all, *group);
   try {
     return trainer.run();
   } catch (...) {
