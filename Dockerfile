@@ -1,8 +1,10 @@
 # catdog inference image: cd-serve (and cd-predict) on Debian 12.
 #   docker build --target runtime -t catdog .       # model mounted at run time:
 #   docker run -p 8000:8000 -v "$PWD/models:/models:ro" catdog
-#   docker build -t catdog:baked .                  # the last stage: models/model.cdm baked in
+#   docker build --target baked -t catdog:baked .   # models/model.cdm baked in
 #                                                   # (run `make run` first to train it)
+#   docker build --target trainer -t catdog-train . # cd-prepare and cd-train, for the PyTorchJob
+#                                                   # in configs/k8s/jobs/
 ARG BASE=debian:bookworm-slim
 
 # ---- build: compilers and -dev packages, never shipped ----
@@ -56,3 +58,31 @@ CMD ["--model", "/models/model.cdm", "--host", "0.0.0.0"]
 # ---- baked: the runtime image with models/model.cdm inside ----
 FROM runtime AS baked
 COPY --chown=10001 models/model.cdm /models/model.cdm
+
+# ---- trainer: cd-prepare and cd-train (data-parallel over c10d/Gloo) ----
+# Last, so the legacy builder never builds it for the targets above.
+FROM build AS build-trainer
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends libgloo-dev \
+ && rm -rf /var/lib/apt/lists/* \
+ && cmake -S . -B build -DCATDOG_BUILD_TESTS=OFF \
+ && cmake --build build -j2 --target cd-prepare cd-train \
+ && mkdir -p /out/usr/local/bin /out/usr/local/lib/catdog /out/etc/ld.so.conf.d \
+ && cp build/bin/cd-prepare build/bin/cd-train /out/usr/local/bin/ \
+ && strip /out/usr/local/bin/* \
+ && for lib in $(ldd build/bin/cd-prepare build/bin/cd-train | awk '/=> \//{print $3}' | sort -u); do \
+      case "$(basename "$lib")" in \
+        libc.so*|libm.so*|libpthread.so*|libdl.so*|librt.so*|ld-linux*|libgcc_s.so*|libstdc++.so*) ;; \
+        *) cp -L "$lib" /out/usr/local/lib/catdog/ ;; \
+      esac; \
+    done \
+ && echo /usr/local/lib/catdog > /out/etc/ld.so.conf.d/catdog.conf
+
+FROM ${BASE} AS trainer
+COPY --from=build-trainer /out/ /
+RUN ldconfig && useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin catdog
+ENV MALLOC_MMAP_THRESHOLD_=1073741824 \
+    MALLOC_TRIM_THRESHOLD_=1073741824 \
+    OMP_WAIT_POLICY=PASSIVE
+USER 10001
+ENTRYPOINT ["/usr/local/bin/cd-train"]

@@ -10,7 +10,7 @@ comma   := ,
 
 APT_PACKAGES := build-essential cmake ninja-build pkg-config git ca-certificates \
   libtorch-dev libopenblas0-openmp libopencv-dev libyaml-cpp-dev libspdlog-dev libcli11-dev \
-  catch2 libcpp-httplib-dev nlohmann-json3-dev python3 python3-venv python3-pip \
+  catch2 libcpp-httplib-dev nlohmann-json3-dev libgloo-dev python3 python3-venv python3-pip \
   prometheus chromium chromium-driver curl bc shellcheck docker.io docker-compose debootstrap clang-format \
   python3-yaml
 PIP_PACKAGES := "dvc>=3.50,<4" "mlflow>=2.10" kubernetes-validate
@@ -76,8 +76,16 @@ lint: py-deps $(VENV)/bin/actionlint
 	shellcheck -x .ci/run tests/*.sh tests/bench/*.sh
 	tests/check-layers.sh
 
-k8s-check: py-deps
-	kubernetes-validate --strict configs/k8s/*.yaml
+KUBECONFORM := github.com/yannh/kubeconform/cmd/kubeconform@v0.6.7
+
+$(VENV)/bin/kubeconform: | py-deps
+	command -v go >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq golang-go; }
+	GOBIN=$(CURDIR)/$(VENV)/bin GOFLAGS=-modcacherw go install $(KUBECONFORM)
+
+# Built-in kinds against Kubernetes' schemas; the PyTorchJob against its CRD's.
+k8s-check: py-deps $(VENV)/bin/kubeconform
+	kubernetes-validate --strict configs/k8s/*.yaml configs/k8s/jobs/pvc.yaml configs/k8s/jobs/predict-job.yaml
+	tests/k8s-crd-check.sh
 
 docker-smoke: build
 	tests/docker-smoke.sh
