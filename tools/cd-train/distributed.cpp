@@ -55,9 +55,9 @@ class GlooGroup : public Group {
       options->threads = 1;
       m_pg = c10::make_intrusive<c10d::ProcessGroupGloo>(store, s.rank, s.world, options);
     } catch (const std::exception& e) {
-      throw Error("distributed: rank " + std::to_string(s.rank) + " of " +
-                  std::to_string(s.world) + " could not join the group at " + s.master_addr +
-                  ":" + std::to_string(s.master_port) + " within " +
+      throw Error("distributed: rank " + std::to_string(s.rank) + " of " + std::to_string(s.world) +
+                  " could not join the group at " + s.master_addr + ":" +
+                  std::to_string(s.master_port) + " within " +
                   std::to_string(static_cast<int>(s.timeout_s)) + " s: " + first_line(e.what()) +
                   "; start every rank with the same MASTER_ADDR, MASTER_PORT and WORLD_SIZE");
     }
@@ -102,8 +102,8 @@ class GlooGroup : public Group {
     try {
       op()->wait();
     } catch (const std::exception& e) {
-      throw Error("distributed: rank " + std::to_string(rank()) + " lost the group during " +
-                  what + " (" + first_line(e.what()) +
+      throw Error("distributed: rank " + std::to_string(rank()) + " lost the group during " + what +
+                  " (" + first_line(e.what()) +
                   "); another rank died or stalled past distributed.timeout_s (" +
                   std::to_string(static_cast<int>(m_timeout_s)) + " s); restart every rank");
     }

@@ -10,14 +10,15 @@
 namespace cd {
 
 ImageCache::ImageCache(const std::vector<Sample>& samples, int size, ResizePolicy policy,
-                       int threads, const std::string& origin)
+                       int threads, const std::string& origin, int rank, int world)
     : m_images(samples.size()), m_labels(samples.size()) {
   std::mutex error_mutex;
   std::string first_error;
   Progress progress("cache " + origin, samples.size());
   parallel_for(0, samples.size(), threads, [&](std::size_t i) {
     try {
-      m_images[i] = resize_by_policy(read_rgb(samples[i].path), size, policy);
+      if (static_cast<int>(i % static_cast<std::size_t>(world)) == rank)
+        m_images[i] = resize_by_policy(read_rgb(samples[i].path), size, policy);
     } catch (const DataError& e) {
       std::lock_guard<std::mutex> lock(error_mutex);
       if (first_error.empty()) first_error = e.what();

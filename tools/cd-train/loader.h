@@ -20,9 +20,11 @@ namespace cd {
 
 class ImageCache {
  public:
-  // Throws DataError naming the manifest when an image cannot be read.
+  // Throws DataError naming the manifest when an image cannot be read. With
+  // world > 1 only rows rank, rank + world, ... are decoded (the rows a rank of
+  // a data-parallel frozen run embeds); the others stay empty.
   ImageCache(const std::vector<Sample>& samples, int size, ResizePolicy policy, int threads,
-             const std::string& origin);
+             const std::string& origin, int rank = 0, int world = 1);
   std::size_t size() const { return m_images.size(); }
   const cv::Mat& image(std::size_t i) const { return m_images[i]; }
   int label(std::size_t i) const { return m_labels[i]; }

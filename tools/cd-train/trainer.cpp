@@ -148,10 +148,13 @@ void Trainer::load_data() {
                   train_csv + " (first " + std::to_string(m_p.max_train_images) + ")");
   }
   m_fingerprint = hex64(fnv1a64(format_manifest(m_train_samples) + format_manifest(m_val_samples)));
+  // A frozen run embeds each image once, on one rank: each rank decodes its rows alone.
+  int rank = 0, world = 1;
+  if (m_p.mode == TrainMode::k_frozen) rank = m_group.rank(), world = m_group.world();
   m_train = std::make_unique<ImageCache>(m_train_samples, m_p.input_size, m_p.resize, m_p.threads,
-                                         train_csv);
-  m_val =
-      std::make_unique<ImageCache>(m_val_samples, m_p.input_size, m_p.resize, m_p.threads, val_csv);
+                                         train_csv, rank, world);
+  m_val = std::make_unique<ImageCache>(m_val_samples, m_p.input_size, m_p.resize, m_p.threads,
+                                       val_csv, rank, world);
 }
 
 void Trainer::build_model() {
