@@ -3,6 +3,8 @@
 #include <ATen/Parallel.h>
 #include <torch/cuda.h>
 
+#include <cstdlib>
+
 #include "domain/image.h"
 #include "util/errors.h"
 
@@ -21,7 +23,12 @@ c10::Device select_device(DeviceChoice choice) {
     throw UsageError(
         "--device cuda was asked for, but no CUDA device is available to this LibTorch build; "
         "use --device cpu or auto");
-  return (choice != DeviceChoice::k_cpu && cuda) ? c10::Device(c10::kCUDA) : c10::Device(c10::kCPU);
+  if (choice == DeviceChoice::k_cpu || !cuda) return c10::Device(c10::kCPU);
+  // One GPU per process: torchrun and PyTorchJob set LOCAL_RANK for each rank on a node.
+  const char* local = std::getenv("LOCAL_RANK");
+  int index = local ? std::atoi(local) : 0;
+  auto count = static_cast<int>(torch::cuda::device_count());
+  return c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(count > 0 ? index % count : 0));
 }
 
 void set_compute_threads(int threads) {

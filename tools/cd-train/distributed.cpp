@@ -2,6 +2,7 @@
 
 #include <ATen/ATen.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 
@@ -11,6 +12,11 @@
 
 #if CATDOG_HAVE_GLOO
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#endif
+#if CATDOG_HAVE_NCCL
+#include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
+#endif
+#if CATDOG_HAVE_GLOO || CATDOG_HAVE_NCCL
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #endif
 
@@ -37,23 +43,30 @@ class SingleProcess : public Group {
   at::Tensor allgather_rows(const at::Tensor& local) override { return local; }
 };
 
-#if CATDOG_HAVE_GLOO
-class GlooGroup : public Group {
+#if CATDOG_HAVE_GLOO || CATDOG_HAVE_NCCL
+std::string first_line(const std::string& s) { return s.substr(0, s.find('\n')); }
+
+std::chrono::milliseconds timeout_of(const DistSettings& s) {
+  return std::chrono::milliseconds(static_cast<long>(s.timeout_s * 1000));
+}
+
+// A c10d process group of either backend; collectives run on the backend's
+// device (CPU for Gloo, this rank's GPU for NCCL) and results come back to
+// the tensor's own.
+template <typename Backend>
+class C10dGroup : public Group {
  public:
-  explicit GlooGroup(const DistSettings& s) : Group(s.rank, s.world), m_timeout_s(s.timeout_s) {
-    auto timeout = std::chrono::milliseconds(static_cast<long>(s.timeout_s * 1000));
+  template <typename Make>
+  C10dGroup(const DistSettings& s, c10::Device device, Make make)
+      : Group(s.rank, s.world), m_device(device), m_timeout_s(s.timeout_s) {
     c10d::TCPStoreOptions opts;
     opts.port = static_cast<std::uint16_t>(s.master_port);
     opts.isServer = s.rank == 0;
     opts.numWorkers = s.world;
     opts.waitWorkers = true;
-    opts.timeout = timeout;
+    opts.timeout = timeout_of(s);
     try {
-      auto store = c10::make_intrusive<c10d::TCPStore>(s.master_addr, opts);
-      auto options = c10d::ProcessGroupGloo::Options::create(timeout);
-      options->devices.push_back(c10d::ProcessGroupGloo::createDefaultDevice());
-      options->threads = 1;
-      m_pg = c10::make_intrusive<c10d::ProcessGroupGloo>(store, s.rank, s.world, options);
+      m_pg = make(c10::make_intrusive<c10d::TCPStore>(s.master_addr, opts));
     } catch (const std::exception& e) {
       throw Error("distributed: rank " + std::to_string(s.rank) + " of " + std::to_string(s.world) +
                   " could not join the group at " + s.master_addr + ":" +
@@ -64,38 +77,38 @@ class GlooGroup : public Group {
   }
 
   void allreduce_sum(at::Tensor& flat) override {
-    std::vector<at::Tensor> t{flat};
+    std::vector<at::Tensor> t{flat.to(m_device)};
     run("all-reduce", [&] { return m_pg->allreduce(t); });
+    if (!t[0].is_same(flat)) flat.copy_(t[0]);
   }
   void broadcast_from_root(at::Tensor& flat) override {
-    std::vector<at::Tensor> t{flat};
+    std::vector<at::Tensor> t{flat.to(m_device)};
     run("broadcast", [&] { return m_pg->broadcast(t); });
+    if (!t[0].is_same(flat)) flat.copy_(t[0]);
   }
   at::Tensor allgather_rows(const at::Tensor& local) override {
-    // Gloo gathers equal shapes: pad every rank's rows to the largest count.
-    at::Tensor rows = at::tensor({local.size(0)}, at::kLong);
-    std::vector<at::Tensor> counts_in{rows};
-    std::vector<std::vector<at::Tensor>> counts_out(1);
-    for (int r = 0; r < world(); ++r) counts_out[0].push_back(at::empty_like(rows));
-    run("all-gather", [&] { return m_pg->allgather(counts_out, counts_in); });
-    int64_t most = 0;
-    for (auto& c : counts_out[0]) most = std::max(most, c.item<int64_t>());
+    // Collectives gather equal shapes: pad every rank's rows to the largest count.
+    at::Tensor sizes = gather(at::tensor({local.size(0)}, at::kLong)).to(at::kCPU).contiguous();
+    std::vector<int64_t> counts(sizes.data_ptr<int64_t>(), sizes.data_ptr<int64_t>() + world());
+    int64_t most = *std::max_element(counts.begin(), counts.end());
     auto shape = local.sizes().vec();
     shape[0] = most;
     at::Tensor padded = at::zeros(shape, local.options());
     padded.narrow(0, 0, local.size(0)).copy_(local);
-    std::vector<at::Tensor> in{padded};
-    std::vector<std::vector<at::Tensor>> out(1);
-    for (int r = 0; r < world(); ++r) out[0].push_back(at::empty_like(padded));
-    run("all-gather", [&] { return m_pg->allgather(out, in); });
+    at::Tensor all = gather(padded).to(local.device());  // [world * most, ...]
     std::vector<at::Tensor> parts;
-    for (int r = 0; r < world(); ++r)
-      parts.push_back(out[0][r].narrow(0, 0, counts_out[0][r].item<int64_t>()));
+    for (int r = 0; r < world(); ++r) parts.push_back(all.narrow(0, r * most, counts[r]));
     return at::cat(parts);
   }
 
  private:
-  static std::string first_line(const std::string& s) { return s.substr(0, s.find('\n')); }
+  at::Tensor gather(const at::Tensor& local) {
+    std::vector<at::Tensor> in{local.to(m_device)};
+    std::vector<std::vector<at::Tensor>> out(1);
+    for (int r = 0; r < world(); ++r) out[0].push_back(at::empty_like(in[0]));
+    run("all-gather", [&] { return m_pg->allgather(out, in); });
+    return at::cat(out[0]);
+  }
 
   template <typename Op>
   void run(const char* what, Op op) {
@@ -109,9 +122,35 @@ class GlooGroup : public Group {
     }
   }
 
-  c10::intrusive_ptr<c10d::ProcessGroupGloo> m_pg;
+  c10::intrusive_ptr<Backend> m_pg;
+  c10::Device m_device;
   double m_timeout_s;
 };
+#endif
+
+#if CATDOG_HAVE_GLOO
+std::unique_ptr<Group> join_gloo(const DistSettings& s) {
+  return std::make_unique<C10dGroup<c10d::ProcessGroupGloo>>(
+      s, c10::Device(c10::kCPU), [&](const c10::intrusive_ptr<c10d::Store>& store) {
+        auto options = c10d::ProcessGroupGloo::Options::create(timeout_of(s));
+        options->devices.push_back(c10d::ProcessGroupGloo::createDefaultDevice());
+        options->threads = 1;
+        return c10::make_intrusive<c10d::ProcessGroupGloo>(store, s.rank, s.world, options);
+      });
+}
+#endif
+
+#if CATDOG_HAVE_NCCL
+std::unique_ptr<Group> join_nccl(const DistSettings& s) {
+  int local = env_int("LOCAL_RANK", 0, 0, 65535);
+  return std::make_unique<C10dGroup<c10d::ProcessGroupNCCL>>(
+      s, c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(local)),
+      [&](const c10::intrusive_ptr<c10d::Store>& store) {
+        auto options = c10d::ProcessGroupNCCL::Options::create();
+        options->timeout = timeout_of(s);
+        return c10::make_intrusive<c10d::ProcessGroupNCCL>(store, s.rank, s.world, options);
+      });
+}
 #endif
 
 }  // namespace
@@ -131,23 +170,29 @@ DistSettings dist_from_env(const std::string& backend, double timeout_s) {
 
 std::unique_ptr<Group> join_group(const DistSettings& s) {
   if (s.world == 1) return std::make_unique<SingleProcess>();
+  if (s.backend != "gloo" && s.backend != "nccl")
+    throw UsageError("distributed.backend '" + s.backend + "' is not known; allowed: gloo|nccl");
+  auto t0 = std::chrono::steady_clock::now();
+  std::unique_ptr<Group> group;
+#if CATDOG_HAVE_NCCL
+  if (s.backend == "nccl") group = join_nccl(s);
+#else
   if (s.backend == "nccl")
     throw UsageError(
-        "distributed.backend nccl needs a CUDA LibTorch built with NCCL; this build has gloo");
-  if (s.backend != "gloo")
-    throw UsageError("distributed.backend '" + s.backend + "' is not known; allowed: gloo|nccl");
+        "distributed.backend nccl needs a CUDA LibTorch built with NCCL (and nccl.h at build "
+        "time); this build has gloo");
+#endif
 #if CATDOG_HAVE_GLOO
-  auto t0 = std::chrono::steady_clock::now();
-  auto group = std::make_unique<GlooGroup>(s);
+  if (s.backend == "gloo") group = join_gloo(s);
+#endif
+  if (!group)
+    throw UsageError("WORLD_SIZE=" + std::to_string(s.world) + " but this cd-train was built " +
+                     "without c10d's " + s.backend +
+                     " (for gloo: install libgloo-dev and rebuild)");
   spdlog::info("distributed: rank {} of {} joined {}:{} ({}) in {:.1f} s", s.rank, s.world,
                s.master_addr, s.master_port, s.backend,
                std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   return group;
-#else
-  throw UsageError("WORLD_SIZE=" + std::to_string(s.world) +
-                   " but this cd-train was built without c10d's Gloo (install libgloo-dev and "
-                   "rebuild)");
-#endif
 }
 
 std::size_t steps_per_epoch(std::size_t total, std::size_t batch_size) {
