@@ -107,7 +107,7 @@ TEST_CASE("unknown flags, bad choices and bad YAML are usage errors", "[config]"
   CHECK_THROWS_AS(j.parse({"cd-test", "--split", "0.5,0.5"}), cd::UsageError);
 }
 
-TEST_CASE("--help and --version ask the caller to exit 0", "[config]") {
+TEST_CASE("the help and version flags ask the caller to exit 0", "[config]") {
   Fixture f;
   CHECK(f.parse({"cd-test", "--help"}) == cd::ParseOutcome::k_exit_ok);
   Fixture g;

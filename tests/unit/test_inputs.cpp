@@ -72,7 +72,7 @@ TEST_CASE("shards are contiguous, balanced and concatenate to the whole", "[inpu
   }
 }
 
-TEST_CASE("--shard takes I/N, or N with JOB_COMPLETION_INDEX, and names what is wrong",
+TEST_CASE("the shard option takes I/N, or N with JOB_COMPLETION_INDEX, and names what is wrong",
           "[inputs]") {
   auto s = cd::parse_shard("2/5", nullptr);
   CHECK(s.index == 2);
