@@ -21,18 +21,9 @@ COPY core core
 COPY tools tools
 RUN cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DCATDOG_BUILD_TESTS=OFF \
  && cmake --build build -j2 --target cd-serve cd-predict
-# Ship exactly the shared libraries the two binaries load, minus what the
-# base image already has (glibc, libstdc++, libgcc).
-RUN mkdir -p /out/usr/local/bin /out/usr/local/lib/catdog /out/etc/ld.so.conf.d \
- && cp build/bin/cd-serve build/bin/cd-predict /out/usr/local/bin/ \
- && strip /out/usr/local/bin/* \
- && for lib in $(ldd build/bin/cd-serve build/bin/cd-predict | awk '/=> \//{print $3}' | sort -u); do \
-      case "$(basename "$lib")" in \
-        libc.so*|libm.so*|libpthread.so*|libdl.so*|librt.so*|ld-linux*|libgcc_s.so*|libstdc++.so*) ;; \
-        *) cp -L "$lib" /out/usr/local/lib/catdog/ ;; \
-      esac; \
-    done \
- && echo /usr/local/lib/catdog > /out/etc/ld.so.conf.d/catdog.conf
+# Ship the two binaries and exactly the shared libraries they load.
+COPY configs/docker/ship-binaries.sh /usr/local/bin/
+RUN ship-binaries.sh build/bin/cd-serve build/bin/cd-predict
 
 # ---- runtime: the binaries, their libraries, a non-root user ----
 FROM ${BASE} AS runtime
@@ -67,16 +58,7 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/* \
  && cmake -S . -B build -DCATDOG_BUILD_TESTS=OFF \
  && cmake --build build -j2 --target cd-prepare cd-train \
- && mkdir -p /out/usr/local/bin /out/usr/local/lib/catdog /out/etc/ld.so.conf.d \
- && cp build/bin/cd-prepare build/bin/cd-train /out/usr/local/bin/ \
- && strip /out/usr/local/bin/* \
- && for lib in $(ldd build/bin/cd-prepare build/bin/cd-train | awk '/=> \//{print $3}' | sort -u); do \
-      case "$(basename "$lib")" in \
-        libc.so*|libm.so*|libpthread.so*|libdl.so*|librt.so*|ld-linux*|libgcc_s.so*|libstdc++.so*) ;; \
-        *) cp -L "$lib" /out/usr/local/lib/catdog/ ;; \
-      esac; \
-    done \
- && echo /usr/local/lib/catdog > /out/etc/ld.so.conf.d/catdog.conf
+ && rm -rf /out && ship-binaries.sh build/bin/cd-prepare build/bin/cd-train
 
 FROM ${BASE} AS trainer
 COPY --from=build-trainer /out/ /

@@ -73,7 +73,7 @@ $(VENV)/bin/actionlint: | py-deps
 
 lint: py-deps $(VENV)/bin/actionlint
 	actionlint .github/workflows/*.yml
-	shellcheck -x .ci/run tests/*.sh tests/bench/*.sh
+	shellcheck -x .ci/run tests/*.sh tests/bench/*.sh configs/docker/*.sh
 	tests/check-layers.sh
 
 KUBECONFORM := github.com/yannh/kubeconform/cmd/kubeconform@v0.6.7

@@ -1,5 +1,7 @@
 #include "catch_torch.h"
 
+#include <numeric>
+
 #include "cd-train/loader.h"
 #include "helpers.h"
 #include "util/errors.h"
@@ -61,12 +63,22 @@ TEST_CASE("augmented batches depend on the seed, not on the number of workers", 
 TEST_CASE("a stream dropped half-way stops its workers", "[loader]") {
   cd::ImageCache cache(cd::test::fixture_photos(), 16, cd::ResizePolicy::k_stretch, 1, "fixtures");
   {
-    cd::BatchStream stream(cache, cd::in_order(cache.size()), 1, nullptr, 0,
-                           cd::Normalization::k_unit, 2, 2);
+    std::vector<std::size_t> all(cache.size());
+    std::iota(all.begin(), all.end(), 0);
+    cd::BatchStream stream(cache, all, 1, nullptr, 0, cd::Normalization::k_unit, 2, 2);
     cd::Batch b;
     REQUIRE(stream.next(b));
   }  // destructor joins the workers while batches are still pending
-  CHECK(cd::in_order(3) == std::vector<std::size_t>{0, 1, 2});
+}
+
+TEST_CASE("a rank of a frozen group decodes only its interleaved rows", "[loader]") {
+  auto photos = cd::test::fixture_photos();
+  cd::ImageCache cache(photos, 16, cd::ResizePolicy::k_stretch, 1, "fixtures", 1, 3);
+  REQUIRE(cache.size() == photos.size());
+  for (std::size_t i = 0; i < cache.size(); ++i) {
+    CHECK(cache.image(i).empty() == (i % 3 != 1));
+    CHECK(cache.label(i) == photos[i].label);
+  }
 }
 
 TEST_CASE("the cache names the manifest when an image is unusable", "[loader]") {

@@ -211,6 +211,12 @@ std::size_t rows_of_rank(std::size_t total, std::size_t batch_size, std::size_t 
   return n > r ? (n - r + w - 1) / w : 0;
 }
 
+double share_of_step(std::size_t total, std::size_t batch_size, std::size_t step, int rank,
+                     int world) {
+  return static_cast<double>(rows_of_rank(total, batch_size, step, rank, world)) /
+         static_cast<double>(rows_of_step(total, batch_size, step));
+}
+
 std::vector<std::size_t> shard_batches(const std::vector<std::size_t>& order,
                                        std::size_t batch_size, int rank, int world) {
   std::vector<std::size_t> out;

@@ -39,8 +39,8 @@ class Group {
   int rank() const { return m_rank; }
   int world() const { return m_world; }
   bool root() const { return m_rank == 0; }
-  // In place, over every rank. A lost or hung peer throws RuntimeFailure
-  // naming this rank and the timeout, never hangs past it.
+  // In place, over every rank. A lost or hung peer throws cd::Error (exit
+  // code 1) naming this rank and the timeout, never hangs past it.
   virtual void allreduce_sum(at::Tensor& flat) = 0;
   virtual void broadcast_from_root(at::Tensor& flat) = 0;
   // Every rank's `local` ([rows, ...], rows may differ by rank) stacked in
@@ -67,6 +67,10 @@ std::size_t rows_of_rank(std::size_t total, std::size_t batch_size, std::size_t 
                          int world);
 std::size_t rows_of_step(std::size_t total, std::size_t batch_size, std::size_t step);
 std::size_t steps_per_epoch(std::size_t total, std::size_t batch_size);
+// Rank's rows of global batch `step` over the batch's: the weight of its
+// gradients in the sum.
+double share_of_step(std::size_t total, std::size_t batch_size, std::size_t step, int rank,
+                     int world);
 
 // Rows [0, n) interleaved over ranks (r, r+W, ...) and gathered back in order.
 std::vector<std::size_t> interleaved(std::size_t n, int rank, int world);

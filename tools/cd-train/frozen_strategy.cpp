@@ -52,24 +52,24 @@ class FrozenStrategy : public TrainStrategy {
     std::uint64_t epoch_seed = mix_seed(static_cast<std::uint64_t>(p.seed), epoch);
     const std::size_t total = static_cast<std::size_t>(m_train_feats.size(0));
     const std::size_t global_batch = p.batch_size;
-    auto order = shuffled_indices(total, epoch_seed);
+    std::vector<std::size_t> mine = shard_batches(shuffled_indices(total, epoch_seed), global_batch,
+                                                  group.rank(), group.world());
     Tally tally;
+    std::size_t taken = 0;
     for (std::size_t step = 0; step < steps_per_epoch(total, global_batch); ++step) {
-      std::vector<int64_t> rows;
-      std::size_t begin = step * global_batch,
-                  end = begin + rows_of_step(total, global_batch, step);
-      for (std::size_t i = begin + group.rank(); i < end; i += group.world())
-        rows.push_back(static_cast<int64_t>(order[i]));
-      if (rows.empty()) {
+      std::size_t n = rows_of_rank(total, global_batch, step, group.rank(), group.world());
+      if (n == 0) {  // the last global batch has no rows for this rank
         m_c.optimizer.step_without_rows();
         continue;
       }
+      std::vector<int64_t> rows(mine.begin() + taken, mine.begin() + taken + n);
+      taken += n;
       at::Tensor idx = at::tensor(rows);
       at::Tensor x = m_train_feats.index_select(0, idx).to(m_c.device);
       at::Tensor y = m_train_labels.index_select(0, idx).to(m_c.device);
       m_c.optimizer.zero_grad();
       at::Tensor logits = m_c.net.classify(x).view({-1});
-      double share = static_cast<double>(rows.size()) / static_cast<double>(end - begin);
+      double share = share_of_step(total, global_batch, step, group.rank(), group.world());
       tally.add(m_c.optimizer.step(logits, y, epoch, step + 1, share), logits, y);
     }
     tally = tally.over_ranks(group);

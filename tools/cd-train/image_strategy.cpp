@@ -53,7 +53,7 @@ class ImageStrategy : public TrainStrategy {
       at::Tensor x = to_network_input(batch.x, m_c.device), y = batch.y.to(m_c.device);
       m_c.optimizer.zero_grad();
       at::Tensor logits = m_c.net.forward(x).view({-1});
-      double share = static_cast<double>(y.size(0)) / rows_of_step(total, global_batch, step);
+      double share = share_of_step(total, global_batch, step, group.rank(), group.world());
       tally.add(m_c.optimizer.step(logits, y, epoch, step + 1, share), logits, y);
       progress.advance(static_cast<std::size_t>(y.size(0)));
       char suffix[48];

@@ -32,12 +32,6 @@ ImageCache::ImageCache(const std::vector<Sample>& samples, int size, ResizePolic
                     "; rerun cd-prepare on the source folder");
 }
 
-std::vector<std::size_t> in_order(std::size_t n) {
-  std::vector<std::size_t> order(n);
-  for (std::size_t i = 0; i < n; ++i) order[i] = i;
-  return order;
-}
-
 BatchStream::BatchStream(const ImageCache& cache, std::vector<std::size_t> order, int batch_size,
                          const Augmentation* augmentation, std::uint64_t seed, Normalization norm,
                          int workers, int prefetch)

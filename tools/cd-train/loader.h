@@ -69,8 +69,4 @@ class BatchStream {
   std::vector<std::thread> m_threads;
 };
 
-// 0..n-1, the order validation and feature extraction read the cache in.
-// (Training's seeded order comes from shuffled_indices in util/random.h.)
-std::vector<std::size_t> in_order(std::size_t n);
-
 }  // namespace cd
