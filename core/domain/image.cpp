@@ -40,7 +40,15 @@ std::string to_string(ResizePolicy policy) {
 }
 
 std::string to_string(Normalization norm) {
-  return norm == Normalization::k_unit ? "unit" : "imagenet";
+  switch (norm) {
+    case Normalization::k_unit:
+      return "unit";
+    case Normalization::k_imagenet:
+      return "imagenet";
+    case Normalization::k_signed:
+      return "signed";
+  }
+  return "unit";
 }
 
 ResizePolicy parse_resize_policy(const std::string& name) {
@@ -54,7 +62,8 @@ ResizePolicy parse_resize_policy(const std::string& name) {
 Normalization parse_normalization(const std::string& name) {
   if (name == "unit") return Normalization::k_unit;
   if (name == "imagenet") return Normalization::k_imagenet;
-  throw UsageError("normalization '" + name + "' is not known; allowed: unit|imagenet");
+  if (name == "signed") return Normalization::k_signed;
+  throw UsageError("normalization '" + name + "' is not known; allowed: unit|imagenet|signed");
 }
 
 bool has_image_extension(const std::string& path) {
@@ -134,9 +143,17 @@ void to_chw_floats(const cv::Mat& rgb, Normalization norm, float* dst) {
   static const float k_std[3] = {0.229f, 0.224f, 0.225f};
   float scale[3], offset[3];
   for (int ch = 0; ch < 3; ++ch) {
-    bool imagenet = norm == Normalization::k_imagenet;
-    scale[ch] = imagenet ? 1.0f / (255.0f * k_std[ch]) : 1.0f / 255.0f;
-    offset[ch] = imagenet ? -k_mean[ch] / k_std[ch] : 0.0f;
+    switch (norm) {
+      case Normalization::k_unit:
+        scale[ch] = 1.0f / 255.0f, offset[ch] = 0.0f;
+        break;
+      case Normalization::k_imagenet:
+        scale[ch] = 1.0f / (255.0f * k_std[ch]), offset[ch] = -k_mean[ch] / k_std[ch];
+        break;
+      case Normalization::k_signed:
+        scale[ch] = 1.0f / 128.0f, offset[ch] = -127.0f / 128.0f;
+        break;
+    }
   }
   const std::size_t plane = static_cast<std::size_t>(rgb.rows) * rgb.cols;
   for (int y = 0; y < rgb.rows; ++y) {

@@ -14,7 +14,8 @@
 namespace cd {
 
 enum class ResizePolicy { k_stretch, k_center_crop, k_letterbox };
-enum class Normalization { k_unit, k_imagenet };  // [0,1] or ImageNet mean/std
+// [0,1]; ImageNet mean/std; or (x - 127) / 128, as EfficientNet-Lite was trained
+enum class Normalization { k_unit, k_imagenet, k_signed };
 
 struct PreprocessSpec {
   int size = 224;

@@ -155,7 +155,7 @@ void copy_weights(NetworkImpl& net, const Topology& t, std::map<std::string, Raw
 
 }  // namespace
 
-DarknetImport import_tfjs_darknet(const std::string& dir, DarknetFeatures features) {
+PretrainedImport import_tfjs_darknet(const std::string& dir, DarknetFeatures features) {
   json model;
   try {
     model = json::parse(read_file(dir + "/model.json"));

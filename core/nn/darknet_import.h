@@ -9,14 +9,14 @@
 
 namespace cd {
 
-struct DarknetImport {
-  nlohmann::json params;  // the topology, as build_network("darknet") takes it
+struct PretrainedImport {
+  nlohmann::json params;  // the topology, as build_network() takes it
   std::string weights;    // serialize_module() of the built network, head zeroed
 };
 
 // Weights are looked up by name in topology order; HWIO kernels become OIHW.
 // features picks the head input. Throws ModelError.
-DarknetImport import_tfjs_darknet(const std::string& dir,
-                                  DarknetFeatures features = DarknetFeatures::k_both);
+PretrainedImport import_tfjs_darknet(const std::string& dir,
+                                     DarknetFeatures features = DarknetFeatures::k_both);
 
 }  // namespace cd

@@ -6,6 +6,9 @@
 #include <torch/nn/modules/dropout.h>
 #include <torch/nn/modules/pooling.h>
 
+#include "nn/efficientnet.h"
+#include "nn/fold.h"
+#include "nn/weights.h"
 #include "util/errors.h"
 
 namespace cd {
@@ -30,10 +33,8 @@ double sequential_flops(nn::Sequential& seq, at::Tensor& x) {
   return flops;
 }
 
-// Returns a copy of seq where every conv followed by batch norm becomes one
-// conv with a bias: w' = w * g / sqrt(v + eps), b' = beta + (b - m) * g / sqrt(v + eps).
+// Returns a copy of seq where every conv followed by batch norm becomes one conv with a bias.
 nn::Sequential fuse_conv_bn(nn::Sequential& seq) {
-  torch::NoGradGuard no_grad;
   nn::Sequential out;
   for (std::size_t i = 0; i < seq->size(); ++i) {
     auto* conv = seq[i]->as<nn::Conv2dImpl>();
@@ -42,18 +43,7 @@ nn::Sequential fuse_conv_bn(nn::Sequential& seq) {
       out->push_back(seq->begin()[i]);
       continue;
     }
-    const auto& o = conv->options;
-    nn::Conv2d fused(nn::Conv2dOptions(o.in_channels(), o.out_channels(), o.kernel_size())
-                         .stride(o.stride())
-                         .padding(o.padding())
-                         .dilation(o.dilation())
-                         .groups(o.groups())
-                         .bias(true));
-    at::Tensor scale = bn->weight / (bn->running_var + bn->options.eps()).sqrt();
-    at::Tensor bias = conv->bias.defined() ? conv->bias : at::zeros_like(bn->running_mean);
-    fused->weight.copy_(conv->weight * scale.view({-1, 1, 1, 1}));
-    fused->bias.copy_(bn->bias + (bias - bn->running_mean) * scale);
-    out->push_back(fused);
+    out->push_back(fold_batch_norm(*conv, *bn));
     ++i;  // the batch norm is folded away
   }
   return out;
@@ -177,8 +167,20 @@ class DarknetNet : public NetworkImpl {
     for (auto& tap : m_taps) tap = new_index[tap];
     m_features = replace_module("features", fuse_conv_bn(m_features));
   }
-  at::Tensor imagenet_logits(const at::Tensor& x) {
+  at::Tensor imagenet_logits(const at::Tensor& x) override {
     return m_imagenet->forward(m_features->forward(x)).mean({2, 3});
+  }
+  std::vector<Modules> stages() override {
+    std::vector<Modules> out(1);
+    for (const auto& child : m_features->children()) {
+      if (child->as<nn::MaxPool2dImpl>()) {
+        out.emplace_back();
+        continue;
+      }
+      out.back().push_back(child);
+    }
+    out.back().push_back(m_imagenet.ptr());
+    return out;
   }
   double flops(int size) override {
     torch::NoGradGuard no_grad;
@@ -217,6 +219,22 @@ class DarknetNet : public NetworkImpl {
 
 }  // namespace
 
+nn::Conv2d fold_batch_norm(const nn::Conv2dImpl& conv, const nn::BatchNorm2dImpl& bn) {
+  torch::NoGradGuard no_grad;
+  const auto& o = conv.options;
+  nn::Conv2d fused(nn::Conv2dOptions(o.in_channels(), o.out_channels(), o.kernel_size())
+                       .stride(o.stride())
+                       .padding(o.padding())
+                       .dilation(o.dilation())
+                       .groups(o.groups())
+                       .bias(true));
+  at::Tensor scale = bn.weight / (bn.running_var + bn.options.eps()).sqrt();
+  at::Tensor bias = conv.bias.defined() ? conv.bias : at::zeros_like(bn.running_mean);
+  fused->weight.copy_(conv.weight * scale.view({-1, 1, 1, 1}));
+  fused->bias.copy_(bn.bias + (bias - bn.running_mean) * scale);
+  return fused;
+}
+
 DarknetFeatures parse_darknet_features(const std::string& name) {
   if (name == "pooled") return DarknetFeatures::k_pooled;
   if (name == "logits") return DarknetFeatures::k_logits;
@@ -240,7 +258,9 @@ std::string to_string(DarknetFeatures features) {
 }
 
 const std::vector<std::string>& architecture_names() {
-  static const std::vector<std::string> k_names{"baseline", "compact", "darknet"};
+  static const std::vector<std::string> k_names{
+      "baseline",           "compact",           "darknet", "efficientnet-lite0",
+      "efficientnet-lite1", "efficientnet-lite2"};
   return k_names;
 }
 
@@ -258,14 +278,39 @@ Network build_network(const std::string& architecture, int input_size,
       throw UsageError(std::string("darknet topology is malformed: ") + e.what());
     }
   }
-  throw UsageError("unknown architecture '" + architecture +
-                   "'; allowed: baseline|compact|darknet");
+  if (is_efficientnet_lite(architecture)) {
+    if (!params.contains("blocks"))
+      throw UsageError(architecture +
+                       " needs its topology; set model.pretrained to its converted weights folder");
+    return efficientnet_lite(params);
+  }
+  std::string allowed;
+  for (const auto& name : architecture_names()) allowed += (allowed.empty() ? "" : "|") + name;
+  throw UsageError("unknown architecture '" + architecture + "'; allowed: " + allowed);
 }
 
-at::Tensor darknet_imagenet_logits(NetworkImpl& net, const at::Tensor& x) {
-  auto* darknet = dynamic_cast<DarknetNet*>(&net);
-  if (!darknet) throw UsageError("not a darknet network");
-  return darknet->imagenet_logits(x);
+void NetworkImpl::freeze_all_but_last_stages(int n) {
+  std::vector<Modules> all = stages();
+  if (n < 1 || n > static_cast<int>(all.size()))
+    throw UsageError("this network has " + std::to_string(all.size()) +
+                     " stages to fine-tune; model.finetune_stages must be 1.." +
+                     std::to_string(all.size()) + " (or 0 for all)");
+  m_frozen.clear();
+  for (std::size_t s = 0; s + n < all.size(); ++s)
+    for (auto& module : all[s]) {
+      for (auto& p : module->parameters()) p.set_requires_grad(false);
+      m_frozen.push_back(module);
+    }
+  train(is_training());
+}
+
+void NetworkImpl::train(bool on) {
+  torch::nn::Module::train(on);
+  for (auto& module : m_frozen) module->eval();
+}
+
+at::Tensor NetworkImpl::imagenet_logits(const at::Tensor&) {
+  throw UsageError("this architecture has no ImageNet head");
 }
 
 std::int64_t count_parameters(nn::Module& module) {
@@ -279,6 +324,17 @@ double forward_gflops(const std::string& architecture, int input_size,
   Network net = build_network(architecture, input_size, params);
   net->eval();
   return net->flops(input_size) / 1e9;
+}
+
+Network folded_copy(NetworkImpl& net, const std::string& architecture, int input_size,
+                    const nlohmann::json& params, const c10::Device& device) {
+  Network copy = build_network(architecture, input_size, params);
+  deserialize_module(*copy, serialize_module(net), architecture);
+  copy->eval();
+  copy->fuse_for_inference();
+  copy->to(device);
+  if (device.is_cpu()) to_channels_last(*copy);
+  return copy;
 }
 
 void to_channels_last(nn::Module& module) {

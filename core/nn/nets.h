@@ -3,6 +3,7 @@
 //   compact:  5 x (conv-BN-ReLU-pool) and global average pooling; ~0.76M params.
 //   darknet:  ImageNet Tiny Darknet (imported from TF.js) with a linear cat/dog
 //             head on its pooled features and ImageNet logits.
+//   efficientnet-lite0|1|2: ImageNet EfficientNet-Lite (efficientnet.h), the same kind of head.
 // Every network splits into embed() (the backbone) and classify() (the head),
 // so a frozen backbone's features can be computed once and the head trained alone.
 #pragma once
@@ -29,13 +30,29 @@ class NetworkImpl : public torch::nn::Module {
   virtual void fuse_for_inference() {}
   // Forward FLOPs for one image of side `size` (multiply-add = 2).
   virtual double flops(int size) = 0;
+  // The untouched ImageNet head of a pretrained backbone: [N,3,S,S] -> [N,1000]
+  // logits. Throws UsageError for the architectures trained from scratch.
+  virtual at::Tensor imagenet_logits(const at::Tensor& x);
+  // Fine-tuning only the last `n` backbone stages: the earlier stages stop
+  // learning and keep their BN statistics (they stay in eval mode through
+  // train()). Throws UsageError when the network has fewer stages or none.
+  void freeze_all_but_last_stages(int n);
+  void train(bool on = true) override;
+
+ protected:
+  using Modules = std::vector<std::shared_ptr<torch::nn::Module>>;
+  // The backbone's stages in forward order (pretrained backbones only).
+  virtual std::vector<Modules> stages() { return {}; }
+
+ private:
+  Modules m_frozen;
 };
 using Network = std::shared_ptr<NetworkImpl>;
 
 const std::vector<std::string>& architecture_names();
 
-// What the darknet head reads: the pooled last block, the ImageNet logits,
-// both, or "rich" (both plus the pooled wide blocks of the last two stages).
+// What a pretrained backbone's head reads: the pooled last block, the ImageNet
+// logits, both, or "rich" (both plus the pooled outputs of the last two stages).
 enum class DarknetFeatures { k_pooled, k_logits, k_both, k_rich };
 DarknetFeatures parse_darknet_features(const std::string& name);  // UsageError
 std::string to_string(DarknetFeatures features);
@@ -50,14 +67,17 @@ std::int64_t count_parameters(torch::nn::Module& module);
 double forward_gflops(const std::string& architecture, int input_size,
                       const nlohmann::json& params = nlohmann::json::object());
 
+// A copy of net for inference alone: the same weights, eval mode, BN folded,
+// on `device` and channels-last on the CPU, as cd-predict runs it. The frozen
+// feature pass embeds with it; net itself stays trainable and savable.
+Network folded_copy(NetworkImpl& net, const std::string& architecture, int input_size,
+                    const nlohmann::json& params, const c10::Device& device);
+
 // Moves 4-D parameters to channels-last, which oneDNN runs 1.1-2.6x faster here.
 void to_channels_last(torch::nn::Module& module);
 
 // A batch as the network on `device` wants it: moved there, and
 // channels-last on the CPU to match to_channels_last().
 at::Tensor to_network_input(const at::Tensor& x, const c10::Device& device);
-
-// The untouched Tiny Darknet ImageNet head: [N,3,S,S] in [0,1] -> [N,1000] logits.
-at::Tensor darknet_imagenet_logits(NetworkImpl& net, const at::Tensor& x);
 
 }  // namespace cd

@@ -255,7 +255,7 @@ def main():
     res = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "cpu": cpu, "threads": THREADS,
            "data": "2,000 images of " + ("../shared/data/dogs-vs-cats-200" if src == FULL else "the committed sample")}
     log("compute floor")
-    res["floor"] = json.loads(sh([os.path.join(BIN, "bench_floor"), DARKNET, str(THREADS)]).stdout)
+    res["floor"] = json.loads(sh([os.path.join(BIN, "bench_floor"), os.path.join(ROOT, "data", "pretrained"), str(THREADS)]).stdout)
     log("prediction")
     res["predict"] = bench_predict(models["darknet"], images)
     log("serving")

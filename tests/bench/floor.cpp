@@ -1,6 +1,11 @@
 // The compute floor: the machine's measured matmul peak against each
 // architecture's forward GFLOPs per image and the rate inference reaches.
-// Prints one JSON object. Usage: bench_floor DARKNET_DIR [threads]
+// It also gives each architecture's inference cost per image at batch 1 and
+// 32, with and without the mirrored second look (TTA), as cd-predict and
+// cd-serve run it: BN folded, channels-last.
+// Prints one JSON object. Usage: bench_floor [PRETRAINED_DIR] [threads]
+// (PRETRAINED_DIR holds darknet-tiny-imagenet and efficientnet-liteN; the
+// Lite variants that are absent are left out).
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <malloc.h>
@@ -8,11 +13,13 @@
 
 #include <algorithm>
 #include <chrono>
+#include <filesystem>
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <vector>
 
 #include "nn/darknet_import.h"
+#include "nn/efficientnet.h"
 #include "nn/nets.h"
 
 namespace {
@@ -33,7 +40,7 @@ double seconds(const std::function<void()>& fn, int repeats) {
 int main(int argc, char** argv) {
   mallopt(M_MMAP_THRESHOLD, 1 << 30);
   mallopt(M_TRIM_THRESHOLD, 1 << 30);
-  std::string darknet_dir = argc > 1 ? argv[1] : "data/pretrained/darknet-tiny-imagenet";
+  std::string pretrained = argc > 1 ? argv[1] : "data/pretrained";
   int threads = argc > 2 ? std::atoi(argv[2]) : 2;
   at::set_num_threads(threads);
   c10::InferenceMode guard;
@@ -50,25 +57,44 @@ int main(int argc, char** argv) {
     int size;
     nlohmann::json params;
   };
-  auto darknet = cd::import_tfjs_darknet(darknet_dir, cd::DarknetFeatures::k_rich);
+  auto darknet =
+      cd::import_tfjs_darknet(pretrained + "/darknet-tiny-imagenet", cd::DarknetFeatures::k_rich);
   std::vector<Arch> archs{
       {"baseline", 224, {}}, {"compact", 128, {}}, {"darknet", 288, darknet.params}};
+  for (auto [variant, size] : {std::pair{0, 224}, {1, 240}, {2, 260}}) {
+    std::string name = "efficientnet-lite" + std::to_string(variant);
+    if (std::filesystem::exists(pretrained + "/" + name + "/weights.json"))
+      archs.push_back(
+          {name, size,
+           cd::import_efficientnet_lite(pretrained + "/" + name, name, cd::DarknetFeatures::k_rich)
+               .params});
+  }
   for (const auto& arch : archs) {
     cd::Network net = cd::build_network(arch.name, arch.size, arch.params);
     net->eval();
     double gflops = net->flops(arch.size) / 1e9;
     net->fuse_for_inference();
     cd::to_channels_last(*net);
-    at::Tensor x =
-        at::rand({32, 3, arch.size, arch.size}).contiguous(at::MemoryFormat::ChannelsLast);
+    auto input = [&](int n) {
+      return at::rand({n, 3, arch.size, arch.size}).contiguous(at::MemoryFormat::ChannelsLast);
+    };
+    at::Tensor x = input(32), one = input(1);
     net->forward(x);
     double s = seconds([&] { net->forward(x); }, 5);
+    double s_tta = seconds([&] { net->forward(x), net->forward(x.flip({3})); }, 3);
+    net->forward(one);
+    double s1 = seconds([&] { net->forward(one); }, 21);
+    double s1_tta = seconds([&] { net->forward(one), net->forward(one.flip({3})); }, 21);
     double rate = 32 * gflops / s;
     out["architectures"][arch.name] = {{"input", arch.size},
                                        {"forward_gflops_per_image", gflops},
                                        {"inference_images_per_s_batch32", 32 / s},
                                        {"inference_gflops_per_s", rate},
-                                       {"fraction_of_matmul_peak", rate / peak}};
+                                       {"fraction_of_matmul_peak", rate / peak},
+                                       {"ms_per_image_batch1", 1e3 * s1},
+                                       {"ms_per_image_batch32", 1e3 * s / 32},
+                                       {"ms_per_image_batch1_tta", 1e3 * s1_tta},
+                                       {"ms_per_image_batch32_tta", 1e3 * s_tta / 32}};
   }
   std::cout << out.dump(2) << std::endl;
   return 0;

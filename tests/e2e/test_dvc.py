@@ -52,7 +52,7 @@ class DvcPipeline(TempDirTest):
 
     def test_pipeline_lifecycle(self):
         out = self.dvc("repro")
-        for stage in ("prepare", "train", "eval"):
+        for stage in ("pretrained", "prepare", "train", "eval"):
             self.assertIn(f"Running stage '{stage}'", out)
         metrics = read_json(os.path.join(self.clone, "eval", "metrics.json"))
         self.assertEqual(metrics["n"], 40)

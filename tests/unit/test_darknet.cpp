@@ -46,7 +46,7 @@ TEST_CASE("the imported ImageNet head puts cats in cat classes and dogs in dog b
     for (std::string cls : {"cat", "dog"}) {
       std::string file = "tests/fixtures/photos/" + cls + "." + std::to_string(i) + ".jpg";
       at::Tensor x = cd::preprocess(cd::read_file(source_path(file)), spec).unsqueeze(0);
-      int top = cd::darknet_imagenet_logits(*net, x).argmax(1).item<int>();
+      int top = net->imagenet_logits(x).argmax(1).item<int>();
       INFO(file << " -> " << names[top]);
       CHECK((cls == "cat" ? cats : dogs).count(names[top]) == 1);
     }
@@ -68,4 +68,11 @@ TEST_CASE("the import reads the topology: 16 convs, BN epsilon 1e-3, slope 0.1",
   torch::NoGradGuard no_grad;
   CHECK(net->embed(torch::zeros({1, 3, 150, 150})).sizes() == at::IntArrayRef({1, 128}));
   CHECK_THROWS_AS(cd::import_tfjs_darknet("/nonexistent"), cd::ModelError);
+  // Four pools make five stages to fine-tune; the last holds the ImageNet conv.
+  CHECK_THROWS_AS(net->freeze_all_but_last_stages(6), cd::UsageError);
+  net->freeze_all_but_last_stages(1);
+  auto params = net->named_parameters();
+  CHECK_FALSE(params["features.0.weight"].requires_grad());
+  CHECK(params["imagenet.weight"].requires_grad());
+  CHECK(params["head.weight"].requires_grad());
 }

@@ -26,6 +26,9 @@ class FrozenStrategy : public TrainStrategy {
     m_c.net.eval();
     torch::NoGradGuard no_grad;
     auto t0 = std::chrono::steady_clock::now();
+    // The backbone does not change, so it embeds as inference does: BN folded.
+    m_backbone = folded_copy(m_c.net, m_c.meta.architecture, m_c.params.input_size,
+                             m_c.meta.arch_params, m_c.device);
     std::vector<at::Tensor> views{embed_all(m_c.train, false, "features train")};
     if (m_c.params.frozen_views > 1)
       views.push_back(embed_all(m_c.train, true, "features train (mirrored)"));
@@ -33,6 +36,7 @@ class FrozenStrategy : public TrainStrategy {
     m_train_labels = labels(m_c.train).repeat({static_cast<int64_t>(views.size())});
     m_val_feats = embed_all(m_c.val, false, "features val");
     m_val_labels = labels(m_c.val);
+    m_backbone.reset();
     m_mean = m_train_feats.mean(0);
     m_std = m_train_feats.std(0).clamp_min(1e-6);
     m_train_feats = (m_train_feats - m_mean) / m_std;
@@ -114,7 +118,7 @@ class FrozenStrategy : public TrainStrategy {
     Batch batch;
     while (stream.next(batch)) {
       at::Tensor x = to_network_input(mirror ? batch.x.flip({3}) : batch.x, m_c.device);
-      parts.push_back(m_c.net.embed(x).to(at::kCPU));
+      parts.push_back(m_backbone->embed(x).to(at::kCPU));
       progress.advance(static_cast<std::size_t>(x.size(0)));
     }
     progress.finish();
@@ -139,6 +143,7 @@ class FrozenStrategy : public TrainStrategy {
   }
 
   TrainContext m_c;
+  Network m_backbone;  // the folded copy, alive during prepare()
   at::Tensor m_train_feats, m_train_labels, m_val_feats, m_val_labels, m_mean, m_std;
 };
 

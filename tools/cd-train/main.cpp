@@ -22,8 +22,10 @@ void declare_model(cd::Config& c, cd::TrainParams& p, Choices& t) {
   c.add_choice("model.resize", t.resize, "how images reach the input size",
                {"stretch", "center-crop", "letterbox"}, "resize");
   c.add_string("model.pretrained", p.pretrained,
-               "Tiny Darknet TF.js folder for architecture darknet", "pretrained");
-  c.add_choice("model.features", t.features, "darknet head input",
+               "pretrained backbone: the Tiny Darknet TF.js folder (darknet) or "
+               "data/pretrained/efficientnet-liteN (`dvc repro pretrained`)",
+               "pretrained");
+  c.add_choice("model.features", t.features, "pretrained backbone's head input",
                {"pooled", "logits", "both", "rich"}, "features");
   c.add_choice("model.mode", t.mode,
                "full: train everything; frozen: cached backbone features, head only; finetune: "
@@ -36,6 +38,10 @@ void declare_model(cd::Config& c, cd::TrainParams& p, Choices& t) {
   c.add_double("model.backbone_lr_factor", p.backbone_lr_factor,
                "finetune: backbone lr as a fraction of optimizer.lr", 0.0, 1.0,
                "backbone-lr-factor");
+  c.add_int("model.finetune_stages", p.finetune_stages,
+            "finetune: 0 trains every backbone stage, N only the last N (earlier stages stay "
+            "frozen, BN statistics included)",
+            0, 64, "finetune-stages");
   c.add_int("model.warmup_steps", p.warmup_steps, "finetune: steps of linear lr warm-up", 0,
             1000000, "warmup-steps");
   c.add_bool("model.tta_flip", p.tta_flip,

@@ -37,7 +37,7 @@ Optimizer::Optimizer(NetworkImpl& net, const TrainParams& p)
     for (const auto& param : net.parameters()) {
       bool in_head = std::any_of(head.begin(), head.end(),
                                  [&](const at::Tensor& h) { return h.is_same(param); });
-      if (!in_head) backbone.push_back(param);
+      if (!in_head && param.requires_grad()) backbone.push_back(param);  // frozen stages stay out
     }
     groups.emplace_back(backbone, adam_options(p.lr * p.backbone_lr_factor, p.weight_decay));
     groups.emplace_back(head, adam_options(p.lr, p.weight_decay));

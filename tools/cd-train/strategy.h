@@ -16,6 +16,7 @@
 #include "cd-train/loader.h"
 #include "cd-train/optimizer.h"
 #include "cd-train/train.h"
+#include "domain/model_file.h"
 #include "nn/nets.h"
 
 namespace cd {
@@ -45,7 +46,8 @@ struct TrainContext {
   const ImageCache& train;
   const ImageCache& val;
   Normalization norm;
-  Group& group;  // a group of one in a single process
+  Group& group;           // a group of one in a single process
+  const ModelMeta& meta;  // architecture and topology, for folded_copy()
 };
 
 class TrainStrategy {

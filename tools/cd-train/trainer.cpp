@@ -19,6 +19,7 @@
 #include "domain/manifest.h"
 #include "domain/model_file.h"
 #include "nn/darknet_import.h"
+#include "nn/efficientnet.h"
 #include "nn/weights.h"
 #include "util/atomic_file.h"
 #include "util/errors.h"
@@ -49,6 +50,7 @@ json run_identity(const TrainParams& p, const std::string& fingerprint) {
           {"resize", to_string(p.resize)},
           {"mode", to_string(p.mode)},
           {"features", to_string(p.features)},
+          {"finetune_stages", p.mode == TrainMode::k_finetune ? p.finetune_stages : 0},
           {"batch_size", p.batch_size},
           {"seed", p.seed},
           {"data_fingerprint", fingerprint}};
@@ -159,23 +161,31 @@ void Trainer::load_data() {
 
 void Trainer::build_model() {
   m_meta.architecture = m_p.architecture;
-  m_meta.preprocess = {m_p.input_size, m_p.resize, Normalization::k_unit};
+  const bool lite = is_efficientnet_lite(m_p.architecture);
+  m_meta.preprocess = {m_p.input_size, m_p.resize,
+                       lite ? Normalization::k_signed : Normalization::k_unit};
   m_meta.git_commit = git_commit();
   m_meta.data_fingerprint = m_fingerprint;
   m_meta.tta_flip = m_p.tta_flip;
   torch::manual_seed(static_cast<std::uint64_t>(m_p.seed));
-  if (m_p.architecture == "darknet") {
+  if (m_p.architecture == "darknet" || lite) {
     if (m_p.pretrained.empty())
-      throw UsageError(
-          "architecture darknet needs model.pretrained, the Tiny Darknet TF.js folder");
-    DarknetImport imported = import_tfjs_darknet(m_p.pretrained, m_p.features);
+      throw UsageError("architecture " + m_p.architecture +
+                       " needs model.pretrained: the Tiny Darknet TF.js folder, or "
+                       "data/pretrained/efficientnet-liteN from `dvc repro pretrained`");
+    PretrainedImport imported =
+        lite ? import_efficientnet_lite(m_p.pretrained, m_p.architecture, m_p.features)
+             : import_tfjs_darknet(m_p.pretrained, m_p.features);
     m_meta.arch_params = imported.params;
     m_net = build_network(m_p.architecture, m_p.input_size, m_meta.arch_params);
     deserialize_module(*m_net, imported.weights, m_p.pretrained);
+    if (m_p.mode == TrainMode::k_finetune && m_p.finetune_stages > 0)
+      m_net->freeze_all_but_last_stages(m_p.finetune_stages);
   } else {
     if (m_p.mode != TrainMode::k_full)
-      throw UsageError("model.mode " + to_string(m_p.mode) +
-                       " needs a pretrained backbone; use architecture darknet");
+      throw UsageError(
+          "model.mode " + to_string(m_p.mode) +
+          " needs a pretrained backbone; use architecture darknet or efficientnet-liteN");
     m_net = build_network(m_p.architecture, m_p.input_size, m_meta.arch_params);
   }
   m_device = select_device(m_p.device);
@@ -324,8 +334,8 @@ TrainSummary Trainer::run() {
   build_model();
   broadcast_module(m_group, *m_net);
   m_optimizer->set_group(&m_group);
-  m_strategy = make_strategy(
-      {m_p, *m_net, *m_optimizer, m_device, *m_train, *m_val, m_meta.preprocess.norm, m_group});
+  m_strategy = make_strategy({m_p, *m_net, *m_optimizer, m_device, *m_train, *m_val,
+                              m_meta.preprocess.norm, m_group, m_meta});
   m_strategy->prepare();
   bool resumed = try_resume();
   if (m_group.world() > 1) {

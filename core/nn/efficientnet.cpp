@@ -1,0 +1,357 @@
+#include "nn/efficientnet.h"
+
+#include <ATen/ATen.h>
+#include <torch/nn/modules/container/modulelist.h>
+#include <torch/nn/modules/linear.h>
+
+#include <cmath>
+#include <map>
+#include <set>
+
+#include "nn/fold.h"
+#include "nn/weights.h"
+#include "util/atomic_file.h"
+#include "util/errors.h"
+#include "util/strings.h"
+
+namespace cd {
+
+namespace nn = torch::nn;
+using json = nlohmann::json;
+
+namespace {
+
+// The stage strides every Lite variant shares; stage widths and depths are read
+// off the weights.
+const std::vector<int> k_stage_strides{1, 2, 2, 2, 1, 2, 1};
+
+struct BlockSpec {
+  int in = 0, out = 0, expand = 1, kernel = 3, stride = 1;
+};
+
+// TensorFlow "SAME": output side ceil(n / s); the padding goes after when uneven.
+std::pair<int, int> same_padding(std::int64_t n, int kernel, int stride) {
+  std::int64_t out = (n + stride - 1) / stride;
+  int total = static_cast<int>(std::max<std::int64_t>((out - 1) * stride + kernel - n, 0));
+  return {total / 2, total - total / 2};
+}
+
+nn::Conv2d make_conv(int in, int out, int kernel, int stride, int groups = 1) {
+  // Stride 1 pads evenly inside the conv; stride 2 pads in forward (same_pad).
+  return nn::Conv2d(nn::Conv2dOptions(in, out, kernel)
+                        .stride(stride)
+                        .padding(stride == 1 ? kernel / 2 : 0)
+                        .groups(groups)
+                        .bias(false));
+}
+
+nn::BatchNorm2d make_bn(int channels, double eps) {
+  return nn::BatchNorm2d(nn::BatchNorm2dOptions(channels).eps(eps));
+}
+
+at::Tensor clip6(at::Tensor x) { return at::hardtanh_(x, 0.0, 6.0); }
+
+// A conv with TF "SAME" padding, then its batch norm unless folded into it.
+at::Tensor conv_bn(nn::Conv2d& conv, nn::BatchNorm2d& bn, bool folded, const at::Tensor& x) {
+  at::Tensor in = x;
+  const auto& o = conv->options;
+  int stride = static_cast<int>(o.stride()->at(0)), kernel = static_cast<int>(o.kernel_size()->at(0));
+  if (stride != 1) {
+    auto [top, bottom] = same_padding(x.size(2), kernel, stride);
+    auto [left, right] = same_padding(x.size(3), kernel, stride);
+    if (top + bottom + left + right > 0) in = at::constant_pad_nd(x, {left, right, top, bottom});
+  }
+  at::Tensor y = conv->forward(in);
+  return folded ? y : bn->forward(y);
+}
+
+class MBConvImpl : public nn::Module {
+ public:
+  MBConvImpl(const BlockSpec& s, double eps) : m_spec(s) {
+    int mid = s.in * s.expand;
+    if (s.expand != 1) {
+      m_expand = register_module("expand_conv", make_conv(s.in, mid, 1, 1));
+      m_bn0 = register_module("bn0", make_bn(mid, eps));
+    }
+    m_depthwise = register_module("depthwise_conv", make_conv(mid, mid, s.kernel, s.stride, mid));
+    m_bn1 = register_module("bn1", make_bn(mid, eps));
+    m_project = register_module("project_conv", make_conv(mid, s.out, 1, 1));
+    m_bn2 = register_module("bn2", make_bn(s.out, eps));
+  }
+
+  at::Tensor forward(const at::Tensor& x) {
+    at::Tensor h = x;
+    if (!m_expand.is_empty()) h = clip6(conv_bn(m_expand, m_bn0, m_folded, h));
+    h = clip6(conv_bn(m_depthwise, m_bn1, m_folded, h));
+    h = conv_bn(m_project, m_bn2, m_folded, h);
+    bool residual = m_spec.stride == 1 && m_spec.in == m_spec.out;
+    return residual ? h + x : h;
+  }
+
+  void fold() {
+    if (!m_expand.is_empty())
+      m_expand = replace_module("expand_conv", fold_batch_norm(*m_expand, *m_bn0));
+    m_depthwise = replace_module("depthwise_conv", fold_batch_norm(*m_depthwise, *m_bn1));
+    m_project = replace_module("project_conv", fold_batch_norm(*m_project, *m_bn2));
+    m_folded = true;
+  }
+
+  // Multiply-adds x 2 for an input of side n; returns the output side.
+  double flops(std::int64_t& n) const {
+    int mid = m_spec.in * m_spec.expand;
+    double f = 0, in_area = static_cast<double>(n * n);
+    if (m_spec.expand != 1) f += 2.0 * in_area * m_spec.in * mid;
+    n = (n + m_spec.stride - 1) / m_spec.stride;
+    double area = static_cast<double>(n * n);
+    f += 2.0 * area * mid * m_spec.kernel * m_spec.kernel;
+    return f + 2.0 * area * mid * m_spec.out;
+  }
+
+  const BlockSpec& spec() const { return m_spec; }
+
+ private:
+  BlockSpec m_spec;
+  bool m_folded = false;
+  nn::Conv2d m_expand{nullptr}, m_depthwise{nullptr}, m_project{nullptr};
+  nn::BatchNorm2d m_bn0{nullptr}, m_bn1{nullptr}, m_bn2{nullptr};
+};
+TORCH_MODULE(MBConv);
+
+class EfficientNetLite : public NetworkImpl {
+ public:
+  explicit EfficientNetLite(const json& p) {
+    m_mode = parse_darknet_features(p.value("features", "pooled"));
+    double eps = p.at("bn_eps").get<double>();
+    int stem = p.at("stem"), head = p.at("head"), classes = p.at("classes");
+    if (eps <= 0 || stem <= 0 || head <= 0 || classes <= 0)
+      throw UsageError("efficientnet-lite topology has a non-positive size or epsilon");
+    m_stem_conv = register_module("stem_conv", make_conv(3, stem, 3, 2));
+    m_stem_bn = register_module("stem_bn", make_bn(stem, eps));
+    m_blocks = register_module("blocks", nn::ModuleList());
+    int channels = stem;
+    for (const auto& b : p.at("blocks")) {
+      BlockSpec s{b.at("in"), b.at("out"), b.at("expand"), b.at("kernel"), b.at("stride")};
+      if (s.in != channels || s.out <= 0 || s.expand <= 0 || s.kernel % 2 == 0 || s.stride < 1)
+        throw UsageError("efficientnet-lite block " + std::to_string(m_blocks->size()) +
+                         " does not fit the one before it");
+      m_blocks->push_back(MBConv(s, eps));
+      channels = s.out;
+    }
+    if (m_blocks->size() < 2) throw UsageError("efficientnet-lite topology has no blocks");
+    // "rich" taps the last block of each of the last two stages (a stage ends
+    // where the width changes).
+    for (std::size_t i = m_blocks->size() - 1; i-- > 0 && m_taps.size() < 1;)
+      if (block(i).spec().out != block(i + 1).spec().out) m_taps.push_back(i);
+    for (std::size_t t : m_taps) m_tap_channels += block(t).spec().out;
+    m_tap_channels += channels;  // the last stage's output
+    m_head_conv = register_module("head_conv", make_conv(channels, head, 1, 1));
+    m_head_bn = register_module("head_bn", make_bn(head, eps));
+    m_imagenet = register_module("imagenet", nn::Linear(head, classes));
+    int dim = m_mode == DarknetFeatures::k_pooled   ? head
+              : m_mode == DarknetFeatures::k_logits ? classes
+                                                    : head + classes;
+    if (m_mode == DarknetFeatures::k_rich) dim += m_tap_channels;
+    m_head = register_module("head", nn::Linear(dim, 1));
+  }
+
+  at::Tensor embed(const at::Tensor& x) override {
+    std::vector<at::Tensor> parts;
+    at::Tensor pooled = features(x, m_mode == DarknetFeatures::k_rich ? &parts : nullptr);
+    if (m_mode == DarknetFeatures::k_pooled) return pooled;
+    at::Tensor logits = m_imagenet->forward(pooled);
+    if (m_mode == DarknetFeatures::k_logits) return logits;
+    parts.push_back(pooled);
+    parts.push_back(logits);
+    return at::cat(parts, 1);
+  }
+  at::Tensor classify(const at::Tensor& f) override { return m_head->forward(f); }
+  std::vector<at::Tensor> head_parameters() override { return m_head->parameters(); }
+  at::Tensor imagenet_logits(const at::Tensor& x) override {
+    return m_imagenet->forward(features(x, nullptr));
+  }
+
+  void fuse_for_inference() override {
+    m_stem_conv = replace_module("stem_conv", fold_batch_norm(*m_stem_conv, *m_stem_bn));
+    m_head_conv = replace_module("head_conv", fold_batch_norm(*m_head_conv, *m_head_bn));
+    for (std::size_t i = 0; i < m_blocks->size(); ++i) block(i).fold();
+    m_folded = true;
+  }
+
+  // The stem, the seven stages (a stage ends where the width changes), and
+  // the 1x1 head conv with the ImageNet classifier.
+  std::vector<Modules> stages() override {
+    std::vector<Modules> out{{m_stem_conv.ptr(), m_stem_bn.ptr()}};
+    for (std::size_t i = 0; i < m_blocks->size(); ++i) {
+      if (i == 0 || block(i).spec().out != block(i - 1).spec().out) out.emplace_back();
+      out.back().push_back(m_blocks[i]);
+    }
+    out.push_back({m_head_conv.ptr(), m_head_bn.ptr(), m_imagenet.ptr()});
+    return out;
+  }
+
+  double flops(int size) override {
+    std::int64_t n = (size + 1) / 2;
+    const auto& o = m_stem_conv->options;
+    double f = 2.0 * static_cast<double>(n * n) * 3 * o.out_channels() * 9;
+    int channels = static_cast<int>(o.out_channels());
+    for (std::size_t i = 0; i < m_blocks->size(); ++i) {
+      f += block(i).flops(n);
+      channels = block(i).spec().out;
+    }
+    f += 2.0 * static_cast<double>(n * n) * channels * m_head_conv->options.out_channels();
+    f += 2.0 * m_imagenet->options.in_features() * m_imagenet->options.out_features();
+    return f + 2.0 * m_head->options.in_features();
+  }
+
+ private:
+  MBConvImpl& block(std::size_t i) { return *m_blocks[i]->as<MBConvImpl>(); }
+
+  // The pooled head features; with taps, also the pooled tapped stage outputs.
+  at::Tensor features(const at::Tensor& x, std::vector<at::Tensor>* taps) {
+    at::Tensor h = clip6(conv_bn(m_stem_conv, m_stem_bn, m_folded, x));
+    for (std::size_t i = 0; i < m_blocks->size(); ++i) {
+      h = block(i).forward(h);
+      if (taps && (i + 1 == m_blocks->size() ||
+                   std::find(m_taps.begin(), m_taps.end(), i) != m_taps.end()))
+        taps->push_back(h.mean({2, 3}));
+    }
+    h = clip6(conv_bn(m_head_conv, m_head_bn, m_folded, h));
+    return h.mean({2, 3});
+  }
+
+  DarknetFeatures m_mode = DarknetFeatures::k_pooled;
+  bool m_folded = false;
+  std::vector<std::size_t> m_taps;
+  int m_tap_channels = 0;
+  nn::Conv2d m_stem_conv{nullptr}, m_head_conv{nullptr};
+  nn::BatchNorm2d m_stem_bn{nullptr}, m_head_bn{nullptr};
+  nn::ModuleList m_blocks{nullptr};
+  nn::Linear m_imagenet{nullptr}, m_head{nullptr};
+};
+
+struct TensorFile {
+  json header;
+  std::map<std::string, at::Tensor> tensors;
+};
+
+TensorFile read_tensor_file(const std::string& dir) {
+  TensorFile out;
+  const std::string header_path = dir + "/weights.json", blob_path = dir + "/weights.bin";
+  try {
+    out.header = json::parse(read_file(header_path));
+  } catch (const IoError& e) {
+    throw ModelError(std::string(e.what()) +
+                     "; model.pretrained must name a folder written by "
+                     "tools/cd-train/import_efficientnet_lite.py (`dvc repro pretrained`)");
+  } catch (const json::exception&) {
+    throw ModelError(header_path + " is not valid JSON");
+  }
+  if (out.header.value("format", "") != "catdog-tensors/1")
+    throw ModelError(header_path + " is not in the catdog-tensors/1 format");
+  std::string blob = read_file(blob_path);
+  if (blob.size() % sizeof(float) != 0) throw ModelError(blob_path + " is not whole float32s");
+  const std::int64_t floats = static_cast<std::int64_t>(blob.size() / sizeof(float));
+  try {
+    for (const auto& t : out.header.at("tensors")) {
+      auto shape = t.at("shape").get<std::vector<std::int64_t>>();
+      std::int64_t offset = t.at("offset"), count = 1;
+      for (auto d : shape) count *= d;
+      std::string name = t.at("name");
+      if (offset < 0 || count < 0 || offset + count > floats)
+        throw ModelError(header_path + ": tensor " + name + " lies outside " + blob_path);
+      out.tensors[name] = at::from_blob(blob.data() + offset * sizeof(float), shape, at::kFloat)
+                              .clone();  // blob is little-endian float32, as is every host we build for
+    }
+  } catch (const json::exception& e) {
+    throw ModelError(header_path + ": unexpected structure (" + e.what() + ")");
+  }
+  return out;
+}
+
+const at::Tensor& tensor(const TensorFile& file, const std::string& name, const std::string& dir) {
+  auto it = file.tensors.find(name);
+  if (it == file.tensors.end()) throw ModelError(dir + "/weights.json has no tensor " + name);
+  return it->second;
+}
+
+// Blocks from the tensor shapes; a stage ends where the output width changes.
+json read_blocks(const TensorFile& file, const std::string& dir) {
+  json blocks = json::array();
+  int channels = static_cast<int>(tensor(file, "stem_conv.weight", dir).size(0));
+  int stage = -1, previous_out = -1;
+  for (int i = 0; file.tensors.count("blocks." + std::to_string(i) + ".project_conv.weight"); ++i) {
+    std::string b = "blocks." + std::to_string(i) + ".";
+    const at::Tensor& dw = tensor(file, b + "depthwise_conv.weight", dir);
+    const at::Tensor& project = tensor(file, b + "project_conv.weight", dir);
+    int mid = static_cast<int>(dw.size(0)), out = static_cast<int>(project.size(0));
+    bool expands = file.tensors.count(b + "expand_conv.weight") > 0;
+    if (mid % channels != 0 || (!expands && mid != channels))
+      throw ModelError(dir + ": block " + std::to_string(i) + " does not fit the one before it");
+    bool new_stage = out != previous_out;
+    if (new_stage) ++stage;
+    if (stage >= static_cast<int>(k_stage_strides.size()))
+      throw ModelError(dir + ": more than " + std::to_string(k_stage_strides.size()) +
+                       " stages; not an EfficientNet-Lite");
+    blocks.push_back({{"in", channels},
+                      {"out", out},
+                      {"expand", mid / channels},
+                      {"kernel", dw.size(2)},
+                      {"stride", new_stage ? k_stage_strides[stage] : 1}});
+    channels = previous_out = out;
+  }
+  if (stage + 1 != static_cast<int>(k_stage_strides.size()))
+    throw ModelError(dir + ": " + std::to_string(stage + 1) + " stages found, not " +
+                     std::to_string(k_stage_strides.size()) + "; not an EfficientNet-Lite");
+  return blocks;
+}
+
+}  // namespace
+
+bool is_efficientnet_lite(const std::string& architecture) {
+  return starts_with(architecture, "efficientnet-lite");
+}
+
+Network efficientnet_lite(const json& params) {
+  try {
+    return std::make_shared<EfficientNetLite>(params);
+  } catch (const json::exception& e) {
+    throw UsageError(std::string("efficientnet-lite topology is malformed: ") + e.what());
+  }
+}
+
+PretrainedImport import_efficientnet_lite(const std::string& dir, const std::string& architecture,
+                                          DarknetFeatures features) {
+  TensorFile file = read_tensor_file(dir);
+  std::string found = file.header.value("architecture", "");
+  if (found != architecture)
+    throw ModelError(dir + " holds " + (found.empty() ? "an unnamed network" : found) + ", not " +
+                     architecture + "; point model.pretrained at data/pretrained/" + architecture);
+  json params = {{"bn_eps", 1e-3},
+                 {"stem", tensor(file, "stem_conv.weight", dir).size(0)},
+                 {"head", tensor(file, "head_conv.weight", dir).size(0)},
+                 {"classes", tensor(file, "imagenet.weight", dir).size(0)},
+                 {"features", to_string(features)},
+                 {"blocks", read_blocks(file, dir)}};
+  Network net = efficientnet_lite(params);
+  torch::NoGradGuard no_grad;
+  std::set<std::string> used;
+  auto assign = [&](const std::string& name, at::Tensor& target) {
+    if (starts_with(name, "head.")) return;  // the cat/dog head starts at zero
+    const at::Tensor& source = tensor(file, name, dir);
+    if (source.sizes() != target.sizes())
+      throw ModelError(dir + ": " + name + " has shape " + c10::str(source.sizes()) + ", the network " +
+                       c10::str(target.sizes()));
+    target.copy_(source);
+    used.insert(name);
+  };
+  for (auto& p : net->named_parameters()) assign(p.key(), p.value());
+  for (auto& b : net->named_buffers())
+    if (!ends_with(b.key(), "num_batches_tracked")) assign(b.key(), b.value());
+  if (used.size() != file.tensors.size())
+    for (const auto& [name, t] : file.tensors)
+      if (!used.count(name)) throw ModelError(dir + ": tensor " + name + " fits no layer");
+  for (auto& param : net->head_parameters()) param.zero_();
+  return {params, serialize_module(*net)};
+}
+
+}  // namespace cd

