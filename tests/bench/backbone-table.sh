@@ -6,6 +6,9 @@
 # Usage: tests/bench/backbone-table.sh [VARIANT...]   (default: every variant below)
 #   VARIANT is NAME, one of the names in the table at the bottom of this file.
 # Env: SRC (train folder), WORK (scratch), OUT (the markdown table, appended to).
+# Frozen variants keep their features in WORK/features (run.feature_cache), so
+# variants that differ only in head settings share one feature pass; "train
+# wall s" then covers the head alone, and the table says so.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 SRC=${SRC:-../shared/data/dogs-vs-cats-200/train}
@@ -38,7 +41,7 @@ run() {  # name architecture size mode extra-train-args...
   t0=$(date +%s.%N)
   $BIN/cd-train --data "$WORK/data" --output "$dir" --metrics "$dir/train.json" --live "$dir/live" \
     --architecture "$arch" --pretrained "$pretrained" --input-size "$size" --mode "$mode" \
-    --log-level warn "$@"
+    --feature-cache "$WORK/features" --log-level warn "$@"
   t1=$(date +%s.%N)
   for tta in off on; do
     $BIN/cd-eval --model "$dir/model.cdm" --data "$WORK/data" --output "$dir/eval-$tta" --tta "$tta" --log-level warn

@@ -5,7 +5,7 @@ import subprocess
 import time
 import unittest
 
-from common import FAST_TRAIN, TempDirTest, prepare_sample, read_json, run, tool, train_small, tsv_values
+from common import FAST_TRAIN, FIXTURES, SOURCE_DIR, TempDirTest, prepare_sample, read_json, run, tool, train_small, tsv_values
 
 
 class Train(TempDirTest):
@@ -129,6 +129,87 @@ class Train(TempDirTest):
                  "--max-train-images", "64", "--threads", "2"])
         self.assertExit(r, 0)
         self.assertIn("baseline:", r.stderr)
+
+
+VENV_PYTHON = os.path.join(SOURCE_DIR, ".venv", "bin", "python")
+LITE0 = os.path.join(SOURCE_DIR, "data", "pretrained", "efficientnet-lite0")
+
+
+@unittest.skipUnless(os.path.exists(os.path.join(LITE0, "weights.json")),
+                     "data/pretrained/efficientnet-lite0 is absent; run make pretrained")
+class EfficientNetLite(TempDirTest):
+    def setUp(self):
+        super().setUp()
+        self.data = prepare_sample(self.tmp)
+
+    def train(self, name, *extra, pretrained=LITE0):
+        return run([tool("cd-train"), "--data", self.data, "--output", self.path(name),
+                    "--metrics", self.path(name, "m.json"), "--live", self.path(name, "live"),
+                    "--architecture", "efficientnet-lite0", "--pretrained", pretrained, "--threads", "2", *extra])
+
+    def test_frozen_head_on_the_sample_gets_every_fixture_right(self):
+        r = self.train("frozen", "--mode", "frozen", "--input-size", "160", "--features", "rich",
+                       "--batch-size", "256", "--epochs", "30")
+        self.assertExit(r, 0)
+        self.assertIn("efficientnet-lite0:", r.stderr)
+        photos = os.path.join(FIXTURES, "photos")
+        r = run([tool("cd-predict"), "--model", self.path("frozen", "model.cdm"), photos])
+        self.assertExit(r, 0)
+        rows = [line.split("\t") for line in r.stdout.splitlines()]
+        self.assertEqual(len(rows), 8)
+        for path, label, _ in rows:
+            self.assertEqual(label, os.path.basename(path).split(".")[0], path)
+
+    def test_feature_cache_skips_the_feature_pass_and_changes_nothing(self):
+        cache = self.path("cache")
+        args = ["--mode", "frozen", "--input-size", "96", "--epochs", "4", "--feature-cache", cache]
+        first = self.train("a", *args)
+        self.assertExit(first, 0)
+        self.assertEqual(len(os.listdir(cache)), 1)
+        second = self.train("b", *args)
+        self.assertExit(second, 0)
+        self.assertIn("features from", second.stderr)
+        self.assertEqual(read_json(self.path("a", "m.json"))["val_loss"],
+                         read_json(self.path("b", "m.json"))["val_loss"])
+        # Another input size is another backbone pass, in its own file.
+        third = self.train("c", *(args[:3] + ["112"] + args[4:]))
+        self.assertExit(third, 0)
+        self.assertNotIn("features from", third.stderr)
+        self.assertEqual(len(os.listdir(cache)), 2)
+        # A damaged cache file is recomputed, with a warning.
+        victim = min((os.path.join(cache, n) for n in os.listdir(cache)), key=os.path.getmtime)
+        with open(victim, "r+b") as f:
+            f.truncate(100)
+        fourth = self.train("d", *args)
+        self.assertExit(fourth, 0)
+        self.assertIn("not a feature cache this run can use", fourth.stderr)
+        self.assertEqual(read_json(self.path("d", "m.json"))["val_loss"],
+                         read_json(self.path("a", "m.json"))["val_loss"])
+
+    def test_finetune_only_the_last_stage(self):
+        r = self.train("ft", "--mode", "finetune", "--finetune-stages", "1", "--input-size", "96",
+                       "--epochs", "1", "--max-train-images", "32", "--batch-size", "16")
+        self.assertExit(r, 0)
+        r = self.train("bad", "--mode", "finetune", "--finetune-stages", "12", "--input-size", "96",
+                       "--epochs", "1", "--max-train-images", "32")
+        self.assertExit(r, 2)
+        self.assertIn("model.finetune_stages must be 1..9", r.stderr)
+
+    def test_wrong_weights_folder_is_named(self):
+        r = self.train("w", pretrained=os.path.join(SOURCE_DIR, "data", "pretrained", "darknet-tiny-imagenet"))
+        self.assertExit(r, 1)
+        self.assertIn("make pretrained", r.stderr)
+
+    @unittest.skipUnless(os.path.exists(VENV_PYTHON), "no .venv; run make deps")
+    def test_converter_refuses_what_is_not_a_legacy_torch_file(self):
+        bogus = self.path("bogus.pth")
+        with open(bogus, "wb") as f:
+            f.write(b"PK\x03\x04 not a pickle")
+        r = run([VENV_PYTHON, os.path.join(SOURCE_DIR, "tools", "cd-train", "import_efficientnet_lite.py"),
+                 "efficientnet-lite0", "--pth", bogus, "--license", bogus, "--output", self.path("out")])
+        self.assertExit(r, 1)
+        self.assertIn("import_efficientnet_lite:", r.stderr)
+        self.assertFalse(os.path.exists(self.path("out", "efficientnet-lite0", "weights.json")))
 
 
 if __name__ == "__main__":

