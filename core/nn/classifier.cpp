@@ -27,8 +27,14 @@ class TorchClassifier : public Classifier {
   std::vector<float> predict(const at::Tensor& batch) override {
     c10::InferenceMode guard;
     at::Tensor x = to_network_input(batch, m_device);
-    at::Tensor p = at::sigmoid(m_net->forward(x).view({-1}).to(at::kFloat));
-    if (m_meta.tta_flip) p = (p + at::sigmoid(m_net->forward(x.flip({3})).view({-1}))) / 2;
+    at::Tensor p;
+    if (m_meta.tta_flip) {  // both views in one forward pass: one batch of 2N beats two of N
+      const std::int64_t n = x.size(0);
+      p = at::sigmoid(m_net->forward(at::cat({x, x.flip({3})})).view({-1}).to(at::kFloat));
+      p = (p.slice(0, 0, n) + p.slice(0, n)) / 2;
+    } else {
+      p = at::sigmoid(m_net->forward(x).view({-1}).to(at::kFloat));
+    }
     p = p.to(at::kCPU).contiguous();
     return std::vector<float>(p.data_ptr<float>(), p.data_ptr<float>() + p.numel());
   }

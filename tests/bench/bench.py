@@ -235,10 +235,14 @@ def markdown(res):
               f"{res['floor']['matmul_gflops_per_s']:.0f} GFLOP/s. PERF-NOTES.md measured ~440 GFLOP/s for an FMA loop on 2 cores "
               "and 370-409 for oneDNN 3x3 convs; OPENBLAS_CORETYPE=Haswell halves OpenBLAS here, which is why convolutions "
               "(oneDNN) can exceed the matmul figure.", "",
-              "| architecture | input | forward GFLOP/img | inference img/s (batch 32) | GFLOP/s | of peak |", "|---|---|---|---|---|---|"]
+              "Inference cost per image (BN folded, channels-last), with and without the mirrored second look (TTA):", "",
+              "| architecture | input | forward GFLOP/img | inference img/s (batch 32) | GFLOP/s | of peak "
+              "| ms/img b1 | ms/img b1 TTA | ms/img b32 | ms/img b32 TTA |", "|---|---|---|---|---|---|---|---|---|---|"]
     for name, a in res["floor"]["architectures"].items():
         lines.append(f"| {name} | {a['input']} | {a['forward_gflops_per_image']:.3f} | {a['inference_images_per_s_batch32']:.1f} | "
-                     f"{a['inference_gflops_per_s']:.0f} | {a['fraction_of_matmul_peak'] * 100:.0f}% |")
+                     f"{a['inference_gflops_per_s']:.0f} | {a['fraction_of_matmul_peak'] * 100:.0f}% "
+                     f"| {a['ms_per_image_batch1']:.1f} | {a['ms_per_image_batch1_tta']:.1f} "
+                     f"| {a['ms_per_image_batch32']:.1f} | {a['ms_per_image_batch32_tta']:.1f} |")
     return "\n".join(lines) + "\n"
 
 

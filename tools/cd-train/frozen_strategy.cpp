@@ -132,8 +132,9 @@ class FrozenStrategy : public TrainStrategy {
   }
 
   // run.feature_cache: the raw features of one backbone, input and data set,
-  // in FOLDER/features-KEY.bin (a JSON header line, then float32 rows: train
-  // views, then val). The key covers everything the features depend on.
+  // in FOLDER/features-KEY.bin (a JSON header line, then float32 rows: each
+  // train view in turn, then val). The key covers everything the features
+  // depend on; a file with the mirror view also serves a run without it.
   std::string feature_cache_path() {
     if (m_c.params.feature_cache.empty()) return "";
     nlohmann::json key = {{"architecture", m_c.meta.architecture},
@@ -141,7 +142,6 @@ class FrozenStrategy : public TrainStrategy {
                           {"preprocess", to_string(m_c.meta.preprocess.resize) + "/" +
                                              to_string(m_c.meta.preprocess.norm) + "/" +
                                              std::to_string(m_c.params.input_size)},
-                          {"views", m_c.params.frozen_views},
                           {"data", m_c.meta.data_fingerprint}};
     std::uint64_t h = fnv1a64(key.dump());
     for (const auto& p : m_c.net.named_parameters())
@@ -154,18 +154,26 @@ class FrozenStrategy : public TrainStrategy {
 
   bool load_cached_features() {
     std::string path = feature_cache_path();
-    if (path.empty() || !std::filesystem::exists(path)) return false;
+    if (path.empty()) return false;
+    if (!std::filesystem::exists(path)) {
+      spdlog::info("frozen backbone: no cached features yet; they will be kept in {}", path);
+      return false;
+    }
     std::string bytes = read_file(path);
     std::size_t eol = bytes.find('\n');
     try {
       auto header = nlohmann::json::parse(bytes.substr(0, eol));
       std::int64_t train = header.at("train_rows"), val = header.at("val_rows"),
-                   dim = header.at("dim");
+                   dim = header.at("dim"), views = header.at("views");
       if (eol == std::string::npos ||
-          bytes.size() - eol - 1 != static_cast<std::size_t>((train + val) * dim) * sizeof(float))
+          bytes.size() - eol - 1 != static_cast<std::size_t>((train + val) * dim) * sizeof(float) ||
+          train != views * static_cast<std::int64_t>(m_c.train.size()))
         throw std::runtime_error("size");
+      if (views < m_c.params.frozen_views) return false;  // recomputed with the mirror view
       const char* rows = bytes.data() + eol + 1;
-      m_train_feats = at::from_blob(const_cast<char*>(rows), {train, dim}, at::kFloat).clone();
+      m_train_feats = at::from_blob(const_cast<char*>(rows), {train, dim}, at::kFloat)
+                          .slice(0, 0, m_c.params.frozen_views * m_c.train.size())
+                          .clone();
       m_val_feats = at::from_blob(const_cast<char*>(rows) + train * dim * sizeof(float), {val, dim},
                                   at::kFloat)
                         .clone();
@@ -183,7 +191,8 @@ class FrozenStrategy : public TrainStrategy {
     make_dirs(m_c.params.feature_cache);
     nlohmann::json header = {{"train_rows", m_train_feats.size(0)},
                              {"val_rows", m_val_feats.size(0)},
-                             {"dim", m_train_feats.size(1)}};
+                             {"dim", m_train_feats.size(1)},
+                             {"views", m_c.params.frozen_views > 1 ? 2 : 1}};
     at::Tensor train = m_train_feats.contiguous(), val = m_val_feats.contiguous();
     std::string bytes = header.dump() + "\n";
     bytes.append(static_cast<const char*>(train.data_ptr()), train.nbytes());
