@@ -25,6 +25,8 @@ class DvcPipeline(TempDirTest):
         self.assertExit(r, 0)
         os.makedirs(os.path.join(self.clone, "build"))
         os.symlink(BIN_DIR, os.path.join(self.clone, "build", "bin"))
+        # The pretrained stage runs .venv/bin/python, where make deps put the weight wheels.
+        os.symlink(os.path.join(SOURCE_DIR, ".venv"), os.path.join(self.clone, ".venv"))
         for key, value in (("user.email", "ci@catdog.invalid"), ("user.name", "catdog ci")):
             run(["git", "config", key, value], cwd=self.clone)
 
