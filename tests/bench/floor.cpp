@@ -75,8 +75,8 @@ int main(int argc, char** argv) {
     double gflops = net->flops(arch.size) / 1e9;
     net->fuse_for_inference();
     cd::to_channels_last(*net);
-    auto input = [&](int n) {
-      return at::rand({n, 3, arch.size, arch.size}).contiguous(at::MemoryFormat::ChannelsLast);
+    auto input = [&](int batch) {
+      return at::rand({batch, 3, arch.size, arch.size}).contiguous(at::MemoryFormat::ChannelsLast);
     };
     at::Tensor x = input(32), one = input(1);
     net->forward(x);
