@@ -15,10 +15,7 @@ class TorchClassifier : public Classifier {
  public:
   TorchClassifier(ModelMeta meta, Network net, c10::Device device)
       : m_meta(std::move(meta)), m_net(std::move(net)), m_device(device) {
-    m_net->eval();
-    m_net->fuse_for_inference();
-    m_net->to(m_device);
-    if (m_device.is_cpu()) to_channels_last(*m_net);
+    prepare_for_inference(*m_net, m_device);
   }
 
   const ModelMeta& meta() const override { return m_meta; }

@@ -139,12 +139,11 @@ class EfficientNetLite : public NetworkImpl {
       channels = s.out;
     }
     if (m_blocks->size() < 2) throw UsageError("efficientnet-lite topology has no blocks");
-    // "rich" taps the last block of each of the last two stages (a stage ends
-    // where the width changes).
-    for (std::size_t i = m_blocks->size() - 1; i-- > 0 && m_taps.size() < 1;)
-      if (block(i).spec().out != block(i + 1).spec().out) m_taps.push_back(i);
-    for (std::size_t t : m_taps) m_tap_channels += block(t).spec().out;
-    m_tap_channels += channels;  // the last stage's output
+    // "rich" also pools the outputs of the last two stages: the last block, and
+    // the last block before the width changes to the final stage's.
+    m_tap = m_blocks->size() - 2;
+    while (m_tap > 0 && block(m_tap).spec().out == channels) --m_tap;
+    m_tap_channels = block(m_tap).spec().out + channels;
     m_head_conv = register_module("head_conv", make_conv(channels, head, 1, 1));
     m_head_bn = register_module("head_bn", make_bn(head, eps));
     m_imagenet = register_module("imagenet", nn::Linear(head, classes));
@@ -212,9 +211,7 @@ class EfficientNetLite : public NetworkImpl {
     at::Tensor h = clip6(conv_bn(m_stem_conv, m_stem_bn, m_folded, x));
     for (std::size_t i = 0; i < m_blocks->size(); ++i) {
       h = block(i).forward(h);
-      if (taps &&
-          (i + 1 == m_blocks->size() || std::find(m_taps.begin(), m_taps.end(), i) != m_taps.end()))
-        taps->push_back(h.mean({2, 3}));
+      if (taps && (i == m_tap || i + 1 == m_blocks->size())) taps->push_back(h.mean({2, 3}));
     }
     h = clip6(conv_bn(m_head_conv, m_head_bn, m_folded, h));
     return h.mean({2, 3});
@@ -222,7 +219,7 @@ class EfficientNetLite : public NetworkImpl {
 
   DarknetFeatures m_mode = DarknetFeatures::k_pooled;
   bool m_folded = false;
-  std::vector<std::size_t> m_taps;
+  std::size_t m_tap = 0;
   int m_tap_channels = 0;
   nn::Conv2d m_stem_conv{nullptr}, m_head_conv{nullptr};
   nn::BatchNorm2d m_stem_bn{nullptr}, m_head_bn{nullptr};

@@ -330,11 +330,15 @@ Network folded_copy(NetworkImpl& net, const std::string& architecture, int input
                     const nlohmann::json& params, const c10::Device& device) {
   Network copy = build_network(architecture, input_size, params);
   deserialize_module(*copy, serialize_module(net), architecture);
-  copy->eval();
-  copy->fuse_for_inference();
-  copy->to(device);
-  if (device.is_cpu()) to_channels_last(*copy);
+  prepare_for_inference(*copy, device);
   return copy;
+}
+
+void prepare_for_inference(NetworkImpl& net, const c10::Device& device) {
+  net.eval();
+  net.fuse_for_inference();
+  net.to(device);
+  if (device.is_cpu()) to_channels_last(net);
 }
 
 void to_channels_last(nn::Module& module) {

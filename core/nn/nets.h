@@ -67,6 +67,10 @@ std::int64_t count_parameters(torch::nn::Module& module);
 double forward_gflops(const std::string& architecture, int input_size,
                       const nlohmann::json& params = nlohmann::json::object());
 
+// Readies net for inference in place: eval mode, BN folded, on `device`,
+// channels-last on the CPU. The classifier and folded_copy() both use it.
+void prepare_for_inference(NetworkImpl& net, const c10::Device& device);
+
 // A copy of net for inference alone: the same weights, eval mode, BN folded,
 // on `device` and channels-last on the CPU, as cd-predict runs it. The frozen
 // feature pass embeds with it; net itself stays trainable and savable.
