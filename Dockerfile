@@ -31,10 +31,9 @@ COPY --from=build /out/ /
 RUN ldconfig \
  && useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin catdog \
  && mkdir -p /models
-# LibTorch is 7-10x slower here without these (see PERF-NOTES.md).
-ENV MALLOC_MMAP_THRESHOLD_=1073741824 \
-    MALLOC_TRIM_THRESHOLD_=1073741824 \
-    OMP_WAIT_POLICY=PASSIVE \
+# OpenMP threads must not spin while another process holds a core (PERF-NOTES.md);
+# the allocator settings are each tool's own (MemoryProfile in core/util/errors.h).
+ENV OMP_WAIT_POLICY=PASSIVE \
     CD_MODEL=/models/model.cdm \
     CD_PORT=8000 \
     CD_LOG_FORMAT=json
@@ -63,8 +62,6 @@ RUN apt-get update \
 FROM ${BASE} AS trainer
 COPY --from=build-trainer /out/ /
 RUN ldconfig && useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin catdog
-ENV MALLOC_MMAP_THRESHOLD_=1073741824 \
-    MALLOC_TRIM_THRESHOLD_=1073741824 \
-    OMP_WAIT_POLICY=PASSIVE
+ENV OMP_WAIT_POLICY=PASSIVE
 USER 10001
 ENTRYPOINT ["/usr/local/bin/cd-train"]

@@ -18,10 +18,8 @@ PIP_PACKAGES := "dvc>=3.50,<4" "mlflow>=2.10" kubernetes-validate
 # the Go module proxy can, so actionlint is built with `go install`.
 ACTIONLINT   := github.com/rhysd/actionlint/cmd/actionlint@v1.7.7
 
-# LibTorch runs 7-10x faster here when glibc keeps large buffers mapped, and
 # OpenMP threads must not spin while another process holds a core (PERF-NOTES).
-export MALLOC_MMAP_THRESHOLD_ ?= 1073741824
-export MALLOC_TRIM_THRESHOLD_ ?= 1073741824
+# glibc's allocator settings are each tool's own (util/errors.h, MemoryProfile).
 export OMP_WAIT_POLICY ?= PASSIVE
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 

@@ -1,6 +1,7 @@
 #include "domain/image.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <filesystem>
 #include <opencv2/core/utility.hpp>
@@ -165,8 +166,17 @@ void to_chw_floats(const cv::Mat& rgb, Normalization norm, float* dst) {
   }
 }
 
-void preprocess_into(std::string_view bytes, const PreprocessSpec& spec, float* dst) {
-  to_chw_floats(resize_by_policy(decode_rgb(bytes), spec.size, spec.resize), spec.norm, dst);
+void preprocess_into(std::string_view bytes, const PreprocessSpec& spec, float* dst,
+                     PreprocessTiming* timing) {
+  using clock = std::chrono::steady_clock;
+  auto t0 = clock::now();
+  cv::Mat rgb = decode_rgb(bytes);
+  auto t1 = clock::now();
+  to_chw_floats(resize_by_policy(rgb, spec.size, spec.resize), spec.norm, dst);
+  if (timing) {
+    timing->decode_s = std::chrono::duration<double>(t1 - t0).count();
+    timing->preprocess_s = std::chrono::duration<double>(clock::now() - t1).count();
+  }
 }
 
 void keep_opencv_single_threaded() { cv::setNumThreads(1); }

@@ -42,8 +42,16 @@ cv::Mat resize_by_policy(const cv::Mat& rgb, int size, ResizePolicy policy);
 // Pure C++, safe on loader threads while LibTorch's OpenMP pool runs the model.
 void to_chw_floats(const cv::Mat& rgb, Normalization norm, float* dst);
 
+// Where one image's preprocessing time went (cd-serve's per-stage metrics).
+struct PreprocessTiming {
+  double decode_s = 0;      // stage 1
+  double preprocess_s = 0;  // stages 2 and 3
+};
+
 // All three stages into dst (3 * spec.size^2 floats). Throws DataError.
-void preprocess_into(std::string_view bytes, const PreprocessSpec& spec, float* dst);
+// With timing, also reports the seconds spent decoding and after decoding.
+void preprocess_into(std::string_view bytes, const PreprocessSpec& spec, float* dst,
+                     PreprocessTiming* timing = nullptr);
 
 // OpenCV's own thread pool stays off: catdog parallelises over images.
 void keep_opencv_single_threaded();

@@ -10,9 +10,10 @@ at::Tensor to_tensor(const cv::Mat& rgb, Normalization norm) {
   return chw;
 }
 
-at::Tensor preprocess(std::string_view bytes, const PreprocessSpec& spec) {
+at::Tensor preprocess(std::string_view bytes, const PreprocessSpec& spec,
+                      PreprocessTiming* timing) {
   at::Tensor chw = at::empty({3, spec.size, spec.size}, at::kFloat);
-  preprocess_into(bytes, spec, chw.data_ptr<float>());
+  preprocess_into(bytes, spec, chw.data_ptr<float>(), timing);
   return chw;
 }
 

@@ -14,6 +14,7 @@ namespace cd {
 at::Tensor to_tensor(const cv::Mat& rgb, Normalization norm);
 
 // decode -> resize -> normalise: float [3,S,S]. Throws DataError.
-at::Tensor preprocess(std::string_view bytes, const PreprocessSpec& spec);
+at::Tensor preprocess(std::string_view bytes, const PreprocessSpec& spec,
+                      PreprocessTiming* timing = nullptr);
 
 }  // namespace cd

@@ -47,9 +47,21 @@ class DivergedError : public Error {
   using Error::Error;
 };
 
+// How a tool's process keeps memory (glibc malloc tunables, set at start).
+// k_batch (training, eval, prediction): large buffers stay mapped, since
+// page faults cost ~12 us per page here and returning LibTorch's buffers
+// every step made training 7-10x slower (PERF-NOTES.md).
+// k_service (cd-serve): the same for large buffers, but one malloc arena per
+// four cores instead of eight per core, and memory above 64 MiB of free heap
+// goes back to the system, so a burst of requests does not stay resident.
+// An environment variable the user sets (MALLOC_ARENA_MAX,
+// MALLOC_MMAP_THRESHOLD_, MALLOC_TRIM_THRESHOLD_) wins over the profile.
+enum class MemoryProfile { k_batch, k_service };
+
 // Runs a tool's body: catches every exception once, prints
 // "<tool>: error: <message>" to stderr and returns the documented exit code.
-// Also applies the process-wide settings every tool needs (allocator thresholds).
-int run_tool(const char* tool, int argc, char** argv, const std::function<int(int, char**)>& body);
+// Also applies the process-wide settings every tool needs (the memory profile).
+int run_tool(const char* tool, int argc, char** argv, const std::function<int(int, char**)>& body,
+             MemoryProfile profile = MemoryProfile::k_batch);
 
 }  // namespace cd

@@ -24,6 +24,10 @@ DARKNET = os.path.join(ROOT, "data", "pretrained", "darknet-tiny-imagenet")
 THREADS = int(os.environ.get("BENCH_THREADS", "2"))
 TUNED = {"MALLOC_MMAP_THRESHOLD_": "1073741824", "MALLOC_TRIM_THRESHOLD_": "1073741824", "OMP_WAIT_POLICY": "PASSIVE"}
 SHIPPED = {k: "" for k in TUNED}
+# Ours: each tool's own allocator profile (MemoryProfile in core/util/errors.h), no MALLOC_* override.
+OURS = {"MALLOC_MMAP_THRESHOLD_": "", "MALLOC_TRIM_THRESHOLD_": "", "MALLOC_ARENA_MAX": "", "OMP_WAIT_POLICY": "PASSIVE"}
+REPEATS = int(os.environ.get("BENCH_REPEATS", "3"))
+STAGES = ("queue", "decode", "preprocess", "forward", "respond")
 
 
 def env(extra):
@@ -38,14 +42,14 @@ def env(extra):
     return e
 
 
-def sh(args, extra=TUNED, **kw):
+def sh(args, extra=OURS, **kw):
     r = subprocess.run(args, env=env(extra), capture_output=True, text=True, **kw)
     if r.returncode not in (0, 3):
         raise RuntimeError(f"{args[0]} failed ({r.returncode}): {r.stderr[-2000:]}")
     return r
 
 
-def timed(args, extra=TUNED):
+def timed(args, extra=OURS):
     """Wall seconds and peak RSS (KB) of one run."""
     t0 = time.perf_counter()
     r = sh(["/usr/bin/time", "-f", "RSS=%M", *args], extra)
@@ -124,16 +128,16 @@ def bench_training(data, models):
 def bench_predict(model, images, repeats=7):
     one = os.path.join(images, "0000.jpg")
     out = {}
-    for side, args in (("ours", [f"{BIN}/cd-predict", "--model", model, one]),
-                       ("peer", [PY, f"{PEERS}/predict_peer.py", model, one])):
-        runs = [timed(args) for _ in range(repeats + 1)]
+    for side, args, extra in (("ours", [f"{BIN}/cd-predict", "--model", model, one], OURS),
+                              ("peer", [PY, f"{PEERS}/predict_peer.py", model, one], TUNED)):
+        runs = [timed(args, extra) for _ in range(repeats + 1)]
         out[side] = {"cold_s": runs[0][0], "warm_median_s": statistics.median(r[0] for r in runs[1:]),
                      "rss_kb": max(r[1] for r in runs)}
     log("batch prediction over 1000 images")
     labels = {}
-    for side, args in (("ours", [f"{BIN}/cd-predict", "--model", model, images]),
-                       ("peer", [PY, f"{PEERS}/predict_peer.py", model, images])):
-        runs = [timed(args) for _ in range(3)]
+    for side, args, extra in (("ours", [f"{BIN}/cd-predict", "--model", model, images], OURS),
+                              ("peer", [PY, f"{PEERS}/predict_peer.py", model, images], TUNED)):
+        runs = [timed(args, extra) for _ in range(3)]
         wall = statistics.median(r[0] for r in runs)
         out[side]["batch1000_images_per_s"] = 1000 / wall
         out[side]["batch1000_rss_kb"] = max(r[1] for r in runs)
@@ -172,17 +176,41 @@ def vm_hwm(pid):
         return int(re.search(r"VmHWM:\s+(\d+)", f.read()).group(1))
 
 
+def stage_totals(port):
+    """(sum seconds, count) per stage from cd-serve's catdog_stage_duration_seconds histogram."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
+        text = r.read().decode()
+    out = {}
+    for stage in STAGES:
+        total = re.search(rf'^catdog_stage_duration_seconds_sum{{stage="{stage}"}} (\S+)$', text, re.M)
+        count = re.search(rf'^catdog_stage_duration_seconds_count{{stage="{stage}"}} (\S+)$', text, re.M)
+        out[stage] = (float(total.group(1)) if total else 0.0, float(count.group(1)) if count else 0.0)
+    return out
+
+
+def summarise(runs):
+    """Median and spread (min, max) of each wrk figure over the repeats of one level."""
+    out = {"runs": runs, "non_2xx": sum(r["non_2xx"] for r in runs)}
+    for key in ("requests_per_s", "p50_ms", "p99_ms"):
+        values = [r[key] for r in runs]
+        out[key] = statistics.median(values)
+        out[key + "_spread"] = [min(values), max(values)]
+    return out
+
+
 def bench_serving(model, image, seconds=8):
+    """Each level REPEATS times against one running server: median and spread; for ours also the
+    mean time per image in each stage (from /metrics) over all repeats of the level."""
     out = {}
     port = 18900
     servers = {
-        "ours": [f"{BIN}/cd-serve", "--model", model, "--host", "127.0.0.1", "--port", str(port), "--log-level", "warn",
-                 "--threads", str(THREADS)],
-        "peer": [PY, "-m", "uvicorn", "serve_peer:app", "--host", "127.0.0.1", "--port", str(port + 1),
-                 "--log-level", "warning", "--app-dir", PEERS],
+        "ours": ([f"{BIN}/cd-serve", "--model", model, "--host", "127.0.0.1", "--port", str(port), "--log-level", "warn",
+                  "--threads", str(THREADS)], OURS),
+        "peer": ([PY, "-m", "uvicorn", "serve_peer:app", "--host", "127.0.0.1", "--port", str(port + 1),
+                  "--log-level", "warning", "--app-dir", PEERS], TUNED),
     }
-    for side, args in servers.items():
-        e = env(TUNED)
+    for side, (args, extra) in servers.items():
+        e = env(extra)
         e["CD_MODEL"] = model
         proc = subprocess.Popen(args, env=e, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         p = port if side == "ours" else port + 1
@@ -192,26 +220,47 @@ def bench_serving(model, image, seconds=8):
                 wait_http(f"http://127.0.0.1:{p}/ready")
             out[side] = {}
             for clients in (1, 16, 64):
-                log(f"serving {side}: {clients} clients")
-                r = subprocess.run(["wrk", "-t1", f"-c{clients}", f"-d{seconds}s", "--latency", "--timeout", "30s",
-                                    "-s", os.path.join(ROOT, "tests", "bench", "multipart.lua"),
-                                    f"http://127.0.0.1:{p}/predict"], env=dict(os.environ, BENCH_IMAGE=image),
-                                   capture_output=True, text=True, check=True)
-                out[side][str(clients)] = parse_wrk(r.stdout)
+                runs = []
+                before = stage_totals(p) if side == "ours" else None
+                for rep in range(REPEATS):
+                    log(f"serving {side}: {clients} clients, run {rep + 1} of {REPEATS}")
+                    r = subprocess.run(["wrk", "-t1", f"-c{clients}", f"-d{seconds}s", "--latency", "--timeout", "30s",
+                                        "-s", os.path.join(ROOT, "tests", "bench", "multipart.lua"),
+                                        f"http://127.0.0.1:{p}/predict"], env=dict(os.environ, BENCH_IMAGE=image),
+                                       capture_output=True, text=True, check=True)
+                    run = parse_wrk(r.stdout)
+                    run["wrk_errors"] = wrk_errors(r.stdout)
+                    runs.append(run)
+                level = summarise(runs)
+                level["wrk_errors"] = sum(r["wrk_errors"] for r in runs)
+                if side == "ours":
+                    time.sleep(0.5)  # the last responses' respond stage is recorded after their write
+                    after = stage_totals(p)
+                    level["stage_ms"] = {s: 1000 * (after[s][0] - before[s][0]) / max(1.0, after[s][1] - before[s][1])
+                                         for s in STAGES}
+                out[side][str(clients)] = level
             out[side]["peak_rss_kb"] = vm_hwm(proc.pid)
         finally:
             proc.terminate()
             proc.wait(timeout=60)
     out["ratio_rps_16"] = out["ours"]["16"]["requests_per_s"] / out["peer"]["16"]["requests_per_s"]
     out["ratio_p99_16"] = out["ours"]["16"]["p99_ms"] / out["peer"]["16"]["p99_ms"]
+    out["ratio_rss"] = out["ours"]["peak_rss_kb"] / out["peer"]["peak_rss_kb"]
     return out
+
+
+def wrk_errors(text):
+    """wrk's socket errors (connect, read, write, timeout), 0 when it printed none."""
+    m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
+    return sum(int(g) for g in m.groups()) if m else 0
 
 
 def markdown(res):
     lines = [f"# make bench — {res['date']}", "",
-             f"{res['cpu']}, {res['threads']} threads; data: {res['data']}. Ours ran with the allocator settings of",
-             "PERF-NOTES.md (MALLOC_MMAP/TRIM_THRESHOLD_ 1 GiB, OMP_WAIT_POLICY=PASSIVE); so did the peers unless",
-             "marked 'as shipped'. Peers: Debian's python3-torch 1.13 (the same LibTorch build), FastAPI, uvicorn.", "",
+             f"{res['cpu']}, {res['threads']} threads; data: {res['data']}. Ours ran with each tool's own allocator",
+             "profile (no MALLOC_* variables; OMP_WAIT_POLICY=PASSIVE). The peers ran with the settings of PERF-NOTES.md",
+             "(MALLOC_MMAP/TRIM_THRESHOLD_ 1 GiB, OMP_WAIT_POLICY=PASSIVE) unless marked 'as shipped'. Peers: Debian's",
+             "python3-torch 1.13 (the same LibTorch build), FastAPI, uvicorn.", "",
              "| measure | catdog | Python peer | ratio (ours/peer) |", "|---|---|---|---|"]
     for name, t in res["training"].items():
         p = t["peer"]
@@ -227,10 +276,29 @@ def markdown(res):
     sv = res["serving"]
     for c in ("1", "16", "64"):
         o, p = sv["ours"][c], sv["peer"][c]
-        lines.append(f"| serve {c} clients: req/s · p50 · p99 ms | {o['requests_per_s']:.1f} · {o['p50_ms']:.1f} · {o['p99_ms']:.1f} | "
+        lines.append(f"| serve {c} clients: req/s · p50 · p99 ms (median of {res['repeats']}) | {o['requests_per_s']:.1f} · {o['p50_ms']:.1f} · {o['p99_ms']:.1f} | "
                      f"{p['requests_per_s']:.1f} · {p['p50_ms']:.1f} · {p['p99_ms']:.1f} | {o['requests_per_s'] / p['requests_per_s']:.2f}× rps |")
-    lines.append(f"| serve peak RSS, MB | {sv['ours']['peak_rss_kb'] / 1024:.0f} | {sv['peer']['peak_rss_kb'] / 1024:.0f} | |")
+    lines.append(f"| serve peak RSS, MB | {sv['ours']['peak_rss_kb'] / 1024:.0f} | {sv['peer']['peak_rss_kb'] / 1024:.0f} | {sv['ratio_rss']:.2f} |")
     lines += ["", f"Predictions agree on {pr['label_agreement'] * 100:.1f}% of the 1000 images.", "",
+              f"## Serving: {res['repeats']} runs of 8 s per level, median (min–max)", "",
+              "Capacity ratio: cd-serve's req/s over cd-predict's images/s on 1000 images, same model, same run.", "",
+              "| clients | catdog req/s | p50 ms | p99 ms | peer req/s | peer p99 ms | capacity ratio | non-2xx (ours/peer) | wrk errors (ours/peer) |",
+              "|---|---|---|---|---|---|---|---|---|"]
+    span = lambda d, k: f"{d[k]:.1f} ({d[k + '_spread'][0]:.1f}–{d[k + '_spread'][1]:.1f})"
+    for c in ("1", "16", "64"):
+        o, p = sv["ours"][c], sv["peer"][c]
+        lines.append(f"| {c} | {span(o, 'requests_per_s')} | {span(o, 'p50_ms')} | {span(o, 'p99_ms')} | "
+                     f"{span(p, 'requests_per_s')} | {span(p, 'p99_ms')} | {res['capacity'][c]:.2f} | "
+                     f"{o['non_2xx']}/{p['non_2xx']} | {o['wrk_errors']}/{p['wrk_errors']} |")
+    lines += ["", f"p99 at 16 clients, ours/peer: {sv['ratio_p99_16']:.2f}. Peak RSS over the whole serving run, "
+              f"ours/peer: {sv['ratio_rss']:.2f}.", "",
+              "Where each image's time goes in cd-serve (ms, mean over the level; catdog_stage_duration_seconds). "
+              "forward is its batch's whole pass; queue includes waiting for admission:", "",
+              "| clients | " + " | ".join(STAGES) + " |", "|---" * (len(STAGES) + 1) + "|"]
+    for c in ("1", "16", "64"):
+        st = sv["ours"][c]["stage_ms"]
+        lines.append(f"| {c} | " + " | ".join(f"{st[s]:.2f}" for s in STAGES) + " |")
+    lines += ["",
               "## Compute floor", "", f"Matmul peak (2048², {res['floor']['threads']} threads, OpenBLAS as configured here): "
               f"{res['floor']['matmul_gflops_per_s']:.0f} GFLOP/s. PERF-NOTES.md measured ~440 GFLOP/s for an FMA loop on 2 cores "
               "and 370-409 for oneDNN 3x3 convs; OPENBLAS_CORETYPE=Haswell halves OpenBLAS here, which is why convolutions "
@@ -264,6 +332,9 @@ def main():
     res["predict"] = bench_predict(models["darknet"], images)
     log("serving")
     res["serving"] = bench_serving(models["darknet"], os.path.join(images, "0000.jpg"))
+    res["repeats"] = REPEATS
+    res["capacity"] = {c: res["serving"]["ours"][c]["requests_per_s"] / res["predict"]["ours"]["batch1000_images_per_s"]
+                       for c in ("1", "16", "64")}
     res["training"] = bench_training(data, models)
     res["total_s"] = time.time() - started
     with open(os.path.join(RESULTS, "latest.json"), "w") as f:

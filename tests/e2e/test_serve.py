@@ -3,6 +3,7 @@ concurrency, SIGTERM drain during a burst, reload under load, and promtool on /m
 import concurrent.futures as futures
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -140,18 +141,36 @@ class Routes(ServeBase):
         self.assertEqual(s, 413)
         err(s, b)
 
+    def metrics_after(self, line, timeout=5.0):
+        """/metrics once it shows line: a request is counted after its last byte is written,
+        which can be a moment after the client has read it."""
+        deadline = time.time() + timeout
+        while True:
+            status, hdrs, text = self.server.request("GET", "/metrics")
+            if line in text.decode() or time.time() > deadline:
+                return status, hdrs, text
+
     def test_metrics_pass_promtool(self):
         self.predict("cat.1.jpg")
         self.predict("dog.2.jpg")
-        status, hdrs, text = self.server.request("GET", "/metrics")
+        status, hdrs, text = self.metrics_after('catdog_stage_duration_seconds_count{stage="respond"} 2')
         self.assertEqual(status, 200)
         self.assertTrue(hdrs["Content-Type"].startswith("text/plain; version=0.0.4"))
         text = text.decode()
         for name in ("catdog_http_requests_total{", "catdog_http_request_duration_seconds_bucket",
                      "catdog_batch_size_bucket", "catdog_predictions_total{class=", "catdog_p_dog_bucket",
-                     "catdog_model_info{", "process_resident_memory_bytes", "process_cpu_seconds_total"):
+                     "catdog_model_info{", "process_resident_memory_bytes", "process_cpu_seconds_total",
+                     "catdog_inference_buffer_bytes ", "catdog_inference_buffer_idle_bytes "):
             self.assertIn(name, text)
         self.assertIn('catdog_http_requests_total{route="/predict",code="200"} 2', text)
+        # Where each prediction's time went: one observation per image and stage.
+        for stage in ("decode", "preprocess", "queue", "forward", "respond"):
+            self.assertIn(f'catdog_stage_duration_seconds_count{{stage="{stage}"}} 2', text)
+            total = re.search(rf'^catdog_stage_duration_seconds_sum{{stage="{stage}"}} (\S+)$', text, re.M)
+            self.assertIsNotNone(total, stage)
+            self.assertGreaterEqual(float(total.group(1)), 0.0)
+        forward = float(re.search(r'^catdog_stage_duration_seconds_sum{stage="forward"} (\S+)$', text, re.M).group(1))
+        self.assertGreater(forward, 0.0)
         promtool = shutil.which("promtool")
         if not promtool:
             self.skipTest("promtool not installed (Debian package prometheus)")
@@ -166,6 +185,13 @@ class Routes(ServeBase):
         self.assertIn("route=/predict", lines[0])
         self.assertIn("status=200", lines[0])
         self.assertIn("latency_ms=", lines[0])
+        for field in ("decode_ms=", "preprocess_ms=", "queue_ms=", "forward_ms=", "respond_ms=", "batch=1",
+                      "images=1"):
+            self.assertIn(field, lines[0])
+        forward = float(re.search(r"forward_ms=([\d.]+)", lines[0]).group(1))
+        latency = float(re.search(r"latency_ms=([\d.]+)", lines[0]).group(1))
+        self.assertGreater(forward, 0.0)
+        self.assertLessEqual(forward, latency)
 
     def test_concurrent_clients_get_correct_answers(self):
         names = sorted(EXPECTED)

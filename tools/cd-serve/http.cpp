@@ -29,10 +29,23 @@ Request convert(const httplib::Request& in) {
   return r;
 }
 
-void apply(const Response& from, httplib::Response& to) {
+// The `sent` callback of the response this thread is writing. httplib calls
+// its logger on the same thread right after the write; a callback left over
+// (a write that never reached the logger) runs before the next one is kept.
+thread_local std::function<void()> t_sent;
+
+void run_sent() {
+  auto sent = std::move(t_sent);
+  t_sent = nullptr;
+  if (sent) sent();
+}
+
+void apply(Response from, httplib::Response& to) {
   to.status = from.status;
   for (const auto& [k, v] : from.headers) to.set_header(k, v);
   to.set_content(from.body, from.content_type);
+  run_sent();
+  t_sent = std::move(from.sent);
 }
 
 }  // namespace
@@ -94,6 +107,7 @@ void Server::handle(Handler dispatcher, ErrorHandler on_error) {
       [on_error](const httplib::Request& req, httplib::Response& res, std::exception_ptr) {
         apply(on_error(500, convert(req)), res);
       });
+  s.set_logger([](const httplib::Request&, const httplib::Response&) { run_sent(); });
 }
 
 // Debian's cpp-httplib is compiled with a listen backlog of 5: a burst of new

@@ -27,6 +27,9 @@ struct Response {
   std::string content_type = "application/json";
   std::string body;
   std::vector<std::pair<std::string, std::string>> headers;
+  // Run by the server once the response has been written to the socket (or
+  // the write failed): where a request's log line and metrics are recorded.
+  std::function<void()> sent;
 };
 
 using Handler = std::function<Response(const Request&)>;

@@ -24,7 +24,8 @@ int serve_main(int argc, char** argv) {
                "api-key-file");
   c.add_int("http_threads", p.http_threads, "HTTP worker threads (decode and preprocess)", 1, 1024,
             "http-threads");
-  c.add_int("max_batch", p.max_batch, "largest dynamic batch", 1, 512, "max-batch");
+  c.add_int("max_batch", p.max_batch, "largest dynamic batch; 0: twice the compute threads", 0, 512,
+            "max-batch");
   c.add_double("max_delay_ms", p.max_delay_ms, "longest wait to fill a batch after its first image",
                0.0, 1000.0, "max-delay-ms");
   c.add_int("queue_capacity", p.queue_capacity, "images that may wait for inference before 503", 1,
@@ -46,4 +47,6 @@ int serve_main(int argc, char** argv) {
 
 }  // namespace
 
-int main(int argc, char** argv) { return cd::run_tool("cd-serve", argc, argv, serve_main); }
+int main(int argc, char** argv) {
+  return cd::run_tool("cd-serve", argc, argv, serve_main, cd::MemoryProfile::k_service);
+}

@@ -18,7 +18,7 @@ struct ServeParams {
   std::string api_key;       // also CD_API_KEY
   std::string api_key_file;  // first line is the key
   int http_threads = 32;
-  int max_batch = 16;
+  int max_batch = 0;  // 0: resolve_max_batch() picks it from the core count
   double max_delay_ms = 5.0;
   int queue_capacity = 256;
   double max_body_mb = 10.0;

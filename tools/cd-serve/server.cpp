@@ -10,9 +10,11 @@
 
 #include <spdlog/spdlog.h>
 
+#include "cd-serve/buffer_cache.h"
 #include "cd-serve/http.h"
 #include "cd-serve/serve.h"
 #include "cd-serve/service.h"
+#include "domain/image.h"
 #include "util/errors.h"
 
 namespace cd {
@@ -48,6 +50,10 @@ void block_serve_signals() {
 
 int run_serve(const ServeParams& params) {
   block_serve_signals();  // again, for callers other than cd-serve's main
+  // Requests are the parallelism: OpenCV's own pool inside each HTTP thread's
+  // resize only adds threads that fight LibTorch's for the cores.
+  keep_opencv_single_threaded();
+  serve::install_buffer_cache(std::size_t{128} << 20);
 
   serve::Service service(params);
   http::ServerOptions options;
@@ -61,7 +67,7 @@ int run_serve(const ServeParams& params) {
       [&](int status, const http::Request& r) { return service.on_http_error(status, r); });
   int port = server.bind();
   spdlog::info("listening on http://{}:{} (model {}, {} HTTP threads, batch <= {}, delay <= {} ms)",
-               params.host, port, params.model, params.http_threads, params.max_batch,
+               params.host, port, params.model, params.http_threads, service.params().max_batch,
                params.max_delay_ms);
 
   std::thread loader([&] {

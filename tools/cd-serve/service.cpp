@@ -1,15 +1,19 @@
 #include "cd-serve/service.h"
 
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <malloc.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <fstream>
 #include <limits>
 
 #include <spdlog/spdlog.h>
 
+#include "cd-serve/buffer_cache.h"
 #include "cd-serve/pages.h"
 #include "domain/labels.h"
 #include "domain/model_file.h"
@@ -58,8 +62,20 @@ double p_dog_reference(const ModelMeta& meta) {
 
 const std::vector<double> k_latency_buckets{0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
                                             0.5,   1,    2.5,   5,    10};
+const std::vector<double> k_stage_buckets{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+                                          0.05,   0.1,   0.25,   0.5,   1,    2.5};
+
+double seconds(std::chrono::steady_clock::duration d) {
+  return std::chrono::duration<double>(d).count();
+}
+
+double ms3(double s) { return std::round(s * 1e6) / 1000; }  // milliseconds, 3 decimals
 
 }  // namespace
+
+int resolve_max_batch(int requested) {
+  return requested > 0 ? requested : std::clamp(2 * at::get_num_threads(), 2, 32);
+}
 
 http::Response json_error(int status, const std::string& message, const std::string& type) {
   json body{{"error", {{"code", status}, {"message", message}, {"type", type}}}};
@@ -68,9 +84,10 @@ http::Response json_error(int status, const std::string& message, const std::str
 
 Service::Service(const ServeParams& params)
     : m_params(params),
-      m_batcher(
-          {params.max_batch, params.max_delay_ms, static_cast<std::size_t>(params.queue_capacity)},
-          [this](int n) { m_metrics.observe("catdog_batch_size", {}, n); }) {
+      m_batcher({resolve_max_batch(params.max_batch), params.max_delay_ms,
+                 static_cast<std::size_t>(params.queue_capacity)},
+                [this](int n) { m_metrics.observe("catdog_batch_size", {}, n); }) {
+  m_params.max_batch = resolve_max_batch(params.max_batch);
   m_api_key = params.api_key;
   if (!params.api_key_file.empty()) {
     std::string text = read_file(params.api_key_file);
@@ -84,6 +101,11 @@ Service::Service(const ServeParams& params)
                       k_latency_buckets);
   m_metrics.histogram("catdog_batch_size", "Images per forward pass of the inference worker.",
                       {1, 2, 4, 8, 16, 32, 64});
+  m_metrics.histogram("catdog_stage_duration_seconds",
+                      "Time per image in each stage of a prediction: decode, preprocess "
+                      "(resize and normalise), queue (waiting for the inference worker), forward "
+                      "(its batch's forward pass) and respond (answer to last byte written).",
+                      k_stage_buckets);
   m_metrics.counter("catdog_predictions_total", "Predictions by predicted class.");
   m_metrics.histogram("catdog_p_dog", "Distribution of P(dog), to watch for drift.",
                       {0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9});
@@ -98,6 +120,12 @@ Service::Service(const ServeParams& params)
                      [this] { return static_cast<double>(m_batcher.depth()); });
   m_metrics.gauge_fn("process_resident_memory_bytes", "Resident memory size in bytes.",
                      resident_bytes);
+  m_metrics.gauge_fn("catdog_inference_buffer_bytes",
+                     "Memory mapped for large LibTorch buffers (activations), in use or idle.",
+                     [] { return static_cast<double>(buffer_cache_stats().mapped_bytes); });
+  m_metrics.gauge_fn("catdog_inference_buffer_idle_bytes",
+                     "Of catdog_inference_buffer_bytes, the buffers kept idle for reuse.",
+                     [] { return static_cast<double>(buffer_cache_stats().idle_bytes); });
   m_metrics.gauge_fn("process_cpu_seconds_total",
                      "Total user and system CPU time spent in seconds.", cpu_seconds, "counter");
   m_metrics.gauge_fn("process_start_time_seconds",
@@ -138,6 +166,8 @@ bool Service::load_model() {
     m_metrics.set("catdog_model_p_dog_reference", {}, p_dog_reference(loaded->model->meta()));
     m_metrics.inc("catdog_model_reloads_total", {{"result", "success"}});
     m_ready = true;
+    old.reset();
+    malloc_trim(0);  // the file's bytes, the unfolded weights and the warm-up's buffers
     spdlog::info("model {} loaded (version {}, {}) and warmed up in {:.0f} ms", m_params.model,
                  loaded->version, loaded->model->meta().architecture, since_ms(t0));
     return true;
@@ -176,30 +206,47 @@ http::Response Service::dispatch(const http::Request& req) {
                         static_cast<std::uint64_t>(++m_request_seq)))
              .substr(0, 16);
   std::string label = "other";
+  Stages stages;
   http::Response res;
   try {
-    res = route(req, label);
+    res = route(req, label, stages);
   } catch (const std::exception& e) {
     spdlog::error("request {} {} {} failed: {}", id, req.method, req.path, e.what());
     res = json_error(500, "internal error; see the server log for request " + id, "server_error");
   }
   res.headers.emplace_back("X-Request-Id", id);
-  double ms = since_ms(t0);
-  m_metrics.inc("catdog_http_requests_total",
-                {{"route", label}, {"code", std::to_string(res.status)}});
-  m_metrics.observe("catdog_http_request_duration_seconds", {{"route", label}}, ms / 1000);
-  log::event("request", {{"request_id", id},
-                         {"method", req.method},
-                         {"route", label},
-                         {"path", req.path},
-                         {"status", res.status},
-                         {"latency_ms", std::round(ms * 1000) / 1000},
-                         {"bytes_in", req.body.size()},
-                         {"remote", req.remote_addr}});
+  json fields{{"request_id", id},
+              {"method", req.method},
+              {"route", label},
+              {"path", req.path},
+              {"status", res.status},
+              {"latency_ms", 0.0},
+              {"bytes_in", req.body.size()},
+              {"remote", req.remote_addr}};
+  res.sent = [this, t0, fields = std::move(fields), stages]() mutable {
+    auto now = std::chrono::steady_clock::now();
+    std::string route = fields["route"], code = std::to_string(fields["status"].get<int>());
+    m_metrics.inc("catdog_http_requests_total", {{"route", route}, {"code", code}});
+    m_metrics.observe("catdog_http_request_duration_seconds", {{"route", route}},
+                      seconds(now - t0));
+    fields["latency_ms"] = ms3(seconds(now - t0));
+    if (stages.images > 0) {
+      double respond = seconds(now - stages.answered);
+      m_metrics.observe("catdog_stage_duration_seconds", {{"stage", "respond"}}, respond);
+      fields["images"] = stages.images;
+      fields["batch"] = stages.batch;
+      fields["decode_ms"] = ms3(stages.decode);
+      fields["preprocess_ms"] = ms3(stages.preprocess);
+      fields["queue_ms"] = ms3(stages.queue);
+      fields["forward_ms"] = ms3(stages.forward);
+      fields["respond_ms"] = ms3(respond);
+    }
+    log::event("request", fields);
+  };
   return res;
 }
 
-http::Response Service::route(const http::Request& req, std::string& label) {
+http::Response Service::route(const http::Request& req, std::string& label, Stages& stages) {
   struct Route {
     const char* path;
     const char* method;
@@ -238,8 +285,8 @@ http::Response Service::route(const http::Request& req, std::string& label) {
   if (label == "/docs") return {200, "text/html; charset=utf-8", docs_html()};
   if (label == "/openapi.json") return {200, "application/json", openapi_json()};
   if (label == "/model") return model_info();
-  if (label == "/predict") return predict(req);
-  return predict_batch(req);
+  if (label == "/predict") return predict(req, stages);
+  return predict_batch(req, stages);
 }
 
 http::Response Service::health() {
@@ -270,32 +317,62 @@ http::Response Service::model_info() {
   return {200, "application/json", body.dump()};
 }
 
-bool Service::submit(const std::string& bytes, Pending& pending, http::Response& error) {
+bool Service::submit(const std::string& bytes, Pending& pending, Stages& stages,
+                     http::Response& error) {
   pending.start = std::chrono::steady_clock::now();
   pending.model = current();
   if (!m_ready || !pending.model || m_draining) {
     error = json_error(503, m_draining ? "shutting down" : "model not loaded yet", "unavailable");
     return false;
   }
-  at::Tensor image;
-  try {
-    image = preprocess(bytes, pending.model->model->meta().preprocess);
-  } catch (const DataError& e) {
-    error = json_error(400, std::string("not an image: ") + e.what(), "invalid_image");
-    return false;
-  }
-  pending.result = m_batcher.submit(pending.model->model, image);
-  if (!pending.result.valid()) {
+  auto overloaded = [&error] {
     error =
         json_error(503, "server is overloaded (inference queue full); retry shortly", "overloaded");
     error.headers.emplace_back("Retry-After", "1");
     return false;
+  };
+  // Admitted before decoding (so a refusal costs no decode), and counted as
+  // on its way while it decodes, so the worker can wait for it.
+  if (!m_batcher.admit()) return overloaded();
+  pending.admitted = std::chrono::steady_clock::now();
+  struct Admission {
+    Batcher& batcher;
+    bool pending = true;
+    ~Admission() {
+      if (pending) batcher.withdraw();
+    }
+  } admission{m_batcher};
+  at::Tensor image;
+  PreprocessTiming timing;
+  try {
+    image = preprocess(bytes, pending.model->model->meta().preprocess, &timing);
+  } catch (const DataError& e) {
+    error = json_error(400, std::string("not an image: ") + e.what(), "invalid_image");
+    return false;
   }
+  m_metrics.observe("catdog_stage_duration_seconds", {{"stage", "decode"}}, timing.decode_s);
+  m_metrics.observe("catdog_stage_duration_seconds", {{"stage", "preprocess"}},
+                    timing.preprocess_s);
+  stages.decode += timing.decode_s;
+  stages.preprocess += timing.preprocess_s;
+  admission.pending = false;
+  pending.result = m_batcher.submit(pending.model->model, std::move(image), true);
+  if (!pending.result.valid()) return overloaded();
   return true;
 }
 
-json Service::finish(Pending& pending) {
-  double p = pending.result.get();
+json Service::finish(Pending& pending, Stages& stages) {
+  Inference answer = pending.result.get();
+  double p = answer.p_dog;
+  // Queue: waiting for admission, then for the worker.
+  double queue = seconds(pending.admitted - pending.start) + answer.queue_s;
+  m_metrics.observe("catdog_stage_duration_seconds", {{"stage", "queue"}}, queue);
+  m_metrics.observe("catdog_stage_duration_seconds", {{"stage", "forward"}}, answer.forward_s);
+  stages.queue = std::max(stages.queue, queue);
+  stages.forward = std::max(stages.forward, answer.forward_s);
+  stages.batch = std::max(stages.batch, answer.batch);
+  ++stages.images;
+  stages.answered = std::max(stages.answered, answer.answered);
   Decision d = decide(p, pending.model->model->meta().threshold);
   double ms = since_ms(pending.start);
   m_metrics.inc("catdog_predictions_total", {{"class", d.name()}});
@@ -310,7 +387,7 @@ json Service::finish(Pending& pending) {
           {"model_version", pending.model->version}};
 }
 
-http::Response Service::predict(const http::Request& req) {
+http::Response Service::predict(const http::Request& req, Stages& stages) {
   std::string bytes;
   std::string type = to_lower(req.content_type);
   if (req.multipart) {
@@ -333,11 +410,11 @@ http::Response Service::predict(const http::Request& req) {
   }
   Pending pending;
   http::Response error;
-  if (!submit(bytes, pending, error)) return error;
-  return {200, "application/json", finish(pending).dump()};
+  if (!submit(bytes, pending, stages, error)) return error;
+  return {200, "application/json", finish(pending, stages).dump()};
 }
 
-http::Response Service::predict_batch(const http::Request& req) {
+http::Response Service::predict_batch(const http::Request& req, Stages& stages) {
   if (!req.multipart)
     return json_error(415, "send multipart/form-data with one part per image",
                       "unsupported_media_type");
@@ -356,14 +433,14 @@ http::Response Service::predict_batch(const http::Request& req) {
     if (!part_type.empty() && !starts_with(part_type, "image/") &&
         part_type != "application/octet-stream")
       error = json_error(400, "not an image: the upload is " + part.content_type, "invalid_image");
-    else if (submit(part.data, pending[i], error))
+    else if (submit(part.data, pending[i], stages, error))
       continue;
     if (error.status == 503 && !m_ready) return error;
     items[i] = json::parse(error.body);
   }
   json predictions = json::array();
   for (std::size_t i = 0; i < req.parts.size(); ++i) {
-    if (pending[i].result.valid()) items[i] = finish(pending[i]);
+    if (pending[i].result.valid()) items[i] = finish(pending[i], stages);
     items[i]["filename"] = req.parts[i].filename;
     predictions.push_back(items[i]);
   }
