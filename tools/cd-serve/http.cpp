@@ -66,7 +66,10 @@ Server::Server(ServerOptions options) : m_impl(std::make_unique<Impl>()) {
   int threads = std::max(1, m_impl->options.threads);
   s.new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<size_t>(threads)); };
   s.set_payload_max_length(m_impl->options.max_body_bytes);
-  s.set_keep_alive_max_count(1000);
+  // A thread serves one connection at a time, for its whole keep-alive life:
+  // connections beyond the thread count wait for one to close. 100 requests
+  // per connection keeps them taking turns rather than starving.
+  s.set_keep_alive_max_count(100);
   s.set_keep_alive_timeout(2);
   // httplib writes headers and body in separate sends; without TCP_NODELAY, Nagle plus the
   // client's delayed ACK adds ~40 ms to every response on a keep-alive connection.

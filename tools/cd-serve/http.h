@@ -39,7 +39,7 @@ using ErrorHandler = std::function<Response(int status, const Request&)>;
 struct ServerOptions {
   std::string host = "0.0.0.0";
   int port = 8000;  // 0: any free port
-  int threads = 32;
+  int threads = 128;
   std::size_t max_body_bytes = 10 << 20;
 };
 

@@ -22,7 +22,8 @@ int serve_main(int argc, char** argv) {
                "api-key");
   c.add_string("api_key_file", p.api_key_file, "read the API key from this file's first line",
                "api-key-file");
-  c.add_int("http_threads", p.http_threads, "HTTP worker threads (decode and preprocess)", 1, 1024,
+  c.add_int("http_threads", p.http_threads,
+            "HTTP worker threads, one per open connection (decode and preprocess)", 1, 1024,
             "http-threads");
   c.add_int("max_batch", p.max_batch, "largest dynamic batch; 0: twice the compute threads", 0, 512,
             "max-batch");

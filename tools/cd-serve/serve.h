@@ -17,8 +17,8 @@ struct ServeParams {
   int port = 8000;
   std::string api_key;       // also CD_API_KEY
   std::string api_key_file;  // first line is the key
-  int http_threads = 32;
-  int max_batch = 0;  // 0: resolve_max_batch() picks it from the core count
+  int http_threads = 128;    // one per open connection (httplib); admission bounds the work
+  int max_batch = 0;         // 0: resolve_max_batch() picks it from the core count
   double max_delay_ms = 5.0;
   int queue_capacity = 256;
   double max_body_mb = 10.0;

@@ -225,9 +225,9 @@ http::Response Service::dispatch(const http::Request& req) {
               {"remote", req.remote_addr}};
   res.sent = [this, t0, fields = std::move(fields), stages]() mutable {
     auto now = std::chrono::steady_clock::now();
-    std::string route = fields["route"], code = std::to_string(fields["status"].get<int>());
-    m_metrics.inc("catdog_http_requests_total", {{"route", route}, {"code", code}});
-    m_metrics.observe("catdog_http_request_duration_seconds", {{"route", route}},
+    std::string route_label = fields["route"], code = std::to_string(fields["status"].get<int>());
+    m_metrics.inc("catdog_http_requests_total", {{"route", route_label}, {"code", code}});
+    m_metrics.observe("catdog_http_request_duration_seconds", {{"route", route_label}},
                       seconds(now - t0));
     fields["latency_ms"] = ms3(seconds(now - t0));
     if (stages.images > 0) {
