@@ -63,6 +63,7 @@ TEST_CASE("small buffers bypass the cache; idle buffers stay under the limit", "
 
 TEST_CASE("the buffer cache serves threads that allocate and free at once", "[buffer_cache]") {
   cd::serve::install_buffer_cache(k_idle_limit);
+  auto before = buffer_cache_stats();
   std::vector<std::thread> threads;
   std::vector<double> sums(4, 0.0);
   for (int t = 0; t < 4; ++t)
@@ -75,4 +76,7 @@ TEST_CASE("the buffer cache serves threads that allocate and free at once", "[bu
     });
   for (auto& th : threads) th.join();
   for (int t = 0; t < 4; ++t) CHECK(sums[t] == Approx(50.0 * t));
+  auto after = buffer_cache_stats();
+  CHECK(after.reused + after.mapped == before.reused + before.mapped + 200);  // all through it
+  CHECK(after.reused > before.reused);
 }

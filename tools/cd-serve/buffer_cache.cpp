@@ -21,10 +21,17 @@ class BufferCache final : public c10::Allocator {
  public:
   explicit BufferCache(std::size_t idle_limit) : m_idle_limit(idle_limit) {}
 
+  // Small buffers are malloc's and free themselves without the cache's lock.
   c10::DataPtr allocate(std::size_t n) const override {
-    void* p = n < k_cached_buffer_min ? c10::alloc_cpu(n) : take(n);
-    return {p, p, &release, c10::Device(c10::DeviceType::CPU)};
+    const c10::Device cpu(c10::DeviceType::CPU);
+    if (n < k_cached_buffer_min) {
+      void* p = c10::alloc_cpu(n);
+      return {p, p, &c10::free_cpu, cpu};
+    }
+    void* p = take(n);
+    return {p, p, &release, cpu};
   }
+  // raw_allocate() keeps one deleter for both kinds; release() tells them apart.
   c10::DeleterFnPtr raw_deleter() const override { return &release; }
 
   BufferCacheStats stats() const {

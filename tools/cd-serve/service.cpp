@@ -77,17 +77,25 @@ int resolve_max_batch(int requested) {
   return requested > 0 ? requested : std::clamp(2 * at::get_num_threads(), 2, 32);
 }
 
+namespace {
+
+ServeParams resolved(ServeParams p) {
+  p.max_batch = resolve_max_batch(p.max_batch);
+  return p;
+}
+
+}  // namespace
+
 http::Response json_error(int status, const std::string& message, const std::string& type) {
   json body{{"error", {{"code", status}, {"message", message}, {"type", type}}}};
   return {status, "application/json", body.dump()};
 }
 
 Service::Service(const ServeParams& params)
-    : m_params(params),
-      m_batcher({resolve_max_batch(params.max_batch), params.max_delay_ms,
-                 static_cast<std::size_t>(params.queue_capacity)},
+    : m_params(resolved(params)),
+      m_batcher({m_params.max_batch, m_params.max_delay_ms,
+                 static_cast<std::size_t>(m_params.queue_capacity)},
                 [this](int n) { m_metrics.observe("catdog_batch_size", {}, n); }) {
-  m_params.max_batch = resolve_max_batch(params.max_batch);
   m_api_key = params.api_key;
   if (!params.api_key_file.empty()) {
     std::string text = read_file(params.api_key_file);
