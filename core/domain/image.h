@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -28,10 +29,23 @@ std::string to_string(Normalization norm);
 ResizePolicy parse_resize_policy(const std::string& name);  // UsageError
 Normalization parse_normalization(const std::string& name);
 
+// An image's format and size as its header states them, read without
+// decoding: JPEG (SOF marker), PNG (IHDR), BMP (DIB header), WebP (VP8, VP8L
+// or VP8X). nullopt for anything else, or a header too short to say.
+struct ImageHeader {
+  std::string format;
+  std::uint32_t width = 0, height = 0;
+};
+std::optional<ImageHeader> read_image_header(std::string_view bytes);
+
 // Stage 1: decodes JPEG/PNG/BMP/WebP bytes (grayscale, CMYK, alpha and
 // 16-bit inputs included) into 8-bit RGB. Throws DataError with the reason:
-// empty, truncated, not an image.
+// empty, truncated, not an image; BudgetError when the header declares more
+// pixels than input_budget() allows (checked before any pixel is decoded).
 cv::Mat decode_rgb(std::string_view bytes);
+// An image file's bytes, within input_budget()'s bytes per file; a FIFO or
+// device is refused. Throws DataError (BudgetError when over) naming the path.
+std::string read_image_bytes(const std::string& path);
 // Reads a file and decodes it; errors name the path.
 cv::Mat read_rgb(const std::string& path);
 

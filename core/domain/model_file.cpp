@@ -1,10 +1,12 @@
 #include "domain/model_file.h"
 
+#include <cmath>
 #include <cstring>
 #include <ctime>
 
 #include "util/atomic_file.h"
 #include "util/errors.h"
+#include "util/hash.h"
 
 namespace cd {
 
@@ -71,6 +73,17 @@ ModelMeta meta_from_json(const nlohmann::json& j, const std::string& origin) {
                      " is out of range");
   if (!(m.threshold > 0.0 && m.threshold < 1.0))
     throw ModelError(origin + ": threshold must be in (0, 1)");
+  // Numbers the network is built from: a batch-norm epsilon must be a small
+  // positive number and a leaky slope a fraction, or the outputs are garbage.
+  auto in_range = [&](const char* key, double lo, double hi, bool open_lo) {
+    auto it = m.arch_params.find(key);
+    if (it == m.arch_params.end()) return;
+    double v = it->is_number() ? it->get<double>() : std::nan("");
+    if (!(open_lo ? v > lo : v >= lo) || !(v < hi))
+      throw ModelError(origin + ": arch_params." + key + " is out of range; the file is corrupt");
+  };
+  in_range("bn_eps", 0.0, 1.0, true);
+  in_range("leaky", 0.0, 1.0, false);
   return m;
 }
 
@@ -83,15 +96,16 @@ std::string pack_file(const FileParts& parts) {
   out += meta;
   put_u64(out, parts.payload.size());
   out += parts.payload;
+  put_u64(out, fnv1a64(out));
   return out;
 }
 
 FileParts unpack_file(const std::string& bytes, const std::string& origin) {
   if (bytes.size() < sizeof k_magic || std::memcmp(bytes.data(), k_magic, sizeof k_magic) != 0)
     throw ModelError(origin + ": not a catdog model file (bad magic); was it written by cd-train?");
-  std::size_t pos = sizeof k_magic;
+  std::size_t pos = sizeof k_magic, end = bytes.size();
   auto need = [&](std::size_t n) {
-    if (bytes.size() - pos < n)
+    if (end - pos < n)
       throw ModelError(origin + ": file is truncated (" + std::to_string(bytes.size()) +
                        " bytes); re-copy or retrain it");
   };
@@ -105,23 +119,42 @@ FileParts unpack_file(const std::string& bytes, const std::string& origin) {
                      std::to_string(k_model_format_version) + "); upgrade catdog");
   if (kind != 1 && kind != 2)
     throw ModelError(origin + ": unknown file kind " + std::to_string(kind));
-  FileParts parts;
-  parts.kind = static_cast<FileKind>(kind);
+  if (version >= 2) {  // the checksum ends the file
+    need(8);
+    end -= 8;
+  }
+  // The layout first (lengths only), then the checksum, and only then is
+  // any of the content believed.
   need(8);
   std::uint64_t meta_len = get_le(bytes, pos, 8);
-  pos += 8;
+  std::size_t meta_at = pos + 8;
+  pos = meta_at;
   need(meta_len);
-  try {
-    parts.meta = nlohmann::json::parse(bytes.substr(pos, meta_len));
-  } catch (const std::exception&) {
-    throw ModelError(origin + ": metadata block is not valid JSON; the file is corrupt");
-  }
   pos += meta_len;
   need(8);
   std::uint64_t payload_len = get_le(bytes, pos, 8);
-  pos += 8;
+  std::size_t payload_at = pos + 8;
+  pos = payload_at;
   need(payload_len);
-  parts.payload = bytes.substr(pos, payload_len);
+  pos += payload_len;
+  if (pos != end)
+    throw ModelError(origin + ": " + std::to_string(end - pos) +
+                     " unexpected bytes after the weights; the file is corrupt");
+  if (version >= 2) {
+    std::uint64_t stored = get_le(bytes, end, 8);
+    std::uint64_t computed = fnv1a64(std::string_view(bytes.data(), end));
+    if (stored != computed)
+      throw ModelError(origin + ": checksum mismatch (stored " + hex64(stored) + ", contents " +
+                       hex64(computed) + "): the file is corrupt; re-copy or retrain it");
+  }
+  FileParts parts;
+  parts.kind = static_cast<FileKind>(kind);
+  try {
+    parts.meta = nlohmann::json::parse(bytes.substr(meta_at, meta_len));
+  } catch (const std::exception&) {
+    throw ModelError(origin + ": metadata block is not valid JSON; the file is corrupt");
+  }
+  parts.payload = bytes.substr(payload_at, payload_len);
   return parts;
 }
 

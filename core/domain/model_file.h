@@ -13,7 +13,9 @@
 
 namespace cd {
 
-constexpr std::uint32_t k_model_format_version = 1;
+// 2 adds a checksum (FNV-1a 64 of every byte before it) after the weights;
+// version 1 files, without it, still load.
+constexpr std::uint32_t k_model_format_version = 2;
 
 enum class FileKind : std::uint32_t { k_model = 1, k_checkpoint = 2 };
 
@@ -42,7 +44,8 @@ struct FileParts {
 };
 
 std::string pack_file(const FileParts& parts);
-// Throws ModelError naming the path: missing, foreign, truncated, newer format.
+// Throws ModelError naming the path: missing, foreign, truncated, newer
+// format, trailing bytes, or a checksum that does not match the contents.
 FileParts unpack_file(const std::string& bytes, const std::string& origin);
 FileParts read_parts(const std::string& path, FileKind expected);
 

@@ -3,6 +3,8 @@
 #include <ATen/ATen.h>
 #include <torch/nn/module.h>
 
+#include <cmath>
+
 #include "nn/nets.h"
 #include "nn/weights.h"
 #include "util/errors.h"
@@ -33,7 +35,13 @@ class TorchClassifier : public Classifier {
       p = at::sigmoid(m_net->forward(x).view({-1}).to(at::kFloat));
     }
     p = p.to(at::kCPU).contiguous();
-    return std::vector<float>(p.data_ptr<float>(), p.data_ptr<float>() + p.numel());
+    std::vector<float> out(p.data_ptr<float>(), p.data_ptr<float>() + p.numel());
+    for (float v : out)
+      if (!std::isfinite(v))
+        throw ModelError(
+            "the model produced a non-finite probability; its weights or metadata "
+            "are corrupt, so no answer is given (retrain or re-copy the file)");
+    return out;
   }
 
  private:
@@ -65,6 +73,15 @@ std::unique_ptr<Classifier> load_classifier(const std::string& path, DeviceChoic
     throw ModelError(path + ": " + e.what());
   }
   deserialize_module(*net, parts.payload, path);
+  // A NaN or Inf anywhere in the weights makes every answer meaningless.
+  for (const auto& item : net->named_parameters(true))
+    if (!at::isfinite(item.value()).all().item<bool>())
+      throw ModelError(path + ": weight '" + item.key() +
+                       "' holds NaN or Inf; the file is corrupt");
+  for (const auto& item : net->named_buffers(true))
+    if (item.value().is_floating_point() && !at::isfinite(item.value()).all().item<bool>())
+      throw ModelError(path + ": buffer '" + item.key() +
+                       "' holds NaN or Inf; the file is corrupt");
   return std::make_unique<TorchClassifier>(std::move(meta), std::move(net), select_device(device));
 }
 

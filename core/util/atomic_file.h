@@ -3,6 +3,7 @@
 // reader therefore sees either the old file or the complete new one.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -10,8 +11,20 @@ namespace cd {
 
 void write_file_atomic(const std::string& path, std::string_view data);
 
-// Reads a whole file; throws IoError naming the path on failure.
-std::string read_file(const std::string& path);
+// Reads a whole regular file; throws IoError naming the path on failure, for
+// a FIFO, device or socket (which could block or never end), and for a file
+// over max_bytes.
+constexpr std::uint64_t k_read_limit = std::uint64_t{4} << 30;
+std::string read_file(const std::string& path, std::uint64_t max_bytes = k_read_limit);
+
+// The limits every tool puts on untrusted input (--max-megapixels and
+// --max-file-mb): pixels per image, read from its header before decoding,
+// and bytes per input file. Set once at start-up, read everywhere.
+struct InputBudget {
+  std::uint64_t max_pixels = 40'000'000;
+  std::uint64_t max_file_bytes = std::uint64_t{64} << 20;
+};
+InputBudget& input_budget();
 
 // Creates a directory and its parents; throws IoError on failure.
 void make_dirs(const std::string& path);

@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
+#include <set>
 #include <sstream>
 
 #include "util/atomic_file.h"
@@ -48,12 +49,18 @@ std::string format_real(double v) {
   return out.str();
 }
 
+// yaml-cpp keeps a key given twice in a mapping; YAML forbids it, and
+// silently taking one of them would hide a mistake, so it is an error.
 void flatten(const YAML::Node& node, const std::string& prefix,
-             std::vector<std::pair<std::string, YAML::Node>>& out) {
+             std::vector<std::pair<std::string, YAML::Node>>& out, const std::string& origin) {
   if (node.IsMap()) {
+    std::set<std::string> seen;
     for (const auto& kv : node) {
       std::string key = kv.first.as<std::string>();
-      flatten(kv.second, prefix.empty() ? key : prefix + "." + key, out);
+      std::string full = prefix.empty() ? key : prefix + "." + key;
+      if (!seen.insert(key).second)
+        throw UsageError(origin + ": key '" + full + "' is given more than once; keep one");
+      flatten(kv.second, full, out, origin);
     }
   } else {
     out.emplace_back(prefix, node);
@@ -216,7 +223,7 @@ void Config::apply_yaml_text(const std::string& text, const std::string& origin)
   if (root.IsNull()) return;
   if (!root.IsMap()) throw UsageError(origin + ": expected a mapping of keys to values at the top");
   std::vector<std::pair<std::string, YAML::Node>> leaves;
-  flatten(root, "", leaves);
+  flatten(root, "", leaves, origin);
   for (const auto& [key, node] : leaves) {
     Option* option = find_key(key);
     if (!option) {

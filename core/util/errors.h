@@ -29,6 +29,12 @@ class DataError : public Error {
   using Error::Error;
 };
 
+// Input over one of the budgets (pixels per image, bytes per file or body).
+class BudgetError : public DataError {
+ public:
+  using DataError::DataError;
+};
+
 // Reading or writing a file failed.
 class IoError : public Error {
  public:

@@ -4,12 +4,14 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <mutex>
 #include <nlohmann/json.hpp>
 
 #include "util/errors.h"
+#include "util/strings.h"
 
 namespace cd::log {
 
@@ -85,8 +87,19 @@ void event(const std::string& message, const nlohmann::json& fields) {
     return;
   }
   std::string text = message;
+  // A string with spaces, control bytes or quotes is written quoted and
+  // escaped, so one event stays one line whatever a client sent.
+  auto plain = [](const std::string& s) {
+    return !s.empty() && valid_utf8(s) && std::none_of(s.begin(), s.end(), [](char c) {
+      auto u = static_cast<unsigned char>(c);
+      return u <= 0x20 || u == 0x7F || c == '"' || c == '\\';
+    });
+  };
   for (const auto& [k, v] : fields.items())
-    text += " " + k + "=" + (v.is_string() ? v.get<std::string>() : v.dump());
+    text += " " + k + "=" +
+            (v.is_string() && plain(v.get<std::string>())
+                 ? v.get<std::string>()
+                 : v.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
   spdlog::info("{}", text);
 }
 

@@ -1,5 +1,6 @@
 #include "util/options.h"
 
+#include "util/atomic_file.h"
 #include "util/log.h"
 #include "util/parallel.h"
 
@@ -12,10 +13,20 @@ void add_common_options(Config& config, CommonOptions& common, const std::string
                     {"trace", "debug", "info", "warn", "error"}, "log-level");
   config.add_choice("log_format", common.log_format, "log line format", {"text", "json"},
                     "log-format");
+  // The budgets sit in the same section as the thread count (run: in train.yaml).
+  std::size_t dot = threads_key.rfind('.');
+  std::string section = dot == std::string::npos ? "" : threads_key.substr(0, dot + 1);
+  config.add_double(section + "max_megapixels", common.max_megapixels,
+                    "largest image in megapixels, read from its header before decoding", 0.001,
+                    10000.0, "max-megapixels");
+  config.add_double(section + "max_file_mb", common.max_file_mb, "largest input image file in MB",
+                    0.001, 100000.0, "max-file-mb");
 }
 
 int apply_common_options(const CommonOptions& common) {
   log::setup(common.log_level, common.log_format);
+  input_budget().max_pixels = static_cast<std::uint64_t>(common.max_megapixels * 1e6);
+  input_budget().max_file_bytes = static_cast<std::uint64_t>(common.max_file_mb * 1024 * 1024);
   return common.threads > 0 ? common.threads : hardware_threads();
 }
 

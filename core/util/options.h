@@ -12,6 +12,8 @@ struct CommonOptions {
   int threads = 0;  // 0: every core
   std::string log_level = "info";
   std::string log_format = "text";
+  double max_megapixels = 40;  // pixels per image, from its header (util/atomic_file.h)
+  double max_file_mb = 64;     // bytes per input file
 };
 
 // Registers the shared options; threads_key places --threads in a YAML

@@ -76,6 +76,18 @@ TEST_CASE("an unknown YAML key names the file and the key", "[config]") {
   CHECK(msg.find("schedule.epochs") != std::string::npos);  // lists what is known
 }
 
+TEST_CASE("a key given twice in YAML is an error, not a silent choice", "[config]") {
+  Fixture f;
+  std::string msg = usage_message(
+      [&] { f.config.apply_yaml_text("schedule:\n  epochs: 3\n  epochs: 4\n", "train.yaml"); });
+  CHECK(msg.find("key 'schedule.epochs' is given more than once") != std::string::npos);
+  Fixture g;
+  msg = usage_message([&] {
+    g.config.apply_yaml_text("schedule:\n  epochs: 3\nschedule:\n  epochs: 4\n", "t.yaml");
+  });
+  CHECK(msg.find("key 'schedule' is given more than once") != std::string::npos);
+}
+
 TEST_CASE("an out-of-range value names the origin, the key and the range", "[config]") {
   Fixture f;
   std::string msg =

@@ -26,7 +26,7 @@ class LoopbackServer {
           res.headers.emplace_back("X-Test", "yes");
           return res;
         },
-        [](int status, const Request&) {
+        [](int status, const std::string&, const Request&) {
           return Response{status, "application/json",
                           "{\"handled\":" + std::to_string(status) + "}"};
         });

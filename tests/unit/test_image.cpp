@@ -149,3 +149,63 @@ TEST_CASE("one extension list for every tool, in any case", "[image]") {
   for (const char* no : {"notes.txt", "jpg", "a.jpg.bak", "dir/"})
     CHECK_FALSE(cd::has_image_extension(no));
 }
+
+TEST_CASE("image headers give format and size without decoding", "[image]") {
+  // Encoded here by OpenCV, an independent writer of each format.
+  cv::Mat img(37, 53, CV_8UC3, cv::Scalar(10, 200, 30));
+  for (const char* ext : {".png", ".bmp", ".webp", ".jpg"}) {
+    std::vector<unsigned char> buf;
+    REQUIRE(cv::imencode(ext, img, buf));
+    auto header =
+        cd::read_image_header(std::string_view(reinterpret_cast<char*>(buf.data()), buf.size()));
+    INFO(ext);
+    REQUIRE(header);
+    CHECK(header->width == 53);
+    CHECK(header->height == 37);
+  }
+  std::vector<unsigned char> lossless;
+  REQUIRE(cv::imencode(".webp", img, lossless, {cv::IMWRITE_WEBP_QUALITY, 101}));  // VP8L
+  auto header = cd::read_image_header(
+      std::string_view(reinterpret_cast<char*>(lossless.data()), lossless.size()));
+  REQUIRE(header);
+  CHECK((header->width == 53 && header->height == 37));
+  auto fixture_header = cd::read_image_header(fixture("photos/cat.1.jpg"));
+  REQUIRE(fixture_header);
+  CHECK(fixture_header->format == "jpeg");
+  CHECK_FALSE(cd::read_image_header("GIF89a......................"));
+  CHECK_FALSE(cd::read_image_header("\xFF\xD8\xFF"));
+}
+
+TEST_CASE("an image whose header declares more pixels than the budget is refused before decoding",
+          "[image]") {
+  std::string png = fixture("formats/cat-png.png");
+  auto header = cd::read_image_header(png);
+  REQUIRE(header);
+  // The same bytes with a header claiming 30000 x 30000: decoding would need 2.7 GB.
+  std::string bomb = png;
+  for (int i = 0; i < 2; ++i) {
+    std::uint32_t v = 30000;
+    for (int b = 0; b < 4; ++b)
+      bomb[16 + 4 * i + b] = static_cast<char>((v >> (24 - 8 * b)) & 0xFF);
+  }
+  CHECK_THROWS_AS(cd::decode_rgb(bomb), cd::BudgetError);
+  CHECK_THROWS_WITH(cd::decode_rgb(bomb), Catch::Contains("30000x30000 pixels, over the budget"));
+  auto saved = cd::input_budget();
+  cd::input_budget().max_pixels = std::uint64_t{header->width} * header->height - 1;
+  CHECK_THROWS_AS(cd::decode_rgb(png), cd::BudgetError);
+  cd::input_budget().max_pixels = std::uint64_t{header->width} * header->height;
+  CHECK_NOTHROW(cd::decode_rgb(png));
+  cd::input_budget() = saved;
+}
+
+TEST_CASE("image files are read within the byte budget, and never from a device", "[image]") {
+  cd::test::TempDir dir;
+  std::string path = dir.file("big.jpg");
+  cd::write_file_atomic(path, fixture("photos/cat.1.jpg") + std::string(4096, '\0'));
+  auto saved = cd::input_budget();
+  cd::input_budget().max_file_bytes = 4096;
+  CHECK_THROWS_AS(cd::read_image_bytes(path), cd::BudgetError);
+  cd::input_budget() = saved;
+  CHECK_NOTHROW(cd::read_image_bytes(path));
+  CHECK_THROWS_WITH(cd::read_image_bytes("/dev/zero"), Catch::Contains("not a regular file"));
+}

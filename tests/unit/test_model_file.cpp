@@ -74,3 +74,50 @@ TEST_CASE("truncated, foreign, newer and mismatched files are ModelErrors", "[mo
   CHECK_THAT(load_error(cd::pack_file(parts)), Catch::Contains("weights do not match"));
   CHECK_THROWS_AS(cd::load_classifier(dir.file("missing.cdm")), cd::ModelError);
 }
+
+TEST_CASE("a checksum covers every byte of the model file", "[model]") {
+  cd::test::TempDir dir;
+  std::string bytes = cd::read_file(write_model(dir, "compact", 64));
+  auto load_error = [&](const std::string& content) {
+    cd::write_file_atomic(dir.file("x.cdm"), content);
+    try {
+      cd::load_classifier(dir.file("x.cdm"));
+    } catch (const cd::ModelError& e) {
+      return std::string(e.what());
+    }
+    return std::string("loaded");
+  };
+  CHECK(load_error(bytes) == "loaded");
+  // Inverted weights, a changed threshold in the metadata, one flipped bit:
+  // each would load and answer wrongly without the checksum.
+  for (std::size_t at : {bytes.size() / 2, bytes.size() - 200, std::size_t{40}}) {
+    std::string bad = bytes;
+    for (std::size_t i = at; i < at + 8; ++i) bad[i] = static_cast<char>(~bad[i]);
+    INFO(at);
+    CHECK_THAT(load_error(bad), Catch::Contains("checksum mismatch"));
+  }
+  std::string flipped = bytes;
+  flipped[bytes.size() / 3] ^= 1;
+  CHECK_THAT(load_error(flipped), Catch::Contains("checksum mismatch"));
+  CHECK_THAT(load_error(bytes + "x"), Catch::Contains("the file is corrupt"));
+}
+
+TEST_CASE("non-finite weights and out-of-range metadata are refused at load", "[model]") {
+  cd::test::TempDir dir;
+  auto net = cd::build_network("compact", 64);
+  {
+    c10::NoGradGuard no_grad;
+    net->parameters()[0].view({-1})[3] = std::numeric_limits<float>::quiet_NaN();
+  }
+  cd::ModelMeta meta;
+  meta.preprocess.size = 64;
+  std::string path = dir.file("nan.cdm");
+  cd::write_file_atomic(path, cd::pack_file({cd::FileKind::k_model, cd::meta_to_json(meta),
+                                             cd::serialize_module(*net)}));
+  CHECK_THROWS_WITH(cd::load_classifier(path), Catch::Contains("holds NaN or Inf"));
+  auto json = cd::meta_to_json(meta);
+  json["arch_params"]["bn_eps"] = -1e-3;
+  CHECK_THROWS_WITH(cd::meta_from_json(json, "m"), Catch::Contains("bn_eps is out of range"));
+  json["arch_params"]["bn_eps"] = 1e-3;
+  CHECK_NOTHROW(cd::meta_from_json(json, "m"));
+}

@@ -16,3 +16,19 @@ TEST_CASE("starts_with, ends_with and trim", "[strings]") {
   CHECK(cd::trim("  a b \t\r\n") == "a b");
   CHECK(cd::trim(" \t ") == "");
 }
+
+TEST_CASE("valid_utf8 accepts well-formed text only", "[strings]") {
+  CHECK(cd::valid_utf8(""));
+  CHECK(cd::valid_utf8("plain /predict"));
+  CHECK(cd::valid_utf8("caf\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x90\x88"));
+  CHECK_FALSE(cd::valid_utf8("\xFF"));
+  CHECK_FALSE(cd::valid_utf8("a\xC3"));             // cut short
+  CHECK_FALSE(cd::valid_utf8("\xC0\xAF"));          // overlong '/'
+  CHECK_FALSE(cd::valid_utf8("\xED\xA0\x80"));      // a surrogate
+  CHECK_FALSE(cd::valid_utf8("\xF4\x90\x80\x80"));  // above U+10FFFF
+}
+
+TEST_CASE("escape_tsv keeps a field on one line and in one column", "[strings]") {
+  CHECK(cd::escape_tsv("a\tb\nc\rd\\e") == "a\\tb\\nc\\rd\\\\e");
+  CHECK(cd::escape_tsv("plain.jpg") == "plain.jpg");
+}

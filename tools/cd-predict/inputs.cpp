@@ -19,7 +19,9 @@ void add_path(const std::string& arg, std::vector<Prediction>& out) {
   std::error_code ec;
   fs::file_status st = fs::status(arg, ec);
   if (!fs::exists(st)) {
-    out.push_back({arg, "no such file or directory"});
+    // ENOENT, or what kept us from looking (a folder without search permission)
+    bool missing = !ec || ec == std::errc::no_such_file_or_directory;
+    out.push_back({arg, missing ? "no such file or directory" : ec.message()});
     return;
   }
   if (!fs::is_directory(st)) {
@@ -35,6 +37,11 @@ void add_path(const std::string& arg, std::vector<Prediction>& out) {
     return;
   }
   std::vector<std::string> files;
+  fs::directory_iterator probe(arg, ec);  // a folder we may not list is an error, not "empty"
+  if (ec) {
+    out.push_back({arg, "cannot read directory: " + ec.message()});
+    return;
+  }
   for (auto it =
            fs::recursive_directory_iterator(arg, fs::directory_options::skip_permission_denied, ec);
        it != fs::recursive_directory_iterator(); it.increment(ec)) {

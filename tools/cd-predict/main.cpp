@@ -12,6 +12,7 @@
 #include "util/config.h"
 #include "util/errors.h"
 #include "util/options.h"
+#include "util/strings.h"
 #include "util/timing.h"
 
 #include <spdlog/spdlog.h>
@@ -32,7 +33,7 @@ struct PredictOptions {
 void print(const cd::Prediction& p, const PredictOptions& o, double threshold) {
   if (!p.error.empty()) {
     std::fflush(stdout);
-    std::fprintf(stderr, "cd-predict: %s: %s\n", p.path.c_str(), p.error.c_str());
+    std::fprintf(stderr, "cd-predict: %s: %s\n", cd::escape_tsv(p.path).c_str(), p.error.c_str());
     return;
   }
   cd::Decision d = p.decision(threshold);
@@ -47,7 +48,7 @@ void print(const cd::Prediction& p, const PredictOptions& o, double threshold) {
                              {"prediction_time_ms", p.ms}};
     std::printf("%s\n", j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
   } else {
-    std::printf("%s\t%s\t%.4f\n", p.path.c_str(), label, d.confidence);
+    std::printf("%s\t%s\t%.4f\n", cd::escape_tsv(p.path).c_str(), label, d.confidence);
   }
 }
 

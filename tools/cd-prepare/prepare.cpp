@@ -150,11 +150,11 @@ std::vector<Checked> check_all(const std::vector<Candidate>& candidates, int min
       c.reason = candidates[i].reject;
     } else {
       try {
-        std::string bytes = read_file(candidates[i].path);
+        std::string bytes = read_image_bytes(candidates[i].path);
         c.size = bytes.size();
         c.hash = fnv1a64(bytes);
         c.reason = validate_image_bytes(bytes, min_size);
-      } catch (const IoError& e) {
+      } catch (const Error& e) {
         c.reason = e.what();
       }
     }
@@ -251,7 +251,9 @@ void write_prepare_outputs(const PrepareParams& params, const PrepareResult& res
   for (const auto& d : result.duplicates)
     report["duplicates"].push_back(
         {{"path", d.path}, {"duplicate_of", d.duplicate_of}, {"label_conflict", d.label_conflict}});
-  write_file_atomic(params.output + "/report.json", report.dump(2) + "\n");
+  // File names are bytes: one that is not UTF-8 is reported with U+FFFD in its place.
+  const auto replace = nlohmann::ordered_json::error_handler_t::replace;
+  write_file_atomic(params.output + "/report.json", report.dump(2, ' ', false, replace) + "\n");
 
   nlohmann::ordered_json m;
   m["found"] = result.found;

@@ -23,8 +23,9 @@ int serve_main(int argc, char** argv) {
   c.add_string("api_key_file", p.api_key_file, "read the API key from this file's first line",
                "api-key-file");
   c.add_int("http_threads", p.http_threads,
-            "HTTP worker threads, one per open connection (decode and preprocess)", 1, 1024,
-            "http-threads");
+            "HTTP worker threads for requests in progress (decode and preprocess); idle and "
+            "slow connections hold none",
+            1, 1024, "http-threads");
   c.add_int("max_batch", p.max_batch, "largest dynamic batch; 0: twice the compute threads", 0, 512,
             "max-batch");
   c.add_double("max_delay_ms", p.max_delay_ms, "longest wait to fill a batch after its first image",
@@ -35,6 +36,11 @@ int serve_main(int argc, char** argv) {
                "max-body-mb");
   c.add_int("max_batch_files", p.max_batch_files, "most images in one /predict/batch request", 1,
             4096, "max-batch-files");
+  c.add_double("header_timeout_s", p.header_timeout_s,
+               "seconds a request's header may take to arrive (408 after)", 0.1, 3600.0,
+               "header-timeout-s");
+  c.add_int("max_connections", p.max_connections, "open connections at once (503 above)", 1,
+            1000000, "max-connections");
   c.add_double("grace_s", p.grace_s, "seconds SIGTERM waits for in-flight requests", 0.0, 3600.0,
                "grace-s");
   c.add_choice("device", device, "where to run the model", {"cpu", "cuda", "auto"});

@@ -17,12 +17,14 @@ struct ServeParams {
   int port = 8000;
   std::string api_key;       // also CD_API_KEY
   std::string api_key_file;  // first line is the key
-  int http_threads = 128;    // one per open connection (httplib); admission bounds the work
+  int http_threads = 128;    // workers for requests in progress; admission bounds the work
   int max_batch = 0;         // 0: resolve_max_batch() picks it from the core count
   double max_delay_ms = 5.0;
   int queue_capacity = 256;
   double max_body_mb = 10.0;
   int max_batch_files = 64;
+  double header_timeout_s = 10.0;  // a request's header must arrive within this
+  int max_connections = 4096;      // open connections; more get 503
   double grace_s = 20.0;
   int threads = 0;
   DeviceChoice device = DeviceChoice::k_cpu;

@@ -3,6 +3,7 @@
 // the model is loaded and warmed up. SIGHUP reloads; SIGTERM/SIGINT drain.
 #include <pthread.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -54,6 +55,12 @@ int run_serve(const ServeParams& params) {
   // resize only adds threads that fight LibTorch's for the cores.
   keep_opencv_single_threaded();
   serve::install_buffer_cache(std::size_t{128} << 20);
+  // Each open connection is a descriptor: allow as many as the hard limit.
+  rlimit files{};
+  if (getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < files.rlim_max) {
+    files.rlim_cur = files.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &files);
+  }
 
   serve::Service service(params);
   http::ServerOptions options;
@@ -61,14 +68,21 @@ int run_serve(const ServeParams& params) {
   options.port = params.port;
   options.threads = params.http_threads;
   options.max_body_bytes = static_cast<std::size_t>(params.max_body_mb * 1024 * 1024);
+  options.max_parts = static_cast<std::size_t>(params.max_batch_files);
+  options.header_timeout_s = params.header_timeout_s;
+  options.max_connections = params.max_connections;
   http::Server server(options);
-  server.handle(
-      [&](const http::Request& r) { return service.dispatch(r); },
-      [&](int status, const http::Request& r) { return service.on_http_error(status, r); });
+  server.handle([&](const http::Request& r) { return service.dispatch(r); },
+                [&](int status, const std::string& reason, const http::Request& r) {
+                  return service.on_http_error(status, reason, r);
+                },
+                [&](const http::Request& head) { return service.screen(head); });
   int port = server.bind();
-  spdlog::info("listening on http://{}:{} (model {}, {} HTTP threads, batch <= {}, delay <= {} ms)",
-               params.host, port, params.model, params.http_threads, service.params().max_batch,
-               params.max_delay_ms);
+  spdlog::info(
+      "listening on http://{}:{} (model {}, {} HTTP threads, batch <= {}, delay <= {} ms, "
+      "<= {} connections)",
+      params.host, port, params.model, params.http_threads, service.params().max_batch,
+      params.max_delay_ms, params.max_connections);
 
   std::thread loader([&] {
     if (!service.load_model())

@@ -88,7 +88,8 @@ ServeParams resolved(ServeParams p) {
 
 http::Response json_error(int status, const std::string& message, const std::string& type) {
   json body{{"error", {{"code", status}, {"message", message}, {"type", type}}}};
-  return {status, "application/json", body.dump()};
+  // A message may quote what a client sent: bytes that are not UTF-8 become U+FFFD.
+  return {status, "application/json", body.dump(-1, ' ', false, json::error_handler_t::replace)};
 }
 
 Service::Service(const ServeParams& params)
@@ -195,33 +196,40 @@ bool Service::authorized(const http::Request& req) const {
   return constant_time_equal(req.header("x-api-key"), m_api_key);
 }
 
-http::Response Service::on_http_error(int status, const http::Request& req) {
+http::Response Service::on_http_error(int status, const std::string& reason,
+                                      const http::Request& req) {
+  http::Response res;
   if (status == 413)
-    return json_error(
-        413,
-        "request body is larger than the limit of " + std::to_string(m_params.max_body_mb) + " MB",
-        "payload_too_large");
-  if (status == 404) return json_error(404, "no route " + req.path, "not_found");
-  if (status >= 500) return json_error(500, "internal error", "server_error");
-  return json_error(status, "malformed HTTP request", "bad_request");
+    res = json_error(413, reason + "; the limit is " + std::to_string(m_params.max_body_mb) + " MB",
+                     "payload_too_large");
+  else if (status == 408)
+    res = json_error(408, reason, "request_timeout");
+  else if (status == 431)
+    res = json_error(431, reason, "header_too_large");
+  else if (status >= 500)
+    res = json_error(500, "internal error", "server_error");
+  else
+    res = json_error(status, reason, "bad_request");
+  return finalize(req, std::move(res), "other", std::chrono::steady_clock::now(), {});
 }
 
-http::Response Service::dispatch(const http::Request& req) {
-  auto t0 = std::chrono::steady_clock::now();
+std::string Service::request_id(const http::Request& req) {
+  // A client's id is echoed and logged only when it is short and plain.
   std::string id = req.header("x-request-id");
-  if (id.empty())
-    id = hex64(mix_seed(static_cast<std::uint64_t>(::getpid()),
+  bool plain = !id.empty() && id.size() <= 64 && std::all_of(id.begin(), id.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.' ||
+           c == ':';
+  });
+  if (plain) return id;
+  return hex64(mix_seed(static_cast<std::uint64_t>(::getpid()),
                         static_cast<std::uint64_t>(++m_request_seq)))
-             .substr(0, 16);
-  std::string label = "other";
-  Stages stages;
-  http::Response res;
-  try {
-    res = route(req, label, stages);
-  } catch (const std::exception& e) {
-    spdlog::error("request {} {} {} failed: {}", id, req.method, req.path, e.what());
-    res = json_error(500, "internal error; see the server log for request " + id, "server_error");
-  }
+      .substr(0, 16);
+}
+
+http::Response Service::finalize(const http::Request& req, http::Response res,
+                                 const std::string& label, std::chrono::steady_clock::time_point t0,
+                                 const Stages& stages) {
+  std::string id = request_id(req);
   res.headers.emplace_back("X-Request-Id", id);
   json fields{{"request_id", id},
               {"method", req.method},
@@ -229,7 +237,7 @@ http::Response Service::dispatch(const http::Request& req) {
               {"path", req.path},
               {"status", res.status},
               {"latency_ms", 0.0},
-              {"bytes_in", req.body.size()},
+              {"bytes_in", std::max(req.bytes_in, req.body.size())},
               {"remote", req.remote_addr}};
   res.sent = [this, t0, fields = std::move(fields), stages]() mutable {
     auto now = std::chrono::steady_clock::now();
@@ -254,7 +262,29 @@ http::Response Service::dispatch(const http::Request& req) {
   return res;
 }
 
-http::Response Service::route(const http::Request& req, std::string& label, Stages& stages) {
+std::optional<http::Response> Service::screen(const http::Request& head) {
+  auto t0 = std::chrono::steady_clock::now();
+  std::string label = "other";
+  auto refused = refusal(head, label);
+  if (!refused) return std::nullopt;
+  return finalize(head, std::move(*refused), label, t0, {});
+}
+
+http::Response Service::dispatch(const http::Request& req) {
+  auto t0 = std::chrono::steady_clock::now();
+  std::string label = "other";
+  Stages stages;
+  http::Response res;
+  try {
+    res = route(req, label, stages);
+  } catch (const std::exception& e) {
+    spdlog::error("request {} {} failed: {}", req.method, req.path, e.what());
+    res = json_error(500, "internal error; see the server log", "server_error");
+  }
+  return finalize(req, std::move(res), label, t0, stages);
+}
+
+std::optional<http::Response> Service::refusal(const http::Request& req, std::string& label) const {
   struct Route {
     const char* path;
     const char* method;
@@ -265,6 +295,8 @@ http::Response Service::route(const http::Request& req, std::string& label, Stag
       {"/", "GET", false},       {"/docs", "GET", false},    {"/openapi.json", "GET", false},
       {"/model", "GET", true},   {"/predict", "POST", true}, {"/predict/batch", "POST", true},
   };
+  if (!valid_utf8(req.path))
+    return json_error(400, "the request path is not valid UTF-8", "invalid_request");
   std::string method = req.method == "HEAD" ? "GET" : req.method;
   const Route* found = nullptr;
   for (const auto& r : k_routes)
@@ -285,6 +317,24 @@ http::Response Service::route(const http::Request& req, std::string& label, Stag
     res.headers.emplace_back("WWW-Authenticate", "Bearer");
     return res;
   }
+  if (!valid_utf8(req.content_type))
+    return json_error(400, "the Content-Type header is not valid UTF-8", "invalid_request");
+  std::string type = to_lower(req.content_type);
+  bool multipart = starts_with(type, "multipart/form-data");
+  if (label == "/predict" && !multipart && !starts_with(type, "image/") &&
+      !starts_with(type, "application/octet-stream"))
+    return json_error(415,
+                      "unsupported content type '" + req.content_type +
+                          "'; send multipart/form-data with field 'file', or an image/* body",
+                      "unsupported_media_type");
+  if (label == "/predict/batch" && !multipart)
+    return json_error(415, "send multipart/form-data with one part per image",
+                      "unsupported_media_type");
+  return std::nullopt;
+}
+
+http::Response Service::route(const http::Request& req, std::string& label, Stages& stages) {
+  if (auto refused = refusal(req, label)) return std::move(*refused);
   if (label == "/health") return health();
   if (label == "/ready") return ready();
   if (label == "/metrics")
@@ -305,14 +355,15 @@ http::Response Service::health() {
             {"model_path", m_params.model},
             {"requests_served", served},
             {"average_latency_ms", served ? m_latency_sum_us / 1000.0 / served : 0.0}};
-  return {200, "application/json", body.dump()};
+  return {200, "application/json", body.dump(-1, ' ', false, json::error_handler_t::replace)};
 }
 
 http::Response Service::ready() {
   if (m_draining) return json_error(503, "shutting down", "unavailable");
   if (!m_ready) return json_error(503, "model not loaded yet", "unavailable");
   return {200, "application/json",
-          json{{"status", "ready"}, {"model_version", current()->version}}.dump()};
+          json{{"status", "ready"}, {"model_version", current()->version}}.dump(
+              -1, ' ', false, json::error_handler_t::replace)};
 }
 
 http::Response Service::model_info() {
@@ -322,7 +373,7 @@ http::Response Service::model_info() {
   body["model_version"] = loaded->version;
   body["model_path"] = m_params.model;
   body["loaded_at"] = loaded->loaded_at;
-  return {200, "application/json", body.dump()};
+  return {200, "application/json", body.dump(-1, ' ', false, json::error_handler_t::replace)};
 }
 
 bool Service::submit(const std::string& bytes, Pending& pending, Stages& stages,
@@ -354,6 +405,9 @@ bool Service::submit(const std::string& bytes, Pending& pending, Stages& stages,
   PreprocessTiming timing;
   try {
     image = preprocess(bytes, pending.model->model->meta().preprocess, &timing);
+  } catch (const BudgetError& e) {
+    error = json_error(413, std::string("image over budget: ") + e.what(), "payload_too_large");
+    return false;
   } catch (const DataError& e) {
     error = json_error(400, std::string("not an image: ") + e.what(), "invalid_image");
     return false;
@@ -400,8 +454,13 @@ http::Response Service::predict(const http::Request& req, Stages& stages) {
   std::string type = to_lower(req.content_type);
   if (req.multipart) {
     const http::Part* part = nullptr;
-    for (const auto& p : req.parts)
-      if (p.name == "file") part = &p;
+    for (const auto& p : req.parts) {
+      if (p.name != "file") continue;
+      if (part)
+        return json_error(400, "more than one 'file' part; send one, or use /predict/batch",
+                          "invalid_request");
+      part = &p;
+    }
     if (!part) return json_error(400, "multipart field 'file' is missing", "invalid_request");
     std::string part_type = to_lower(part->content_type);
     if (!part_type.empty() && !starts_with(part_type, "image/") &&
@@ -411,15 +470,13 @@ http::Response Service::predict(const http::Request& req, Stages& stages) {
   } else if (starts_with(type, "image/") || starts_with(type, "application/octet-stream")) {
     bytes = req.body;
   } else {
-    return json_error(415,
-                      "unsupported content type '" + req.content_type +
-                          "'; send multipart/form-data with field 'file', or an image/* body",
-                      "unsupported_media_type");
+    return json_error(415, "unsupported content type", "unsupported_media_type");  // screened
   }
   Pending pending;
   http::Response error;
   if (!submit(bytes, pending, stages, error)) return error;
-  return {200, "application/json", finish(pending, stages).dump()};
+  return {200, "application/json",
+          finish(pending, stages).dump(-1, ' ', false, json::error_handler_t::replace)};
 }
 
 http::Response Service::predict_batch(const http::Request& req, Stages& stages) {
@@ -427,6 +484,11 @@ http::Response Service::predict_batch(const http::Request& req, Stages& stages) 
     return json_error(415, "send multipart/form-data with one part per image",
                       "unsupported_media_type");
   if (req.parts.empty()) return json_error(400, "no files in the request", "invalid_request");
+  for (std::size_t i = 0; i < req.parts.size(); ++i)
+    if (!valid_utf8(req.parts[i].filename))
+      return json_error(400,
+                        "the filename of part " + std::to_string(i + 1) + " is not valid UTF-8",
+                        "invalid_request");
   if (static_cast<int>(req.parts.size()) > m_params.max_batch_files)
     return json_error(413,
                       "at most " + std::to_string(m_params.max_batch_files) + " files per batch",
@@ -452,7 +514,8 @@ http::Response Service::predict_batch(const http::Request& req, Stages& stages) 
     items[i]["filename"] = req.parts[i].filename;
     predictions.push_back(items[i]);
   }
-  return {200, "application/json", json{{"predictions", predictions}}.dump()};
+  return {200, "application/json",
+          json{{"predictions", predictions}}.dump(-1, ' ', false, json::error_handler_t::replace)};
 }
 
 }  // namespace cd::serve

@@ -8,6 +8,7 @@
 #include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 
 #include "cd-serve/batcher.h"
@@ -32,7 +33,10 @@ class Service {
   // The response's `sent` callback records the request's log line and
   // metrics; the HTTP layer runs it after writing (tests call it directly).
   http::Response dispatch(const http::Request& req);
-  http::Response on_http_error(int status, const http::Request& req);
+  // Before the body is read: the refusals the request line and headers
+  // decide (404, 405, 401, 415, 400 for bytes that are not UTF-8).
+  std::optional<http::Response> screen(const http::Request& head);
+  http::Response on_http_error(int status, const std::string& reason, const http::Request& req);
 
   // Loads and warms up the model file; keeps the old model on failure.
   bool load_model();
@@ -61,6 +65,11 @@ class Service {
   bool submit(const std::string& bytes, Pending& pending, Stages& stages, http::Response& error);
   nlohmann::ordered_json finish(Pending& pending, Stages& stages);
   http::Response route(const http::Request& req, std::string& route_label, Stages& stages);
+  std::optional<http::Response> refusal(const http::Request& req, std::string& route_label) const;
+  // Adds the request id and the `sent` callback that logs and counts it.
+  http::Response finalize(const http::Request& req, http::Response res, const std::string& label,
+                          std::chrono::steady_clock::time_point t0, const Stages& stages);
+  std::string request_id(const http::Request& req);
   http::Response predict(const http::Request& req, Stages& stages);
   http::Response predict_batch(const http::Request& req, Stages& stages);
   bool authorized(const http::Request& req) const;

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Runs every libFuzzer harness in BUILD_DIR for SECONDS each (ASan and UBSan
+# abort on the first report), from the seed corpus, after replaying every
+# input in regressions/<harness>/. A finding fails the run and is left in
+# BUILD_DIR/fuzz-findings/<harness>/ to be added to regressions/ with its fix.
+set -euo pipefail
+build=${1:?usage: run.sh BUILD_DIR SECONDS}
+seconds=${2:?usage: run.sh BUILD_DIR SECONDS}
+here=$(cd "$(dirname "$0")" && pwd)
+work="$build/fuzz-work"
+rm -rf "$work"
+mkdir -p "$work/seeds"
+python3 "$here/seeds.py" "$work/seeds"
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0
+export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:suppressions=$here/../sanitizers/ubsan.supp
+export LSAN_OPTIONS=suppressions=$here/../sanitizers/lsan.supp:print_suppressions=0
+status=0
+for harness in image model_file config manifest http; do
+  bin="$build/bin/fuzz_$harness"
+  findings="$build/fuzz-findings/$harness"
+  mkdir -p "$work/corpus/$harness" "$findings"
+  if [ -d "$here/regressions/$harness" ] && [ -n "$(ls -A "$here/regressions/$harness")" ]; then
+    echo "== fuzz_$harness: replaying regressions"
+    "$bin" -runs=0 "$here/regressions/$harness"/* || { status=1; continue; }
+  fi
+  echo "== fuzz_$harness: ${seconds}s"
+  if ! "$bin" -max_total_time="$seconds" -timeout=20 -rss_limit_mb=4096 -max_len=300000 \
+      -print_final_stats=1 -artifact_prefix="$findings/" \
+      "$work/corpus/$harness" "$work/seeds/$harness" 2>"$work/$harness.log"; then
+    tail -60 "$work/$harness.log"
+    echo "fuzz_$harness found a crash; the input is in $findings/" >&2
+    status=1
+  else
+    grep -E "stat::number_of_executed_runs|stat::peak_rss_mb" "$work/$harness.log" | tr '\n' ' '
+    echo
+  fi
+done
+exit $status

@@ -1,0 +1,78 @@
+"""Writes the seed corpus for each harness into DIR/<harness>/, from the committed fixtures:
+photos and odd formats for the decoder, the configs for the loader, and requests built
+around the fixture images for the HTTP layer."""
+import glob
+import gzip
+import json
+import os
+import struct
+import sys
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+FIXTURES = os.path.join(ROOT, "tests", "fixtures")
+
+
+def fnv1a64(data):
+    h = 0xcbf29ce484222325
+    for b in data:
+        h = ((h ^ b) * 0x100000001b3) & 0xFFFFFFFFFFFFFFFF
+    return h
+
+
+def model_file(meta, payload=b"PK\x03\x04weights"):
+    m = json.dumps(meta).encode()
+    body = b"CDMODEL\n" + struct.pack("<IIQ", 2, 1, len(m)) + m + struct.pack("<Q", len(payload)) + payload
+    return body + struct.pack("<Q", fnv1a64(body))
+
+
+def request(method, path, body=b"", headers=()):
+    head = f"{method} {path} HTTP/1.1\r\nHost: x\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers)
+    if body:
+        head += f"Content-Length: {len(body)}\r\n"
+    return head.encode() + b"\r\n" + body
+
+
+def multipart(parts, boundary="b0undary"):
+    out = b""
+    for name, filename, data in parts:
+        out += (f"--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"{filename}\"\r\n"
+                f"Content-Type: image/png\r\n\r\n").encode() + data + b"\r\n"
+    return out + f"--{boundary}--\r\n".encode(), ("Content-Type", f"multipart/form-data; boundary={boundary}")
+
+
+def main(out):
+    def put(harness, name, data):
+        os.makedirs(os.path.join(out, harness), exist_ok=True)
+        with open(os.path.join(out, harness, name), "wb") as f:
+            f.write(data)
+
+    for path in glob.glob(os.path.join(FIXTURES, "photos", "*")) + glob.glob(os.path.join(FIXTURES, "formats", "*")):
+        with open(path, "rb") as f:
+            put("image", os.path.basename(path), f.read())
+    for path in glob.glob(os.path.join(ROOT, "configs", "*.yaml")):
+        with open(path, "rb") as f:
+            put("config", os.path.basename(path), f.read())
+    meta = {"format_version": 2, "architecture": "compact", "arch_params": {"bn_eps": 1e-3},
+            "input_size": 64, "resize": "stretch", "normalization": "unit", "classes": ["cat", "dog"],
+            "threshold": 0.5, "tta_flip": False}
+    put("model_file", "small.cdm", model_file(meta))
+    put("manifest", "sample.csv", b"path,label\nimages/cat.1.jpg,cat\n\"images/a,b.jpg\",dog\n")
+    with open(os.path.join(FIXTURES, "formats", "tiny-5x5.png"), "rb") as f:
+        png = f.read()
+    put("http", "health", request("GET", "/health") + request("GET", "/ready"))
+    put("http", "raw", request("POST", "/predict", png, [("Content-Type", "image/png")]))
+    body, ctype = multipart([("file", "a.png", png)])
+    put("http", "multipart", request("POST", "/predict", body, [ctype]))
+    body, ctype = multipart([("file", "a.png", png), ("file", "b.png", png)])
+    put("http", "batch", request("POST", "/predict/batch", body, [ctype, ("X-Request-Id", "abc")]))
+    chunked = b"".join(b"%x\r\n" % len(png[i:i + 40]) + png[i:i + 40] + b"\r\n" for i in range(0, len(png), 40))
+    put("http", "chunked", b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n" + chunked + b"0\r\n\r\n")
+    put("http", "gzip", request("POST", "/predict", gzip.compress(png),
+                                [("Content-Type", "image/png"), ("Content-Encoding", "gzip")]))
+    put("http", "expect", request("POST", "/predict", png, [("Content-Type", "image/png"),
+                                                           ("Expect", "100-continue")]))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
