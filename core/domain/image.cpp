@@ -1,14 +1,18 @@
 #include "domain/image.h"
 
+#include <png.h>
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <filesystem>
 #include <limits>
+
+#include <cstring>
 #include <opencv2/core/utility.hpp>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 #include <random>
+#include <vector>
 
 #include "util/atomic_file.h"
 #include "util/errors.h"
@@ -64,6 +68,59 @@ std::optional<ImageHeader> jpeg_header(std::string_view b) {
     pos += 2 + length;
   }
   return std::nullopt;
+}
+
+// PNG through libpng directly, transformed as OpenCV's reader does for a
+// colour image (16-bit to 8 by the high byte, palette and gray expanded,
+// alpha dropped), so pixels match the OpenCV path, but with libpng's
+// warnings (a bad CRC in an ancillary chunk, an odd colour profile) kept
+// off stderr: they are ignored, and its errors become DataError.
+struct PngSource {  // everything setjmp's frame touches lives here, in memory
+  std::string_view bytes;
+  std::size_t pos = 0;
+  std::string error;
+  cv::Mat rgb;
+  std::vector<png_bytep> rows;
+};
+
+cv::Mat decode_png(std::string_view bytes) {
+  PngSource src{bytes};
+  png_structp png = png_create_read_struct(
+      PNG_LIBPNG_VER_STRING, &src,
+      [](png_structp p, png_const_charp message) {
+        static_cast<PngSource*>(png_get_error_ptr(p))->error = message;
+        png_longjmp(p, 1);
+      },
+      [](png_structp, png_const_charp) {});
+  if (!png) throw DataError("cannot start the PNG decoder");
+  png_infop info = png_create_info_struct(png);
+  if (setjmp(png_jmpbuf(png))) {
+    png_destroy_read_struct(&png, &info, nullptr);
+    throw DataError("not a decodable PNG (" + src.error + ")");
+  }
+  png_set_read_fn(png, &src, [](png_structp p, png_bytep out, png_size_t n) {
+    auto* s = static_cast<PngSource*>(png_get_io_ptr(p));
+    if (s->bytes.size() - s->pos < n) png_error(p, "file is cut short");
+    std::memcpy(out, s->bytes.data() + s->pos, n);
+    s->pos += n;
+  });
+  png_read_info(png, info);
+  png_uint_32 width = png_get_image_width(png, info), height = png_get_image_height(png, info);
+  int color = png_get_color_type(png, info);
+  png_set_strip_16(png);
+  png_set_expand(png);  // palette to RGB, gray below 8 bits to 8, tRNS to alpha
+  png_set_strip_alpha(png);
+  if (color == PNG_COLOR_TYPE_GRAY || color == PNG_COLOR_TYPE_GRAY_ALPHA) png_set_gray_to_rgb(png);
+  png_set_interlace_handling(png);
+  png_read_update_info(png, info);
+  if (png_get_channels(png, info) != 3 || png_get_bit_depth(png, info) != 8)
+    png_error(png, "unexpected pixel layout after conversion");
+  src.rgb.create(static_cast<int>(height), static_cast<int>(width), CV_8UC3);
+  src.rows.resize(height);
+  for (png_uint_32 y = 0; y < height; ++y) src.rows[y] = src.rgb.ptr<png_byte>(static_cast<int>(y));
+  png_read_image(png, src.rows.data());
+  png_destroy_read_struct(&png, &info, nullptr);
+  return src.rgb;
 }
 
 bool png_truncated(std::string_view bytes) {
@@ -171,6 +228,7 @@ cv::Mat decode_rgb(std::string_view bytes) {
                       std::to_string(header->width) + "x" + std::to_string(header->height) +
                       " pixels, over the budget of " + std::to_string(input_budget().max_pixels) +
                       " (--max-megapixels raises it)");
+  if (header->format == "png") return decode_png(bytes);
   cv::Mat raw(1, static_cast<int>(bytes.size()), CV_8UC1, const_cast<char*>(bytes.data()));
   cv::Mat bgr;
   try {

@@ -56,6 +56,9 @@ void flatten(const YAML::Node& node, const std::string& prefix,
   if (node.IsMap()) {
     std::set<std::string> seen;
     for (const auto& kv : node) {
+      if (!kv.first.IsScalar())
+        throw UsageError(origin + ": a key under '" + prefix +
+                         "' is a list or mapping; keys must be plain names");
       std::string key = kv.first.as<std::string>();
       std::string full = prefix.empty() ? key : prefix + "." + key;
       if (!seen.insert(key).second)
@@ -223,7 +226,11 @@ void Config::apply_yaml_text(const std::string& text, const std::string& origin)
   if (root.IsNull()) return;
   if (!root.IsMap()) throw UsageError(origin + ": expected a mapping of keys to values at the top");
   std::vector<std::pair<std::string, YAML::Node>> leaves;
-  flatten(root, "", leaves, origin);
+  try {
+    flatten(root, "", leaves, origin);
+  } catch (const YAML::Exception& e) {
+    throw UsageError(origin + ": cannot read the YAML's structure: " + e.what());
+  }
   for (const auto& [key, node] : leaves) {
     Option* option = find_key(key);
     if (!option) {

@@ -133,6 +133,17 @@ class Budgets(TempDirTest):
             rejected = {os.path.basename(x["path"]): x["reason"] for x in json.load(f)["rejected"]}
         self.assertIn("over the budget", rejected["cat.9.png"])
 
+    def test_decoder_warnings_stay_off_stderr(self):
+        with open(os.path.join(FIXTURES, "formats", "cat-png.png"), "rb") as f:
+            png = f.read()
+        bad_crc = struct.pack(">I", 5) + b"tEXta\0bcd" + b"\0\0\0\0"  # an ancillary chunk, wrong CRC
+        path = self.path("warn.png")
+        with open(path, "wb") as f:
+            f.write(png[:33] + bad_crc + png[33:])
+        r = run([tool("cd-predict"), "--model", MODEL, path])
+        self.assertExit(r, 0)
+        self.assertEqual(r.stderr, "")
+
     def test_devices_fifos_and_big_files_are_not_read(self):
         fifo = self.path("pipe.jpg")
         os.mkfifo(fifo)

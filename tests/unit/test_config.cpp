@@ -88,6 +88,17 @@ TEST_CASE("a key given twice in YAML is an error, not a silent choice", "[config
   CHECK(msg.find("key 'schedule' is given more than once") != std::string::npos);
 }
 
+// Found by fuzz_config: a mapping used as a key escaped as yaml-cpp's own exception.
+TEST_CASE("a key that is a list or a mapping is a usage error", "[config]") {
+  Fixture f;
+  std::string msg =
+      usage_message([&] { f.config.apply_yaml_text("schedule:\n  ? [a, b]\n  : 3\n", "t.yaml"); });
+  CHECK(msg.find("keys must be plain names") != std::string::npos);
+  Fixture g;
+  msg = usage_message([&] { g.config.apply_yaml_text("{x: 1}: 2\n", "t.yaml"); });
+  CHECK(msg.find("keys must be plain names") != std::string::npos);
+}
+
 TEST_CASE("an out-of-range value names the origin, the key and the range", "[config]") {
   Fixture f;
   std::string msg =

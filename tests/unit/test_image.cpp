@@ -6,6 +6,7 @@
 
 #include <opencv2/core.hpp>
 #include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
 
 #include "domain/image.h"
 #include "helpers.h"
@@ -208,4 +209,30 @@ TEST_CASE("image files are read within the byte budget, and never from a device"
   cd::input_budget() = saved;
   CHECK_NOTHROW(cd::read_image_bytes(path));
   CHECK_THROWS_WITH(cd::read_image_bytes("/dev/zero"), Catch::Contains("not a regular file"));
+}
+
+TEST_CASE("PNG decodes through libpng to the same pixels as OpenCV's reader", "[image]") {
+  cv::Mat gray16(20, 30, CV_16UC1), rgba(20, 30, CV_8UC4);
+  cv::randu(gray16, 0, 65535);
+  cv::randu(rgba, 0, 255);
+  std::vector<std::string> inputs{fixture("formats/cat-png.png"), fixture("formats/dog-rgba.png"),
+                                  fixture("formats/tiny-5x5.png")};
+  for (const cv::Mat& m : {gray16, rgba}) {
+    std::vector<unsigned char> buf;
+    REQUIRE(cv::imencode(".png", m, buf));
+    inputs.emplace_back(buf.begin(), buf.end());
+  }
+  for (const auto& bytes : inputs) {
+    cv::Mat ours = cd::decode_rgb(bytes);
+    cv::Mat bgr = cv::imdecode(
+        cv::Mat(1, static_cast<int>(bytes.size()), CV_8UC1, const_cast<char*>(bytes.data())),
+        cv::IMREAD_COLOR);
+    cv::Mat theirs;
+    cv::cvtColor(bgr, theirs, cv::COLOR_BGR2RGB);
+    REQUIRE(ours.size() == theirs.size());
+    CHECK(cv::norm(ours, theirs, cv::NORM_INF) == 0);
+  }
+  std::string png = fixture("formats/cat-png.png");
+  CHECK_THROWS_WITH(cd::decode_rgb(png.substr(0, 60) + png.substr(png.size() - 12)),
+                    Catch::StartsWith("not a decodable PNG"));
 }
