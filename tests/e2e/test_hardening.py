@@ -22,6 +22,9 @@ from common import FIXTURES, TempDirTest, prepare_sample, run, tool, train_small
 from serve_util import Server, free_port, multipart
 
 PHOTOS = os.path.join(FIXTURES, "photos")
+# Time and memory limits are the plain build's; a sanitizer build (make sanitize) runs every
+# instruction several times slower and keeps freed memory in quarantine, so it gets headroom.
+SLACK = 5 if os.environ.get("CD_SANITIZE") else 1
 
 
 def photo(name):
@@ -158,6 +161,20 @@ class Budgets(TempDirTest):
         self.assertIn("over the limit", r.stderr)
         self.assertEqual(len(r.stdout.splitlines()), 1)  # the good photo is still answered
 
+    def test_training_refuses_a_device_or_a_bomb_in_its_manifest(self):
+        bomb = self.path("bomb.png")
+        with open(bomb, "wb") as f:
+            f.write(png_declaring(30000, 30000))
+        for bad, expected in (("/dev/zero", "not a regular file"), (bomb, "over the budget")):
+            data = prepare_sample(self.path("d" + str(len(expected))))
+            with open(os.path.join(data, "train.csv"), "a") as f:
+                f.write(f"{bad},cat\n")
+            t0 = time.monotonic()
+            r = train_small(self.tmp, data, "m" + str(len(expected)), 1)
+            self.assertLess(time.monotonic() - t0, 60)
+            self.assertExit(r, 1)
+            self.assertIn(expected, r.stderr)
+
     def test_names_with_tabs_and_newlines_stay_one_record_per_line(self):
         d = self.path("odd")
         os.makedirs(d)
@@ -257,10 +274,10 @@ class Hostile(TempDirTest):
         t0 = time.monotonic()
         status, _, body = self.server.request("POST", "/predict", png_declaring(30000, 30000),
                                               {"Content-Type": "image/png"})
-        self.assertLess(time.monotonic() - t0, 1.0)
+        self.assertLess(time.monotonic() - t0, 1.0 * SLACK)
         self.assertEqual(status, 413, body)
         self.assertIn(b"over the budget", body)
-        self.assertLess(rss_kb(self.server.proc.pid) - before, 100 * 1024)
+        self.assertLess(rss_kb(self.server.proc.pid) - before, 100 * 1024 * SLACK)
 
     def test_chunked_body_over_the_limit_is_413_with_bounded_memory(self):
         before = rss_kb(self.server.proc.pid)
@@ -285,7 +302,7 @@ class Hostile(TempDirTest):
             except OSError:
                 pass
         self.assertEqual(statuses(answer)[:1], [413], answer[:300])
-        self.assertLess(rss_kb(self.server.proc.pid) - before, 100 * 1024)
+        self.assertLess(rss_kb(self.server.proc.pid) - before, 100 * 1024 * SLACK)
 
     def test_gzip_body_inflating_over_the_limit_is_413(self):
         bomb = gzip.compress(b"\0" * (64 << 20))  # ~64 KB on the wire, 64 MB inflated
@@ -293,14 +310,14 @@ class Hostile(TempDirTest):
         status, _, body = self.server.request("POST", "/predict", bomb,
                                               {"Content-Type": "image/jpeg", "Content-Encoding": "gzip"})
         self.assertEqual(status, 413, body)
-        self.assertLess(rss_kb(self.server.proc.pid) - before, 100 * 1024)
+        self.assertLess(rss_kb(self.server.proc.pid) - before, 100 * 1024 * SLACK)
 
     def test_content_length_over_the_limit_or_malformed_is_refused_at_once(self):
         for length, expected in ((str(2**64), 413), (str(50 << 20), 413), ("-5", 400), ("12abc", 400)):
             t0 = time.monotonic()
             raw = raw_exchange(self.port, (f"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\n"
                                            f"Expect: 100-continue\r\nContent-Length: {length}\r\n\r\n").encode())
-            self.assertLess(time.monotonic() - t0, 2.0, length)
+            self.assertLess(time.monotonic() - t0, 2.0 * SLACK, length)
             self.assertEqual(statuses(raw), [expected], raw)  # and no 100 Continue first
 
     def test_framing_errors_are_400(self):
@@ -356,7 +373,7 @@ class Hostile(TempDirTest):
             for path in ("/health", "/ready", "/health"):
                 status, ms = self.probe_ms(path)
                 self.assertEqual(status, 200)
-                self.assertLess(ms, 1000)
+                self.assertLess(ms, 1000 * SLACK)
             # a header that never completes gets 408 after --header-timeout-s
             time.sleep(2.5)
             socks[0].settimeout(3)
@@ -388,7 +405,7 @@ class Hostile(TempDirTest):
                 self.assertEqual(status, 200)
                 slow.append(ms)
                 time.sleep(0.2)
-            self.assertLess(max(slow), 1000, slow)
+            self.assertLess(max(slow), 1000 * SLACK, slow)
         finally:
             stop.set()
             for t in threads:
@@ -458,13 +475,23 @@ class Drain(TempDirTest):
         threads = [threading.Thread(target=client) for _ in range(64)]
         for t in threads:
             t.start()
+        slow = []
+        for _ in range(10):  # ten slow clients must not make the drain wait out its grace period
+            s = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+            s.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\n")
+            slow.append(s)
         time.sleep(3)
+        t0 = time.monotonic()
         server.proc.send_signal(signal.SIGTERM)
         server.proc.wait(timeout=60)
+        drained_s = time.monotonic() - t0
+        for s in slow:
+            s.close()
         stop.set()
         for t in threads:
             t.join(timeout=60)
         self.assertEqual(server.proc.returncode, 0, server.log()[-2000:])
+        self.assertLess(drained_s, 10 * SLACK)  # the grace period is 30 s
         self.assertGreater(results["ok"], 20)
         self.assertEqual(results["reset"], 0, results)
 
