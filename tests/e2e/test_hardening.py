@@ -382,6 +382,26 @@ class Hostile(TempDirTest):
             for s in socks:
                 s.close()
 
+    def test_slow_uploads_hold_no_worker(self):
+        # More slow uploads than there are HTTP workers (128): each sends its header and a
+        # little of a 500 KB body, then stalls. Predictions still go through.
+        socks = []
+        try:
+            for _ in range(200):
+                s = socket.create_connection(("127.0.0.1", self.port), timeout=5)
+                s.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\n"
+                          b"Content-Length: 500000\r\n\r\n" + b"\xff" * 1000)
+                socks.append(s)
+            time.sleep(0.5)
+            t0 = time.monotonic()
+            status, _, body = self.server.request("POST", "/predict", photo("dog.2.jpg"),
+                                                  {"Content-Type": "image/jpeg"}, timeout=10)
+            self.assertEqual(status, 200, body)
+            self.assertLess(time.monotonic() - t0, 2.0 * SLACK)
+        finally:
+            for s in socks:
+                s.close()
+
     def test_probes_answer_under_200_clients_of_honest_load(self):
         stop = threading.Event()
         img = photo("cat.1.jpg")

@@ -45,18 +45,24 @@ struct Conn {
   std::string in;  // bytes received and not yet parsed
   std::size_t pos = 0;
   Clock::time_point deadline;
-  bool started = false;   // part of a request header has arrived
-  bool peer_eof = false;  // the client shut down its side
-  bool closing = false;   // answered for the last time; draining its input
-  bool served = false;    // at least one request answered on it
+  bool started = false;      // part of a request header has arrived
+  bool peer_eof = false;     // the client shut down its side
+  bool closing = false;      // answered for the last time; draining its input
+  bool served = false;       // at least one request answered on it
+  std::size_t need = 0;      // bytes (header and body) to hold before a worker takes it
+  std::size_t reserved = 0;  // of the event thread's body budget
   std::string remote_ip;
   int remote_port = 0;
   std::size_t unread() const { return in.size() - pos; }
-  bool has_header() const {
+  // Length of the complete header at pos, blank line included; 0 if incomplete.
+  std::size_t header_length() const {
     std::string_view rest(in.data() + pos, unread());
-    return rest.find("\r\n\r\n") != std::string_view::npos ||
-           rest.find("\n\n") != std::string_view::npos;
+    std::size_t crlf = rest.find("\r\n\r\n"), lf = rest.find("\n\n");
+    std::size_t end = std::min(crlf == std::string_view::npos ? crlf : crlf + 4,
+                               lf == std::string_view::npos ? lf : lf + 2);
+    return end == std::string_view::npos ? 0 : end;
   }
+  bool has_header() const { return header_length() > 0; }
 };
 
 // The socket as httplib reads and writes it: bytes already received first,
@@ -271,6 +277,23 @@ class Lane {
   std::vector<std::thread> m_threads;
 };
 
+// The body length a complete header at conn.pos declares, when the event
+// thread may read that body itself: a plain Content-Length, no chunking and
+// no Expect (whose client waits for 100 Continue first). nullopt otherwise.
+std::optional<std::size_t> simple_body_length(const Conn& conn, std::size_t header_length) {
+  std::string head = to_lower(std::string_view(conn.in.data() + conn.pos, header_length));
+  if (head.find("\ntransfer-encoding:") != std::string::npos ||
+      head.find("\nexpect:") != std::string::npos)
+    return std::nullopt;
+  std::size_t at = head.find("\ncontent-length:");
+  if (at == std::string::npos) return std::size_t{0};
+  if (head.find("\ncontent-length:", at + 1) != std::string::npos) return std::nullopt;
+  std::size_t begin = head.find_first_not_of(" \t", at + 16);
+  std::size_t end = head.find_first_not_of("0123456789", begin);
+  if (begin == std::string::npos || end == begin || end - begin > 12) return std::nullopt;
+  return static_cast<std::size_t>(std::stoull(head.substr(begin, end - begin)));
+}
+
 bool is_probe(const Conn& conn) {
   std::string_view line(conn.in.data() + conn.pos, std::min<std::size_t>(conn.unread(), 64));
   for (const char* probe : {"/health", "/ready", "/metrics"})
@@ -309,6 +332,9 @@ struct Server::Impl {
   std::atomic<int> busy{0};                // connections a worker holds or will hold
   std::unordered_map<int, Conn*> waiting;  // fd -> connection the event thread holds
   int open = 0;
+  // Bodies the event thread reads before handing a request over, so a slow
+  // upload holds no worker; bounded in total, larger ones go to a worker.
+  std::size_t body_budget = std::size_t{256} << 20, body_reserved = 0;
 
   ~Impl() {
     for (auto& [fd, conn] : waiting) {
@@ -379,7 +405,14 @@ struct Server::Impl {
     waiting.erase(conn->fd);
   }
 
+  void release(Conn* conn) {
+    body_reserved -= conn->reserved;
+    conn->reserved = 0;
+    conn->need = 0;
+  }
+
   void destroy(Conn* conn) {
+    release(conn);
     ::close(conn->fd);
     --open;
     delete conn;
@@ -396,8 +429,9 @@ struct Server::Impl {
         "HTTP/1.1 " + std::to_string(status) +
         (status == 408 ? " Request Timeout" : " Request Header Fields Too Large") +
         "\r\nContent-Type: " + res.content_type +
-        "\r\nConnection: close\r\nContent-Length: " + std::to_string(res.body.size()) + "\r\n\r\n" +
-        res.body;
+        "\r\nConnection: close\r\nContent-Length: " + std::to_string(res.body.size()) + "\r\n";
+    for (const auto& [k, v] : res.headers) head += k + ": " + v + "\r\n";
+    head += "\r\n" + res.body;
     [[maybe_unused]] ssize_t n =
         ::send(conn->fd, head.data(), head.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
     if (res.sent) res.sent();
@@ -417,6 +451,7 @@ struct Server::Impl {
   }
 
   void dispatch(Conn* conn) {
+    release(conn);
     forget(conn);
     ++busy;
     (is_probe(*conn) ? probe_lane : main_lane).push(conn);
@@ -452,9 +487,30 @@ struct Server::Impl {
     }
   }
 
+  // A request is ready for a worker once its header, and a body the event
+  // thread may read, are all here.
+  bool ready(Conn* conn) {
+    std::size_t header = conn->header_length();
+    if (header == 0) return false;
+    if (conn->need == 0) {
+      auto body = simple_body_length(*conn, header);
+      if (!body || *body == 0 || *body > options.max_body_bytes ||
+          body_reserved + *body > body_budget)
+        return true;  // no body, or one a worker reads (and the screen may refuse)
+      conn->need = header + *body;
+      conn->reserved = *body;
+      body_reserved += *body;
+      conn->deadline = after(options.body_timeout_s);
+    }
+    return conn->unread() >= conn->need;
+  }
+
   void on_readable(Conn* conn) {
     char buf[16384];
     for (;;) {
+      if (!conn->closing &&
+          (conn->need ? conn->unread() >= conn->need : conn->unread() > options.max_header_bytes))
+        break;  // enough for now
       ssize_t n = ::recv(conn->fd, buf, sizeof buf, MSG_DONTWAIT);
       if (n > 0) {
         if (conn->closing) continue;  // dropped
@@ -463,7 +519,7 @@ struct Server::Impl {
           conn->deadline = after(options.header_timeout_s);
         }
         conn->in.append(buf, static_cast<std::size_t>(n));
-        if (conn->unread() > options.max_header_bytes) break;
+        if (conn->need == 0 && ready(conn) && conn->need == 0) break;  // no body to wait for
         continue;
       }
       if (n == 0)
@@ -481,8 +537,10 @@ struct Server::Impl {
       }
       return;
     }
-    if (conn->has_header()) return dispatch(conn);
-    if (conn->unread() > options.max_header_bytes)
+    // A client that sent part of a body and closed is still answered: the
+    // worker finds the body cut short and says so.
+    if (ready(conn) || (conn->peer_eof && conn->has_header())) return dispatch(conn);
+    if (!conn->has_header() && conn->unread() > options.max_header_bytes)
       return refuse(
           conn, 431,
           "request header is larger than " + std::to_string(options.max_header_bytes) + " bytes");
@@ -527,9 +585,12 @@ struct Server::Impl {
         forget(conn);
         destroy(conn);
       } else {
+        bool body = conn->need > 0;
         refuse(conn, 408,
-               "request header not received within " +
-                   std::to_string(static_cast<int>(options.header_timeout_s)) + " s");
+               std::string(body ? "request body" : "request header") + " not received within " +
+                   std::to_string(
+                       static_cast<int>(body ? options.body_timeout_s : options.header_timeout_s)) +
+                   " s");
       }
     }
   }
