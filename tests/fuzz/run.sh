@@ -31,7 +31,7 @@ for harness in image model_file config manifest http; do
     echo "fuzz_$harness found a crash; the input is in $findings/" >&2
     status=1
   else
-    grep -E "stat::number_of_executed_runs|stat::peak_rss_mb" "$work/$harness.log" | tr '\n' ' '
+    grep -E "stat::number_of_executed_units|stat::average_exec_per_sec|stat::peak_rss_mb" "$work/$harness.log" | tr '\n' ' '
     echo
   fi
 done
