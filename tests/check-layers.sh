@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Enforces the include rules drawn in ARCHITECTURE.md: every arrow points
 # down (tools -> nn -> domain -> util), no tool includes another tool's
-# engine, LibTorch stays out of util/, domain/ and cd-prepare, and only the
-# two HTTP clients of the tree see cpp-httplib.
+# engine, LibTorch stays out of util/, domain/ and cd-prepare, only the
+# two HTTP clients of the tree see cpp-httplib, and only cd-export sees libonnx.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 status=0
@@ -47,6 +47,8 @@ mapfile -t sources < <(git ls-files 'core/*' 'tools/*' |
   grep -vE '^tools/(cd-serve/http\.cpp|cd-train/mlflow\.cpp)$')
 forbid '#include <httplib.h>' "cpp-httplib outside cd-serve's http.cpp and cd-train's MLflow client" \
   "${sources[@]}"
+mapfile -t not_export < <(git ls-files 'core/*' 'tools/*' | grep -v '^tools/cd-export/')
+forbid '#include <onnx/' "libonnx outside cd-export" "${not_export[@]}"
 
 [ "$status" = 0 ] && echo "layering: ok"
 exit "$status"

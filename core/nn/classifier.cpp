@@ -63,7 +63,7 @@ void apply_tta_choice(Classifier& model, TtaChoice choice) {
   if (choice != TtaChoice::k_model) model.set_tta_flip(choice == TtaChoice::k_on);
 }
 
-std::unique_ptr<Classifier> load_classifier(const std::string& path, DeviceChoice device) {
+LoadedNetwork load_network(const std::string& path) {
   FileParts parts = read_parts(path, FileKind::k_model);
   ModelMeta meta = meta_from_json(parts.meta, path);
   Network net;
@@ -82,7 +82,13 @@ std::unique_ptr<Classifier> load_classifier(const std::string& path, DeviceChoic
     if (item.value().is_floating_point() && !at::isfinite(item.value()).all().item<bool>())
       throw ModelError(path + ": buffer '" + item.key() +
                        "' holds NaN or Inf; the file is corrupt");
-  return std::make_unique<TorchClassifier>(std::move(meta), std::move(net), select_device(device));
+  return {std::move(meta), std::move(net)};
+}
+
+std::unique_ptr<Classifier> load_classifier(const std::string& path, DeviceChoice device) {
+  LoadedNetwork loaded = load_network(path);
+  return std::make_unique<TorchClassifier>(std::move(loaded.meta), std::move(loaded.net),
+                                           select_device(device));
 }
 
 }  // namespace cd

@@ -9,6 +9,7 @@
 
 #include "domain/model_file.h"
 #include "nn/compute.h"
+#include "nn/nets.h"
 
 namespace at {
 class Tensor;
@@ -30,6 +31,14 @@ class Classifier {
 enum class TtaChoice { k_model, k_on, k_off };
 TtaChoice parse_tta(const std::string& name);  // UsageError
 void apply_tta_choice(Classifier& model, TtaChoice choice);
+
+// A model file's metadata and its network with the weights loaded and
+// checked finite (training mode, BN not folded). Throws ModelError.
+struct LoadedNetwork {
+  ModelMeta meta;
+  Network net;
+};
+LoadedNetwork load_network(const std::string& path);
 
 // Throws ModelError for a missing, corrupt or mismatched file.
 std::unique_ptr<Classifier> load_classifier(const std::string& path,

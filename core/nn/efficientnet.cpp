@@ -9,6 +9,7 @@
 #include <set>
 
 #include "nn/fold.h"
+#include "nn/graph.h"
 #include "nn/weights.h"
 #include "util/atomic_file.h"
 #include "util/errors.h"
@@ -51,6 +52,27 @@ nn::BatchNorm2d make_bn(int channels, double eps) {
 
 at::Tensor clip6(at::Tensor x) { return at::hardtanh_(x, 0.0, 6.0); }
 
+std::string clip6(GraphBuilder& g, const std::string& x) {
+  return g.add("Clip", {x}, {}, {{"min", 0.0f}, {"max", 6.0f}});
+}
+
+// conv_bn's graph, folded: SAME padding as an explicit Pad before a stride-2
+// conv (exactly what forward does); n is the side going in and coming out.
+std::string conv_graph(GraphBuilder& g, nn::Conv2d& conv, const std::string& x, std::int64_t& n) {
+  const auto& o = conv->options;
+  int stride = static_cast<int>(o.stride()->at(0)),
+      kernel = static_cast<int>(o.kernel_size()->at(0));
+  std::string in = x;
+  if (stride != 1) {
+    auto [before, after] = same_padding(n, kernel, stride);
+    if (before + after > 0)
+      in = g.add("Pad", {x}, {{"pads", {0, 0, before, before, 0, 0, after, after}}},
+                 {{"value", 0.0f}});
+  }
+  n = (n + stride - 1) / stride;
+  return g.conv(*conv, in);
+}
+
 // A conv with TF "SAME" padding, then its batch norm unless folded into it.
 at::Tensor conv_bn(nn::Conv2d& conv, nn::BatchNorm2d& bn, bool folded, const at::Tensor& x) {
   at::Tensor in = x;
@@ -87,6 +109,15 @@ class MBConvImpl : public nn::Module {
     h = conv_bn(m_project, m_bn2, m_folded, h);
     bool residual = m_spec.stride == 1 && m_spec.in == m_spec.out;
     return residual ? h + x : h;
+  }
+
+  std::string describe(GraphBuilder& g, const std::string& x, std::int64_t& n) {
+    std::string h = x;
+    if (!m_expand.is_empty()) h = clip6(g, conv_graph(g, m_expand, h, n));
+    h = clip6(g, conv_graph(g, m_depthwise, h, n));
+    h = conv_graph(g, m_project, h, n);
+    bool residual = m_spec.stride == 1 && m_spec.in == m_spec.out;
+    return residual ? g.add("Add", {h, x}) : h;
   }
 
   void fold() {
@@ -168,6 +199,31 @@ class EfficientNetLite : public NetworkImpl {
   std::vector<at::Tensor> head_parameters() override { return m_head->parameters(); }
   at::Tensor imagenet_logits(const at::Tensor& x) override {
     return m_imagenet->forward(features(x, nullptr));
+  }
+
+  std::string describe(GraphBuilder& g, const std::string& x, int size) override {
+    if (!m_folded) throw UsageError("export: fold batch norm first (prepare_for_inference)");
+    std::int64_t n = size;
+    std::vector<std::string> parts;
+    std::string h = clip6(g, conv_graph(g, m_stem_conv, x, n));
+    for (std::size_t i = 0; i < m_blocks->size(); ++i) {
+      h = block(i).describe(g, h, n);
+      if (m_mode == DarknetFeatures::k_rich && (i == m_tap || i + 1 == m_blocks->size()))
+        parts.push_back(g.pooled(h));
+    }
+    std::string pooled = g.pooled(clip6(g, conv_graph(g, m_head_conv, h, n)));
+    std::string f = pooled;
+    if (m_mode != DarknetFeatures::k_pooled) {
+      std::string logits = g.linear(*m_imagenet, pooled);
+      if (m_mode == DarknetFeatures::k_logits) {
+        f = logits;
+      } else {
+        parts.push_back(pooled);
+        parts.push_back(logits);
+        f = g.add("Concat", parts, {{"axis", {1}}});
+      }
+    }
+    return g.linear(*m_head, f);
   }
 
   void fuse_for_inference() override {

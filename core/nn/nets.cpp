@@ -8,6 +8,7 @@
 
 #include "nn/efficientnet.h"
 #include "nn/fold.h"
+#include "nn/graph.h"
 #include "nn/weights.h"
 #include "util/errors.h"
 
@@ -66,6 +67,9 @@ class SequentialNet : public NetworkImpl {
   at::Tensor classify(const at::Tensor& f) override { return m_head->forward(f); }
   std::vector<at::Tensor> head_parameters() override { return m_head->parameters(); }
   void fuse_for_inference() override { m_body = replace_module("body", fuse_conv_bn(m_body)); }
+  std::string describe(GraphBuilder& g, const std::string& x, int) override {
+    return g.linear(*m_head, g.sequential(*m_body, x));
+  }
   double flops(int size) override {
     torch::NoGradGuard no_grad;
     at::Tensor x = torch::zeros({1, 3, size, size});
@@ -175,6 +179,32 @@ class DarknetNet : public NetworkImpl {
   }
   at::Tensor imagenet_logits(const at::Tensor& x) override {
     return m_imagenet->forward(m_features->forward(x)).mean({2, 3});
+  }
+  // The same dataflow as embed() and classify().
+  std::string describe(GraphBuilder& g, const std::string& x, int) override {
+    std::vector<std::string> parts;
+    std::string h = x;
+    std::size_t tap = 0;
+    for (std::size_t i = 0; i < m_features->size(); ++i) {
+      h = g.layers(*m_features, i, i + 1, h);
+      if (m_mode == DarknetFeatures::k_rich && tap < m_taps.size() && m_taps[tap] == i) {
+        parts.push_back(g.pooled(h));
+        ++tap;
+      }
+    }
+    std::string pooled = g.pooled(h);
+    std::string logits = g.pooled(g.conv(*m_imagenet, h));
+    std::string f;
+    if (m_mode == DarknetFeatures::k_pooled) {
+      f = pooled;
+    } else if (m_mode == DarknetFeatures::k_logits) {
+      f = logits;
+    } else {
+      parts.push_back(pooled);
+      parts.push_back(logits);
+      f = g.add("Concat", parts, {{"axis", {1}}});
+    }
+    return g.linear(*m_head, f);
   }
   std::vector<Modules> stages() override {
     std::vector<Modules> out(1);

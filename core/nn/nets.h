@@ -19,6 +19,8 @@
 
 namespace cd {
 
+class GraphBuilder;
+
 class NetworkImpl : public torch::nn::Module {
  public:
   virtual at::Tensor embed(const at::Tensor& x) = 0;            // [N,3,S,S] -> [N,F]
@@ -30,6 +32,9 @@ class NetworkImpl : public torch::nn::Module {
   virtual void fuse_for_inference() {}
   // Forward FLOPs for one image of side `size` (multiply-add = 2).
   virtual double flops(int size) = 0;
+  // The inference graph (call after prepare_for_inference, BN folded) for an
+  // input of side `size`: from the input's name to the logits' name.
+  virtual std::string describe(GraphBuilder& graph, const std::string& x, int size) = 0;
   // The untouched ImageNet head of a pretrained backbone: [N,3,S,S] -> [N,1000]
   // logits. Throws UsageError for the architectures trained from scratch.
   virtual at::Tensor imagenet_logits(const at::Tensor& x);

@@ -12,7 +12,7 @@ SAMPLE = os.path.join(SOURCE_DIR, "data", "sample", "images")
 FIXTURES = os.path.join(SOURCE_DIR, "tests", "fixtures")
 SHARED = os.path.abspath(os.path.join(SOURCE_DIR, "..", "shared"))
 FULL_TRAIN = os.path.join(SHARED, "data", "dogs-vs-cats-200", "train")
-TOOLS = ["cd-prepare", "cd-train", "cd-eval", "cd-predict", "cd-serve"]
+TOOLS = ["cd-prepare", "cd-train", "cd-eval", "cd-predict", "cd-serve", "cd-export"]
 
 
 def tool(name):

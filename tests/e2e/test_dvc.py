@@ -54,8 +54,9 @@ class DvcPipeline(TempDirTest):
 
     def test_pipeline_lifecycle(self):
         out = self.dvc("repro")
-        for stage in ("pretrained", "prepare", "train", "eval"):
+        for stage in ("pretrained", "prepare", "train", "export", "eval"):
             self.assertIn(f"Running stage '{stage}'", out)
+        self.assertTrue(os.path.getsize(os.path.join(self.clone, "models", "model.onnx")) > 1000)
         metrics = read_json(os.path.join(self.clone, "eval", "metrics.json"))
         self.assertEqual(metrics["n"], 40)
 

@@ -1,0 +1,65 @@
+// A network as a plain dataflow graph of standard operators, for exporters:
+// cd-export writes it as ONNX. Node and attribute names are ONNX's (opset 10),
+// so an exporter maps them one to one. Described from an inference copy
+// (prepare_for_inference), so batch norm is already folded into the convs.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace torch::nn {
+class Conv2dImpl;
+class LinearImpl;
+class SequentialImpl;
+}  // namespace torch::nn
+
+namespace cd {
+
+struct GraphNode {
+  std::string op;  // Conv, Relu, LeakyRelu, Clip, Pad, MaxPool, GlobalAveragePool, ...
+  std::vector<std::string> inputs;
+  std::string output;
+  std::map<std::string, std::vector<std::int64_t>> ints;  // one value or a list
+  std::map<std::string, float> floats;
+};
+
+struct Graph {
+  std::string input = "input";  // float [N, 3, S, S], preprocessed as the model file says
+  std::string output;           // set by the network: the logits [N, 1]
+  std::vector<GraphNode> nodes;
+  std::vector<std::pair<std::string, at::Tensor>> weights;  // contiguous float, CPU
+};
+
+class GraphBuilder {
+ public:
+  // Adds a node; returns the name of its output.
+  std::string add(const std::string& op, std::vector<std::string> inputs,
+                  std::map<std::string, std::vector<std::int64_t>> ints = {},
+                  std::map<std::string, float> floats = {});
+  // Adds a constant; returns its name (prefix plus a number).
+  std::string weight(const std::string& prefix, const at::Tensor& value);
+
+  std::string conv(const torch::nn::Conv2dImpl& conv, const std::string& x);
+  std::string linear(const torch::nn::LinearImpl& linear, const std::string& x);
+  // Global average pooling to [N, C].
+  std::string pooled(const std::string& x);
+  // Each layer of a Sequential in turn (conv, ReLU, LeakyReLU, max-pool,
+  // adaptive average pool to 1, flatten, linear; dropout is the identity).
+  std::string sequential(torch::nn::SequentialImpl& seq, const std::string& x);
+  // A prefix of a Sequential: layers [begin, end).
+  std::string layers(torch::nn::SequentialImpl& seq, std::size_t begin, std::size_t end,
+                     const std::string& x);
+
+  Graph graph;
+
+ private:
+  int m_next = 0;
+  std::map<const void*, std::string> m_named;  // tensor -> its constant's name
+};
+
+}  // namespace cd

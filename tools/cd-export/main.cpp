@@ -1,0 +1,41 @@
+// cd-export: write a trained model file in another format (ONNX) for other runtimes.
+#include <spdlog/spdlog.h>
+
+#include <filesystem>
+
+#include "cd-export/onnx_export.h"
+#include "domain/labels.h"
+#include "nn/compute.h"
+#include "util/config.h"
+#include "util/errors.h"
+#include "util/options.h"
+
+namespace {
+
+int export_main(int argc, char** argv) {
+  std::string model = cd::k_default_model_path, format = "onnx", output;
+  cd::CommonOptions common;
+  cd::Config config("cd-export",
+                    "Export a model file for other runtimes: ONNX (opset 10) with batch norm "
+                    "folded, test-time flip in the graph when the model uses it, and the model's "
+                    "metadata in metadata_props.");
+  config.add_string("model", model, "model file from cd-train");
+  config.add_choice("format", format, "output format", {"onnx"});
+  config.add_string("output", output, "file to write; default: the model's path with .onnx");
+  cd::add_common_options(config, common);
+  if (config.parse(argc, argv) == cd::ParseOutcome::k_exit_ok) return 0;
+  cd::set_compute_threads(cd::apply_common_options(common));
+  if (output.empty()) output = std::filesystem::path(model).replace_extension(".onnx").string();
+  if (std::filesystem::path(output).extension() != ".onnx")
+    throw cd::UsageError("--output '" + output +
+                         "' must end in .onnx, the extension runtimes "
+                         "(and cd-predict) go by");
+  cd::ExportSummary s = cd::export_onnx(model, output);
+  spdlog::info("wrote {} ({} bytes, {} nodes, {} constants, test-time flip {})", output, s.bytes,
+               s.nodes, s.initializers, s.tta_in_graph ? "in the graph" : "off");
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) { return cd::run_tool("cd-export", argc, argv, export_main); }
