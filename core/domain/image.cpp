@@ -1,11 +1,17 @@
 #include "domain/image.h"
 
+#include <cstdio>  // before jpeglib.h, which uses FILE
+
+#include <jpeglib.h>
 #include <png.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <csetjmp>
 #include <filesystem>
 #include <limits>
+#include <memory>
 
 #include <cstring>
 #include <opencv2/core/utility.hpp>
@@ -123,6 +129,84 @@ cv::Mat decode_png(std::string_view bytes) {
   return src.rgb;
 }
 
+// JPEG through libjpeg(-turbo) directly, with the settings OpenCV's reader
+// uses (islow DCT, fancy upsampling), so pixels match it, but with libjpeg's
+// warnings ("Corrupt JPEG data: ...") kept off stderr, where they would break
+// a JSON log. CMYK and YCCK photos, and photos whose EXIF orientation asks
+// for a turn, return nullopt and go to OpenCV, which converts and turns them.
+struct JpegState {  // everything setjmp's frame touches lives here, made before it
+  jpeg_error_mgr mgr;
+  std::jmp_buf jump;
+  char message[JMSG_LENGTH_MAX] = {0};
+  cv::Mat rgb;
+};
+
+bool exif_turns(std::string_view b) {
+  // APP1 "Exif\0\0", a TIFF header, IFD0's Orientation (0x0112) not 1.
+  std::size_t pos = 2;
+  while (pos + 4 <= b.size() && static_cast<unsigned char>(b[pos]) == 0xFF) {
+    auto marker = static_cast<unsigned char>(b[pos + 1]);
+    std::size_t length = be16(b, pos + 2);
+    if (marker == 0xDA || length < 2 || pos + 2 + length > b.size()) return false;
+    if (marker == 0xE1 && length > 16 && b.substr(pos + 4, 6) == std::string_view("Exif\0\0", 6)) {
+      std::string_view tiff = b.substr(pos + 10, length - 8);
+      bool little = tiff.substr(0, 2) == "II";
+      auto u16 = [&](std::size_t at) { return little ? le16(tiff, at) : be16(tiff, at); };
+      auto u32 = [&](std::size_t at) { return little ? le32(tiff, at) : be32(tiff, at); };
+      if (tiff.size() < 8) return false;
+      std::size_t ifd = u32(4);
+      if (ifd + 2 > tiff.size()) return false;
+      std::size_t entries = u16(ifd);
+      for (std::size_t i = 0; i < entries && ifd + 2 + 12 * (i + 1) <= tiff.size(); ++i) {
+        std::size_t entry = ifd + 2 + 12 * i;
+        if (u16(entry) == 0x0112) return u16(entry + 8) != 1;
+      }
+      return false;
+    }
+    pos += 2 + length;
+  }
+  return false;
+}
+
+std::optional<cv::Mat> decode_jpeg(std::string_view bytes) {
+  if (exif_turns(bytes)) return std::nullopt;
+  jpeg_decompress_struct info{};
+  JpegState state;
+  info.err = jpeg_std_error(&state.mgr);
+  info.client_data = &state;
+  state.mgr.error_exit = [](j_common_ptr c) {
+    auto* st = static_cast<JpegState*>(c->client_data);
+    (*c->err->format_message)(c, st->message);
+    std::longjmp(st->jump, 1);
+  };
+  state.mgr.output_message = [](j_common_ptr) {};  // warnings: the data is decoded anyway
+  if (setjmp(state.jump)) {
+    jpeg_destroy_decompress(&info);
+    throw DataError(std::string("not a decodable JPEG (") + state.message + ")");
+  }
+  jpeg_create_decompress(&info);
+  info.client_data = &state;
+  jpeg_mem_src(&info, reinterpret_cast<const unsigned char*>(bytes.data()),
+               static_cast<unsigned long>(bytes.size()));
+  jpeg_read_header(&info, TRUE);
+  if (info.jpeg_color_space == JCS_CMYK || info.jpeg_color_space == JCS_YCCK) {
+    jpeg_destroy_decompress(&info);
+    return std::nullopt;
+  }
+  info.out_color_space = JCS_RGB;
+  info.dct_method = JDCT_ISLOW;
+  jpeg_start_decompress(&info);
+  state.rgb.create(static_cast<int>(info.output_height), static_cast<int>(info.output_width),
+                   CV_8UC3);
+  while (info.output_scanline < info.output_height) {
+    JSAMPROW row = state.rgb.ptr<JSAMPLE>(static_cast<int>(info.output_scanline));
+    jpeg_read_scanlines(&info, &row, 1);
+  }
+  jpeg_finish_decompress(&info);
+  jpeg_destroy_decompress(&info);
+  return state.rgb;
+}
+
 bool png_truncated(std::string_view bytes) {
   std::size_t tail = std::min<std::size_t>(bytes.size(), 16);
   return bytes.substr(bytes.size() - tail).find("IEND") == std::string_view::npos;
@@ -229,6 +313,8 @@ cv::Mat decode_rgb(std::string_view bytes) {
                       " pixels, over the budget of " + std::to_string(input_budget().max_pixels) +
                       " (--max-megapixels raises it)");
   if (header->format == "png") return decode_png(bytes);
+  if (header->format == "jpeg")
+    if (auto rgb = decode_jpeg(bytes)) return *rgb;
   cv::Mat raw(1, static_cast<int>(bytes.size()), CV_8UC1, const_cast<char*>(bytes.data()));
   cv::Mat bgr;
   try {

@@ -143,9 +143,15 @@ class Budgets(TempDirTest):
         path = self.path("warn.png")
         with open(path, "wb") as f:
             f.write(png[:33] + bad_crc + png[33:])
-        r = run([tool("cd-predict"), "--model", MODEL, path])
+        jpeg = photo("cat.1.jpg")
+        middle = len(jpeg) // 2
+        corrupt = self.path("corrupt.jpg")  # entropy-coded data broken, end marker kept
+        with open(corrupt, "wb") as f:
+            f.write(jpeg[:middle] + b"\xff\xd0" * 4 + jpeg[middle + 8:])
+        r = run([tool("cd-predict"), "--model", MODEL, path, corrupt])
         self.assertExit(r, 0)
         self.assertEqual(r.stderr, "")
+        self.assertEqual(len(r.stdout.splitlines()), 2)
 
     def test_devices_fifos_and_big_files_are_not_read(self):
         fifo = self.path("pipe.jpg")

@@ -236,3 +236,37 @@ TEST_CASE("PNG decodes through libpng to the same pixels as OpenCV's reader", "[
   CHECK_THROWS_WITH(cd::decode_rgb(png.substr(0, 60) + png.substr(png.size() - 12)),
                     Catch::StartsWith("not a decodable PNG"));
 }
+
+TEST_CASE("JPEG decodes through libjpeg to the same pixels as OpenCV's reader", "[image]") {
+  auto opencv = [](const std::string& bytes) {
+    cv::Mat bgr = cv::imdecode(
+        cv::Mat(1, static_cast<int>(bytes.size()), CV_8UC1, const_cast<char*>(bytes.data())),
+        cv::IMREAD_COLOR);
+    cv::Mat rgb;
+    cv::cvtColor(bgr, rgb, cv::COLOR_BGR2RGB);
+    return rgb;
+  };
+  std::vector<std::string> names{"formats/dog-gray.jpg", "formats/cat-cmyk.jpg"};
+  for (std::string cls : {"cat", "dog"})
+    for (int i = 1; i <= 4; ++i)
+      names.push_back("photos/" + cls + "." + std::to_string(i) + ".jpg");
+  for (const auto& name : names) {
+    INFO(name);
+    std::string bytes = fixture(name);
+    cv::Mat ours = cd::decode_rgb(bytes), theirs = opencv(bytes);
+    REQUIRE(ours.size() == theirs.size());
+    CHECK(cv::norm(ours, theirs, cv::NORM_INF) == 0);
+  }
+  // EXIF orientation 6 (turn 90 degrees clockwise): the photo comes out turned, as OpenCV does it.
+  std::string jpeg = fixture("photos/cat.1.jpg");
+  std::string tiff = std::string("MM\0*\0\0\0\x08\0\x01", 10) +
+                     std::string("\x01\x12\0\x03\0\0\0\x01\0\x06\0\0", 12) + std::string(4, '\0');
+  std::string app1 = "Exif" + std::string(2, '\0') + tiff;
+  std::size_t length = app1.size() + 2;
+  std::string turned = jpeg.substr(0, 2) + "\xFF\xE1" + static_cast<char>(length >> 8) +
+                       static_cast<char>(length & 0xFF) + app1 + jpeg.substr(2);
+  cv::Mat upright = cd::decode_rgb(jpeg), rotated = cd::decode_rgb(turned);
+  CHECK(rotated.cols == upright.rows);
+  CHECK(rotated.rows == upright.cols);
+  CHECK(cv::norm(rotated, opencv(turned), cv::NORM_INF) == 0);
+}
