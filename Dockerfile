@@ -21,9 +21,10 @@ COPY core core
 COPY tools tools
 RUN cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DCATDOG_BUILD_TESTS=OFF \
  && cmake --build build -j2 --target cd-serve cd-predict
-# Ship the two binaries and exactly the shared libraries they load.
+# Ship the two binaries, cd-predict's LibTorch module (loaded from beside it
+# for .cdm models), and exactly the shared libraries they load.
 COPY configs/docker/ship-binaries.sh /usr/local/bin/
-RUN ship-binaries.sh build/bin/cd-serve build/bin/cd-predict
+RUN ship-binaries.sh build/bin/cd-serve build/bin/cd-predict build/bin/libcatdog_torch.so
 
 # ---- runtime: the binaries, their libraries, a non-root user ----
 FROM ${BASE} AS runtime

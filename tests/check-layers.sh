@@ -36,13 +36,16 @@ forbid() {  # forbid <regex> <description> <files...>
 
 allowed core/util util
 allowed core/domain util domain
-allowed core/nn util domain nn
+allowed core/runtime util domain runtime
+allowed core/nn util domain runtime nn
 for tool in tools/cd-*; do
-  allowed "$tool" util domain nn "$(basename "$tool")"
+  allowed "$tool" util domain runtime nn "$(basename "$tool")"
 done
+# cd-predict loads LibTorch only through the runtime module: no core/nn.
+allowed tools/cd-predict util domain runtime cd-predict
 
 forbid '#include <(torch|ATen|c10)/' "LibTorch outside core/nn and the torch-using tools" \
-  core/util/* core/domain/* tools/cd-prepare/*
+  core/util/* core/domain/* core/runtime/* tools/cd-prepare/* tools/cd-predict/*
 mapfile -t sources < <(git ls-files 'core/*' 'tools/*' |
   grep -vE '^tools/(cd-serve/http\.cpp|cd-train/mlflow\.cpp)$')
 forbid '#include <httplib.h>' "cpp-httplib outside cd-serve's http.cpp and cd-train's MLflow client" \

@@ -1,6 +1,7 @@
 #include "nn/classifier.h"
 
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 #include <torch/nn/module.h>
 
 #include <cmath>
@@ -52,15 +53,64 @@ class TorchClassifier : public Classifier {
 
 }  // namespace
 
-TtaChoice parse_tta(const std::string& name) {
-  if (name == "model") return TtaChoice::k_model;
-  if (name == "on") return TtaChoice::k_on;
-  if (name == "off") return TtaChoice::k_off;
-  throw UsageError("tta must be model|on|off, not '" + name + "'");
-}
-
 void apply_tta_choice(Classifier& model, TtaChoice choice) {
   if (choice != TtaChoice::k_model) model.set_tta_flip(choice == TtaChoice::k_on);
+}
+
+namespace {
+
+// Float batches in, through the classifier's tensors.
+class ClassifierPredictor : public Predictor {
+ public:
+  ClassifierPredictor(std::unique_ptr<Classifier> owned, Classifier& model)
+      : m_owned(std::move(owned)), m_model(model) {}
+  const ModelMeta& meta() const override { return m_model.meta(); }
+  void set_tta_flip(bool on) override { m_model.set_tta_flip(on); }
+  std::string runtime() const override { return "libtorch"; }
+  std::vector<float> predict(const float* images, std::size_t n) override {
+    int s = m_model.meta().preprocess.size;
+    at::Tensor batch = at::from_blob(const_cast<float*>(images),
+                                     {static_cast<std::int64_t>(n), 3, s, s}, at::kFloat);
+    return m_model.predict(batch);
+  }
+
+ private:
+  std::unique_ptr<Classifier> m_owned;
+  Classifier& m_model;
+};
+
+// A runtime's float interface behind the tensor one (an .onnx model in the
+// tools that work on tensors: cd-eval, cd-serve).
+class PredictorClassifier : public Classifier {
+ public:
+  explicit PredictorClassifier(std::unique_ptr<Predictor> predictor)
+      : m_predictor(std::move(predictor)) {}
+  const ModelMeta& meta() const override { return m_predictor->meta(); }
+  void set_tta_flip(bool on) override { m_predictor->set_tta_flip(on); }
+  std::vector<float> predict(const at::Tensor& batch) override {
+    at::Tensor x = batch.to(at::kCPU, at::kFloat).contiguous();
+    return m_predictor->predict(x.data_ptr<float>(), static_cast<std::size_t>(x.size(0)));
+  }
+
+ private:
+  std::unique_ptr<Predictor> m_predictor;
+};
+
+}  // namespace
+
+std::unique_ptr<Predictor> as_predictor(std::unique_ptr<Classifier> model) {
+  Classifier& ref = *model;
+  return std::make_unique<ClassifierPredictor>(std::move(model), ref);
+}
+
+std::unique_ptr<Predictor> borrow_as_predictor(Classifier& model) {
+  return std::make_unique<ClassifierPredictor>(nullptr, model);
+}
+
+std::unique_ptr<Predictor> open_torch_predictor(const std::string& path,
+                                                const RuntimeOptions& options) {
+  if (options.threads > 0) set_compute_threads(options.threads);
+  return as_predictor(load_classifier(path, parse_device(options.device)));
 }
 
 LoadedNetwork load_network(const std::string& path) {
@@ -86,6 +136,13 @@ LoadedNetwork load_network(const std::string& path) {
 }
 
 std::unique_ptr<Classifier> load_classifier(const std::string& path, DeviceChoice device) {
+  if (is_onnx_path(path)) {
+    if (device == DeviceChoice::k_cuda)
+      throw UsageError(
+          "an .onnx model runs on the CPU (OpenCV DNN); use the .cdm model file for "
+          "--device cuda");
+    return std::make_unique<PredictorClassifier>(open_onnx_predictor(path, at::get_num_threads()));
+  }
   LoadedNetwork loaded = load_network(path);
   return std::make_unique<TorchClassifier>(std::move(loaded.meta), std::move(loaded.net),
                                            select_device(device));

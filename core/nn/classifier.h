@@ -10,6 +10,7 @@
 #include "domain/model_file.h"
 #include "nn/compute.h"
 #include "nn/nets.h"
+#include "runtime/predictor.h"
 
 namespace at {
 class Tensor;
@@ -27,10 +28,19 @@ class Classifier {
   virtual void set_tta_flip(bool on) = 0;
 };
 
-// --tta: keep the model file's setting, or force mirror averaging on or off.
-enum class TtaChoice { k_model, k_on, k_off };
-TtaChoice parse_tta(const std::string& name);  // UsageError
+// --tta (TtaChoice, runtime/predictor.h) on a classifier.
 void apply_tta_choice(Classifier& model, TtaChoice choice);
+
+// A classifier behind the runtime interface (plain float batches), owned
+// or borrowed.
+std::unique_ptr<Predictor> as_predictor(std::unique_ptr<Classifier> model);
+std::unique_ptr<Predictor> borrow_as_predictor(Classifier& model);
+
+// A catdog model file on LibTorch behind the runtime interface: what the
+// LibTorch module (torch_module.cpp) hands to open_predictor(). Sets the
+// compute threads. Throws ModelError or UsageError.
+std::unique_ptr<Predictor> open_torch_predictor(const std::string& path,
+                                                const RuntimeOptions& options);
 
 // A model file's metadata and its network with the weights loaded and
 // checked finite (training mode, BN not folded). Throws ModelError.
@@ -40,7 +50,9 @@ struct LoadedNetwork {
 };
 LoadedNetwork load_network(const std::string& path);
 
-// Throws ModelError for a missing, corrupt or mismatched file.
+// Throws ModelError for a missing, corrupt or mismatched file. An .onnx file
+// (from cd-export) runs on OpenCV DNN behind the same interface, with
+// LibTorch's compute thread count.
 std::unique_ptr<Classifier> load_classifier(const std::string& path,
                                             DeviceChoice device = DeviceChoice::k_cpu);
 

@@ -3,7 +3,9 @@ import json
 import math
 import os
 import shutil
+import subprocess
 import tempfile
+import time
 import unittest
 
 from common import FIXTURES, SAMPLE, TempDirTest, prepare_sample, read_json, run, tool, train_small
@@ -144,6 +146,73 @@ class Predict(TempDirTest):
         self.assertExit(r, 3)
         self.assertEqual(r.stdout, "")
         self.assertEqual(r.stderr, f"cd-predict: {fake}: not a decodable image (expected JPEG, PNG, BMP or WebP)\n")
+
+
+class Runtimes(TempDirTest):
+    """The model file picks the runtime: .onnx on OpenCV DNN without LibTorch in the process,
+    .cdm on LibTorch through the module loaded on demand; both give the same answers."""
+
+    def setUp(self):
+        super().setUp()
+        self.onnx = self.path("model.onnx")
+        r = run([tool("cd-export"), "--model", MODEL, "--output", self.onnx])
+        self.assertExit(r, 0)
+
+    def predict_json(self, model, *extra):
+        r = run([tool("cd-predict"), "--model", model, "--json", PHOTOS, *extra])
+        self.assertExit(r, 0)
+        return {os.path.basename(row["path"]): row["p_dog"] for row in map(json.loads, r.stdout.splitlines())}
+
+    def test_onnx_and_model_file_agree(self):
+        torch_p, onnx_p = self.predict_json(MODEL), self.predict_json(self.onnx)
+        self.assertEqual(sorted(torch_p), sorted(onnx_p))
+        for name in torch_p:
+            self.assertAlmostEqual(torch_p[name], onnx_p[name], delta=1e-4, msg=name)
+        r = run([tool("cd-eval"), "--model", self.onnx, "--data", DATA, "--output", self.path("eval")])
+        self.assertExit(r, 0)
+
+    def test_onnx_prediction_never_maps_libtorch(self):
+        # Many images one by one, so the process is still predicting when its first answer is out.
+        paths = (os.path.join(PHOTOS, "cat.1.jpg") + "\n") * 3000
+        proc = subprocess.Popen([tool("cd-predict"), "--model", self.onnx, "--batch-size", "1", "-"],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            proc.stdin.write(paths)
+            proc.stdin.close()
+            first = proc.stdout.readline()  # the model is loaded and answering
+            with open(f"/proc/{proc.pid}/maps") as f:
+                maps = f.read()
+            rest = proc.stdout.read()
+            proc.wait(timeout=300)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        self.assertEqual(proc.returncode, 0, proc.stderr.read())
+        self.assertIn("cat.1.jpg", first)
+        self.assertGreater(len(rest.splitlines()), 100)  # the maps were read mid-run
+        self.assertIn("libopencv_dnn", maps)
+        self.assertNotIn("libtorch", maps)
+        self.assertNotIn("libcatdog_torch", maps)
+
+    def test_model_file_loads_the_libtorch_module(self):
+        r = run([tool("cd-predict"), "--model", MODEL, "--log-level", "debug", os.path.join(PHOTOS, "dog.1.jpg")])
+        self.assertExit(r, 0)
+        self.assertIn("(libtorch)", r.stderr)
+        r = run([tool("cd-predict"), "--model", MODEL, os.path.join(PHOTOS, "dog.1.jpg")],
+                env={"CD_TORCH_MODULE": "/nonexistent/libcatdog_torch.so"})
+        self.assertExit(r, 1)
+        self.assertIn("export the model with cd-export", r.stderr)
+
+    def test_onnx_refuses_what_it_cannot_do(self):
+        r = run([tool("cd-predict"), "--model", self.onnx, "--tta", "on", os.path.join(PHOTOS, "dog.1.jpg")])
+        self.assertExit(r, 2)
+        self.assertIn("fixed inside an exported .onnx file", r.stderr)
+        bad = self.path("bad.onnx")
+        with open(bad, "wb") as f:
+            f.write(b"\x08\x05not really onnx")
+        r = run([tool("cd-predict"), "--model", bad, os.path.join(PHOTOS, "dog.1.jpg")])
+        self.assertExit(r, 1)
+        self.assertIn("not an ONNX file from cd-export", r.stderr)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "nn/batch_predict.h"
+#include "runtime/predictor.h"
 
 namespace cd {
 

@@ -5,10 +5,10 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
+#include <filesystem>
+
 #include "cd-predict/inputs.h"
-#include "nn/batch_predict.h"
-#include "nn/classifier.h"
-#include "nn/compute.h"
+#include "runtime/predictor.h"
 #include "util/config.h"
 #include "util/errors.h"
 #include "util/options.h"
@@ -19,8 +19,15 @@
 
 namespace {
 
+// The exported model starts without LibTorch: the default when make run wrote it.
+std::string default_model() {
+  std::string onnx = std::filesystem::path(cd::k_default_model_path).replace_extension(".onnx");
+  std::error_code ec;
+  return std::filesystem::exists(onnx, ec) ? onnx : cd::k_default_model_path;
+}
+
 struct PredictOptions {
-  std::string model = cd::k_default_model_path;
+  std::string model = default_model();
   bool json = false;
   bool quiet = false;
   int batch_size = 32;
@@ -80,14 +87,13 @@ int predict_main(int argc, char** argv) {
   if (o.inputs.empty())
     throw cd::UsageError("no images given; pass files, directories or - for stdin");
   int threads = cd::apply_common_options(common);
-  cd::set_compute_threads(threads);
 
   std::vector<cd::Prediction> items = cd::expand_inputs(o.inputs, std::cin);
   if (!o.shard.empty())
     items = cd::take_shard(std::move(items),
                            cd::parse_shard(o.shard, std::getenv("JOB_COMPLETION_INDEX")));
   double t_args = cd::ms_since_process_start();
-  auto model = cd::load_classifier(o.model, cd::parse_device(o.device));
+  auto model = cd::open_predictor(o.model, {o.device, threads});
   double t_model = cd::ms_since_process_start();
   cd::apply_tta_choice(*model, cd::parse_tta(o.tta));
   double threshold = model->meta().threshold;
@@ -102,9 +108,10 @@ int predict_main(int argc, char** argv) {
   // --log-level debug shows where start-up goes; "before main" is dynamic
   // loading plus LibTorch's static initialisers (operator registration).
   spdlog::debug(
-      "timing ms: before main {:.0f}, options {:.0f}, model load {:.0f}, first result {:.0f} "
+      "timing ms: before main {:.0f}, options {:.0f}, model load {:.0f} ({}), first result {:.0f} "
       "(decode + forward), total {:.0f}",
-      t_main, t_args - t_main, t_model - t_args, t_first - t_model, cd::ms_since_process_start());
+      t_main, t_args - t_main, t_model - t_args, model->runtime(), t_first - t_model,
+      cd::ms_since_process_start());
   return any_bad ? static_cast<int>(cd::ExitCode::k_partial) : 0;
 }
 

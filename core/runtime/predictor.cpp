@@ -1,0 +1,135 @@
+#include "runtime/predictor.h"
+
+#include <dlfcn.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+
+#include "domain/image.h"
+#include "util/errors.h"
+#include "util/parallel.h"
+#include "util/strings.h"
+
+namespace cd {
+
+namespace {
+
+double ms_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+}
+
+// Where the LibTorch module is: CD_TORCH_MODULE, or beside the running binary.
+std::string torch_module_path() {
+  if (const char* env = std::getenv("CD_TORCH_MODULE"); env && *env) return env;
+  std::error_code ec;
+  auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+  return (ec ? std::filesystem::path(".") : exe.parent_path()) / "libcatdog_torch.so";
+}
+
+// The module's one entry point (core/nn/torch_module.cpp).
+using OpenTorch = Predictor* (*)(const char* path, const char* device, int threads);
+
+std::unique_ptr<Predictor> open_torch_module(const std::string& path,
+                                             const RuntimeOptions& options) {
+  static void* handle = nullptr;  // loaded once, never unloaded
+  static std::string module;
+  if (!handle) {
+    module = torch_module_path();
+    handle = ::dlopen(module.c_str(), RTLD_NOW | RTLD_LOCAL);
+    if (!handle)
+      throw ModelError(path +
+                       ": a catdog model file needs the LibTorch runtime, which cannot be "
+                       "loaded (" +
+                       std::string(::dlerror()) +
+                       "); build it (make build), or export the model with cd-export and use "
+                       "the .onnx file");
+  }
+  auto open = reinterpret_cast<OpenTorch>(::dlsym(handle, "catdog_open_torch"));
+  if (!open) throw ModelError(module + " is not catdog's LibTorch runtime module");
+  return std::unique_ptr<Predictor>(open(path.c_str(), options.device.c_str(), options.threads));
+}
+
+// Decodes items[begin, end) into rows; ok[i - begin] marks success.
+void load_batch(std::vector<Prediction>& items, std::size_t begin, std::size_t end,
+                const PreprocessSpec& spec, int threads, float* rows, std::vector<char>& ok) {
+  std::size_t per_image = 3 * static_cast<std::size_t>(spec.size) * spec.size;
+  parallel_for(begin, end, threads, [&](std::size_t i) {
+    Prediction& item = items[i];
+    if (!item.error.empty()) return;
+    auto t0 = std::chrono::steady_clock::now();
+    try {
+      cv::Mat rgb = resize_by_policy(read_rgb(item.path), spec.size, spec.resize);
+      to_chw_floats(rgb, spec.norm, rows + (i - begin) * per_image);
+      ok[i - begin] = 1;
+    } catch (const DataError& e) {
+      std::string what = e.what();
+      std::string prefix = "'" + item.path + "': ";
+      item.error = starts_with(what, prefix) ? what.substr(prefix.size()) : what;
+    }
+    item.ms = ms_since(t0);
+  });
+}
+
+}  // namespace
+
+TtaChoice parse_tta(const std::string& name) {
+  if (name == "model") return TtaChoice::k_model;
+  if (name == "on") return TtaChoice::k_on;
+  if (name == "off") return TtaChoice::k_off;
+  throw UsageError("tta must be model|on|off, not '" + name + "'");
+}
+
+void apply_tta_choice(Predictor& model, TtaChoice choice) {
+  if (choice != TtaChoice::k_model) model.set_tta_flip(choice == TtaChoice::k_on);
+}
+
+bool is_onnx_path(const std::string& path) { return ends_with(to_lower(path), ".onnx"); }
+
+std::unique_ptr<Predictor> open_predictor(const std::string& path, const RuntimeOptions& options) {
+  if (!is_onnx_path(path)) return open_torch_module(path, options);
+  if (options.device == "cuda")
+    throw UsageError(
+        "an .onnx model runs on the CPU (OpenCV DNN); use the .cdm model file for "
+        "--device cuda");
+  return open_onnx_predictor(path, options.threads);
+}
+
+void predict_all(Predictor& model, std::vector<Prediction>& items, int batch_size, int threads,
+                 const std::function<void(const Prediction&)>& done) {
+  const PreprocessSpec& spec = model.meta().preprocess;
+  const std::size_t per_image = 3 * static_cast<std::size_t>(spec.size) * spec.size;
+  batch_size = std::max(1, batch_size);
+  std::vector<float> rows;
+  for (std::size_t begin = 0; begin < items.size(); begin += batch_size) {
+    std::size_t end = std::min(items.size(), begin + batch_size);
+    rows.resize((end - begin) * per_image);
+    std::vector<char> ok(end - begin, 0);
+    load_batch(items, begin, end, spec, threads, rows.data(), ok);
+    // The good images, moved together so the runtime sees one dense batch.
+    std::vector<std::size_t> good;
+    for (std::size_t j = 0; j < ok.size(); ++j) {
+      if (!ok[j]) continue;
+      if (good.size() != j)
+        std::memmove(rows.data() + good.size() * per_image, rows.data() + j * per_image,
+                     per_image * sizeof(float));
+      good.push_back(j);
+    }
+    if (!good.empty()) {
+      auto t0 = std::chrono::steady_clock::now();
+      std::vector<float> p = model.predict(rows.data(), good.size());
+      double share = ms_since(t0) / static_cast<double>(good.size());
+      for (std::size_t k = 0; k < good.size(); ++k) {
+        Prediction& item = items[begin + good[k]];
+        item.p_dog = p[k];
+        item.ms += share;
+      }
+    }
+    for (std::size_t i = begin; i < end; ++i) done(items[i]);
+  }
+}
+
+}  // namespace cd

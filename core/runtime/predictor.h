@@ -1,0 +1,70 @@
+// The inference runtimes behind one interface: a batch of preprocessed images,
+// as plain floats (what preprocess_into writes), in; P(dog) out. The model
+// file picks the runtime: a .onnx file (from cd-export) runs on OpenCV's DNN
+// module in this process; a catdog model file runs on LibTorch, which lives
+// in a module (libcatdog_torch.so beside the binary) loaded only then, so a
+// tool that predicts from ONNX never maps LibTorch at all.
+#pragma once
+
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "domain/labels.h"
+#include "domain/model_file.h"
+
+namespace cd {
+
+class Predictor {
+ public:
+  virtual ~Predictor() = default;
+  virtual const ModelMeta& meta() const = 0;
+  // n images of 3 x S x S floats each (S = meta().preprocess.size), one after
+  // another; returns n probabilities of dog. Throws ModelError on a
+  // non-finite answer.
+  virtual std::vector<float> predict(const float* images, std::size_t n) = 0;
+  // Test-time flip forced on or off; a runtime that cannot throws UsageError.
+  virtual void set_tta_flip(bool on) = 0;
+  virtual std::string runtime() const = 0;  // "opencv-dnn" or "libtorch"
+};
+
+// --tta: keep the model file's setting, or force mirror averaging on or off.
+enum class TtaChoice { k_model, k_on, k_off };
+TtaChoice parse_tta(const std::string& name);  // UsageError
+void apply_tta_choice(Predictor& model, TtaChoice choice);
+
+struct RuntimeOptions {
+  std::string device = "cpu";  // cpu|cuda|auto; ONNX runs on the CPU only
+  int threads = 0;             // compute threads; 0: every core
+};
+
+bool is_onnx_path(const std::string& path);
+
+// By the file: .onnx here, anything else through the LibTorch module.
+// Throws ModelError (a bad file, or the module missing) or UsageError.
+std::unique_ptr<Predictor> open_predictor(const std::string& path, const RuntimeOptions& options);
+std::unique_ptr<Predictor> open_onnx_predictor(const std::string& path, int threads);
+
+// The catdog metadata an exported ONNX file carries (metadata_props
+// "catdog.meta"), read from the protobuf bytes. Throws ModelError.
+ModelMeta read_onnx_meta(const std::string& bytes, const std::string& origin);
+
+// Batched prediction over image files, shared by cd-predict and cd-eval:
+// files are decoded and preprocessed on worker threads, run through the
+// model in batches, and reported in input order, bad inputs included.
+struct Prediction {
+  std::string path;
+  std::string error;  // empty when the image was classified
+  double p_dog = 0;
+  double ms = 0;  // decode + preprocess + this image's share of the forward pass
+  Decision decision(double threshold) const { return decide(p_dog, threshold); }
+};
+
+// Fills p_dog or error for every entry without one; calls `done` in order as
+// each batch completes.
+void predict_all(Predictor& model, std::vector<Prediction>& items, int batch_size, int threads,
+                 const std::function<void(const Prediction&)>& done);
+
+}  // namespace cd
