@@ -15,6 +15,16 @@
 #include "util/strings.h"
 
 namespace cd {
+class Predictor;
+}
+
+// The module's entry point. Weak: a binary that links the LibTorch runtime in
+// (the sanitizer builds, whose leak checker cannot scan a dlopen'd LibTorch)
+// has it, and then no module is loaded.
+extern "C" cd::Predictor* catdog_open_torch(const char* path, const char* device, int threads)
+    __attribute__((weak));
+
+namespace cd {
 
 namespace {
 
@@ -35,6 +45,9 @@ using OpenTorch = Predictor* (*)(const char* path, const char* device, int threa
 
 std::unique_ptr<Predictor> open_torch_module(const std::string& path,
                                              const RuntimeOptions& options) {
+  if (catdog_open_torch)  // linked in
+    return std::unique_ptr<Predictor>(
+        catdog_open_torch(path.c_str(), options.device.c_str(), options.threads));
   static void* handle = nullptr;  // loaded once, never unloaded
   static std::string module;
   if (!handle) {
