@@ -212,17 +212,8 @@ class EfficientNetLite : public NetworkImpl {
         parts.push_back(g.pooled(h));
     }
     std::string pooled = g.pooled(clip6(g, conv_graph(g, m_head_conv, h, n)));
-    std::string f = pooled;
-    if (m_mode != DarknetFeatures::k_pooled) {
-      std::string logits = g.linear(*m_imagenet, pooled);
-      if (m_mode == DarknetFeatures::k_logits) {
-        f = logits;
-      } else {
-        parts.push_back(pooled);
-        parts.push_back(logits);
-        f = g.add("Concat", parts, {{"axis", {1}}});
-      }
-    }
+    std::string f = describe_head_input(g, m_mode, parts, pooled,
+                                        [&] { return g.linear(*m_imagenet, pooled); });
     return g.linear(*m_head, f);
   }
 

@@ -192,18 +192,8 @@ class DarknetNet : public NetworkImpl {
         ++tap;
       }
     }
-    std::string pooled = g.pooled(h);
-    std::string logits = g.pooled(g.conv(*m_imagenet, h));
-    std::string f;
-    if (m_mode == DarknetFeatures::k_pooled) {
-      f = pooled;
-    } else if (m_mode == DarknetFeatures::k_logits) {
-      f = logits;
-    } else {
-      parts.push_back(pooled);
-      parts.push_back(logits);
-      f = g.add("Concat", parts, {{"axis", {1}}});
-    }
+    std::string f = describe_head_input(g, m_mode, parts, g.pooled(h),
+                                        [&] { return g.pooled(g.conv(*m_imagenet, h)); });
     return g.linear(*m_head, f);
   }
   std::vector<Modules> stages() override {
@@ -269,6 +259,17 @@ nn::Conv2d fold_batch_norm(const nn::Conv2dImpl& conv, const nn::BatchNorm2dImpl
   fused->weight.copy_(conv.weight * scale.view({-1, 1, 1, 1}));
   fused->bias.copy_(bn.bias + (bias - bn.running_mean) * scale);
   return fused;
+}
+
+std::string describe_head_input(GraphBuilder& g, DarknetFeatures mode,
+                                std::vector<std::string> taps, const std::string& pooled,
+                                const std::function<std::string()>& logits) {
+  if (mode == DarknetFeatures::k_pooled) return pooled;
+  std::string l = logits();
+  if (mode == DarknetFeatures::k_logits) return l;
+  taps.push_back(pooled);
+  taps.push_back(l);
+  return g.add("Concat", taps, {{"axis", {1}}});
 }
 
 DarknetFeatures parse_darknet_features(const std::string& name) {

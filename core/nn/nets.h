@@ -12,6 +12,7 @@
 #include <torch/nn/modules/container/sequential.h>
 #include <torch/nn/modules/linear.h>
 
+#include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -61,6 +62,13 @@ const std::vector<std::string>& architecture_names();
 enum class DarknetFeatures { k_pooled, k_logits, k_both, k_rich };
 DarknetFeatures parse_darknet_features(const std::string& name);  // UsageError
 std::string to_string(DarknetFeatures features);
+
+// The head's input in the graph, as embed() builds it for each mode: the
+// pooled features, the ImageNet logits (described only when the mode reads
+// them), both, or the rich taps before both.
+std::string describe_head_input(GraphBuilder& graph, DarknetFeatures mode,
+                                std::vector<std::string> taps, const std::string& pooled,
+                                const std::function<std::string()>& logits);
 
 // Throws UsageError for an unknown name or unusable parameters.
 Network build_network(const std::string& architecture, int input_size,

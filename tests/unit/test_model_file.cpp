@@ -22,6 +22,17 @@ std::string write_model(const cd::test::TempDir& dir, const std::string& arch, i
   return path;
 }
 
+// What loading these bytes as a model file says: its ModelError, or "loaded".
+std::string load_message(const cd::test::TempDir& dir, const std::string& content) {
+  cd::write_file_atomic(dir.file("x.cdm"), content);
+  try {
+    cd::load_classifier(dir.file("x.cdm"));
+  } catch (const cd::ModelError& e) {
+    return e.what();
+  }
+  return "loaded";
+}
+
 }  // namespace
 
 TEST_CASE("the baseline has the original's 9.68M parameters at 224", "[nets]") {
@@ -52,15 +63,7 @@ TEST_CASE("truncated, foreign, newer and mismatched files are ModelErrors", "[mo
   cd::test::TempDir dir;
   std::string path = write_model(dir, "compact", 64);
   std::string bytes = cd::read_file(path);
-  auto load_error = [&](const std::string& content) {
-    cd::write_file_atomic(dir.file("x.cdm"), content);
-    try {
-      cd::load_classifier(dir.file("x.cdm"));
-    } catch (const cd::ModelError& e) {
-      return std::string(e.what());
-    }
-    return std::string("loaded");
-  };
+  auto load_error = [&](const std::string& content) { return load_message(dir, content); };
   CHECK_THAT(load_error(bytes.substr(0, bytes.size() - 100)), Catch::Contains("file is truncated"));
   CHECK_THAT(load_error(bytes.substr(0, 10)), Catch::Contains("file is truncated"));
   CHECK_THAT(load_error("PK\x03\x04 a zip file"), Catch::Contains("not a catdog model file"));
@@ -78,15 +81,7 @@ TEST_CASE("truncated, foreign, newer and mismatched files are ModelErrors", "[mo
 TEST_CASE("a checksum covers every byte of the model file", "[model]") {
   cd::test::TempDir dir;
   std::string bytes = cd::read_file(write_model(dir, "compact", 64));
-  auto load_error = [&](const std::string& content) {
-    cd::write_file_atomic(dir.file("x.cdm"), content);
-    try {
-      cd::load_classifier(dir.file("x.cdm"));
-    } catch (const cd::ModelError& e) {
-      return std::string(e.what());
-    }
-    return std::string("loaded");
-  };
+  auto load_error = [&](const std::string& content) { return load_message(dir, content); };
   CHECK(load_error(bytes) == "loaded");
   // Inverted weights, a changed threshold in the metadata, one flipped bit:
   // each would load and answer wrongly without the checksum.
