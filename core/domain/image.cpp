@@ -1,25 +1,16 @@
 #include "domain/image.h"
 
-#include <cstdio>  // before jpeglib.h, which uses FILE
-
-#include <jpeglib.h>
-#include <png.h>
-
 #include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <csetjmp>
 #include <filesystem>
 #include <limits>
-#include <memory>
-
-#include <cstring>
-#include <opencv2/core/utility.hpp>
-#include <opencv2/imgcodecs.hpp>
-#include <opencv2/imgproc.hpp>
 #include <random>
-#include <vector>
 
+#include <opencv2/core/utility.hpp>
+#include <opencv2/imgproc.hpp>
+
+#include "domain/codecs.h"
 #include "util/atomic_file.h"
 #include "util/errors.h"
 #include "util/random.h"
@@ -29,183 +20,14 @@ namespace cd {
 
 namespace {
 
+using codecs::be16;
+using codecs::be32;
+using codecs::le16;
+using codecs::le24;
+using codecs::le32;
+
 bool is_jpeg(std::string_view b) { return starts_with(b, "\xFF\xD8\xFF"); }
 bool is_png(std::string_view b) { return starts_with(b, "\x89PNG\r\n\x1a\n"); }
-
-std::uint32_t be16(std::string_view b, std::size_t at) {
-  return (static_cast<std::uint32_t>(static_cast<unsigned char>(b[at])) << 8) |
-         static_cast<unsigned char>(b[at + 1]);
-}
-std::uint32_t be32(std::string_view b, std::size_t at) {
-  return (be16(b, at) << 16) | be16(b, at + 2);
-}
-std::uint32_t le16(std::string_view b, std::size_t at) {
-  return static_cast<unsigned char>(b[at]) |
-         (static_cast<std::uint32_t>(static_cast<unsigned char>(b[at + 1])) << 8);
-}
-std::uint32_t le24(std::string_view b, std::size_t at) {
-  return le16(b, at) | (static_cast<std::uint32_t>(static_cast<unsigned char>(b[at + 2])) << 16);
-}
-std::uint32_t le32(std::string_view b, std::size_t at) {
-  return le16(b, at) | (le16(b, at + 2) << 16);
-}
-
-std::optional<ImageHeader> jpeg_header(std::string_view b) {
-  std::size_t pos = 2;  // after SOI
-  while (pos + 4 <= b.size()) {
-    if (static_cast<unsigned char>(b[pos]) != 0xFF) return std::nullopt;
-    auto marker = static_cast<unsigned char>(b[pos + 1]);
-    if (marker == 0xFF) {  // fill byte
-      ++pos;
-      continue;
-    }
-    if (marker == 0x01 || (marker >= 0xD0 && marker <= 0xD8)) {  // no length
-      pos += 2;
-      continue;
-    }
-    std::uint32_t length = be16(b, pos + 2);
-    bool sof =
-        marker >= 0xC0 && marker <= 0xCF && marker != 0xC4 && marker != 0xC8 && marker != 0xCC;
-    if (sof) {
-      if (pos + 9 > b.size()) return std::nullopt;
-      return ImageHeader{"jpeg", be16(b, pos + 7), be16(b, pos + 5)};
-    }
-    if (marker == 0xDA || marker == 0xD9 || length < 2) return std::nullopt;  // data before size
-    pos += 2 + length;
-  }
-  return std::nullopt;
-}
-
-// PNG through libpng directly, transformed as OpenCV's reader does for a
-// colour image (16-bit to 8 by the high byte, palette and gray expanded,
-// alpha dropped), so pixels match the OpenCV path, but with libpng's
-// warnings (a bad CRC in an ancillary chunk, an odd colour profile) kept
-// off stderr: they are ignored, and its errors become DataError.
-struct PngSource {  // everything setjmp's frame touches lives here, in memory
-  std::string_view bytes;
-  std::size_t pos = 0;
-  std::string error;
-  cv::Mat rgb;
-  std::vector<png_bytep> rows;
-};
-
-cv::Mat decode_png(std::string_view bytes) {
-  PngSource src{bytes};
-  png_structp png = png_create_read_struct(
-      PNG_LIBPNG_VER_STRING, &src,
-      [](png_structp p, png_const_charp message) {
-        static_cast<PngSource*>(png_get_error_ptr(p))->error = message;
-        png_longjmp(p, 1);
-      },
-      [](png_structp, png_const_charp) {});
-  if (!png) throw DataError("cannot start the PNG decoder");
-  png_infop info = png_create_info_struct(png);
-  if (setjmp(png_jmpbuf(png))) {
-    png_destroy_read_struct(&png, &info, nullptr);
-    throw DataError("not a decodable PNG (" + src.error + ")");
-  }
-  png_set_read_fn(png, &src, [](png_structp p, png_bytep out, png_size_t n) {
-    auto* s = static_cast<PngSource*>(png_get_io_ptr(p));
-    if (s->bytes.size() - s->pos < n) png_error(p, "file is cut short");
-    std::memcpy(out, s->bytes.data() + s->pos, n);
-    s->pos += n;
-  });
-  png_read_info(png, info);
-  png_uint_32 width = png_get_image_width(png, info), height = png_get_image_height(png, info);
-  int color = png_get_color_type(png, info);
-  png_set_strip_16(png);
-  png_set_expand(png);  // palette to RGB, gray below 8 bits to 8, tRNS to alpha
-  png_set_strip_alpha(png);
-  if (color == PNG_COLOR_TYPE_GRAY || color == PNG_COLOR_TYPE_GRAY_ALPHA) png_set_gray_to_rgb(png);
-  png_set_interlace_handling(png);
-  png_read_update_info(png, info);
-  if (png_get_channels(png, info) != 3 || png_get_bit_depth(png, info) != 8)
-    png_error(png, "unexpected pixel layout after conversion");
-  src.rgb.create(static_cast<int>(height), static_cast<int>(width), CV_8UC3);
-  src.rows.resize(height);
-  for (png_uint_32 y = 0; y < height; ++y) src.rows[y] = src.rgb.ptr<png_byte>(static_cast<int>(y));
-  png_read_image(png, src.rows.data());
-  png_destroy_read_struct(&png, &info, nullptr);
-  return src.rgb;
-}
-
-// JPEG through libjpeg(-turbo) directly, with the settings OpenCV's reader
-// uses (islow DCT, fancy upsampling), so pixels match it, but with libjpeg's
-// warnings ("Corrupt JPEG data: ...") kept off stderr, where they would break
-// a JSON log. CMYK and YCCK photos, and photos whose EXIF orientation asks
-// for a turn, return nullopt and go to OpenCV, which converts and turns them.
-struct JpegState {  // everything setjmp's frame touches lives here, made before it
-  jpeg_error_mgr mgr;
-  std::jmp_buf jump;
-  char message[JMSG_LENGTH_MAX] = {0};
-  cv::Mat rgb;
-};
-
-bool exif_turns(std::string_view b) {
-  // APP1 "Exif\0\0", a TIFF header, IFD0's Orientation (0x0112) not 1.
-  std::size_t pos = 2;
-  while (pos + 4 <= b.size() && static_cast<unsigned char>(b[pos]) == 0xFF) {
-    auto marker = static_cast<unsigned char>(b[pos + 1]);
-    std::size_t length = be16(b, pos + 2);
-    if (marker == 0xDA || length < 2 || pos + 2 + length > b.size()) return false;
-    if (marker == 0xE1 && length > 16 && b.substr(pos + 4, 6) == std::string_view("Exif\0\0", 6)) {
-      std::string_view tiff = b.substr(pos + 10, length - 8);
-      bool little = tiff.substr(0, 2) == "II";
-      auto u16 = [&](std::size_t at) { return little ? le16(tiff, at) : be16(tiff, at); };
-      auto u32 = [&](std::size_t at) { return little ? le32(tiff, at) : be32(tiff, at); };
-      if (tiff.size() < 8) return false;
-      std::size_t ifd = u32(4);
-      if (ifd + 2 > tiff.size()) return false;
-      std::size_t entries = u16(ifd);
-      for (std::size_t i = 0; i < entries && ifd + 2 + 12 * (i + 1) <= tiff.size(); ++i) {
-        std::size_t entry = ifd + 2 + 12 * i;
-        if (u16(entry) == 0x0112) return u16(entry + 8) != 1;
-      }
-      return false;
-    }
-    pos += 2 + length;
-  }
-  return false;
-}
-
-std::optional<cv::Mat> decode_jpeg(std::string_view bytes) {
-  if (exif_turns(bytes)) return std::nullopt;
-  jpeg_decompress_struct info{};
-  JpegState state;
-  info.err = jpeg_std_error(&state.mgr);
-  info.client_data = &state;
-  state.mgr.error_exit = [](j_common_ptr c) {
-    auto* st = static_cast<JpegState*>(c->client_data);
-    (*c->err->format_message)(c, st->message);
-    std::longjmp(st->jump, 1);
-  };
-  state.mgr.output_message = [](j_common_ptr) {};  // warnings: the data is decoded anyway
-  if (setjmp(state.jump)) {
-    jpeg_destroy_decompress(&info);
-    throw DataError(std::string("not a decodable JPEG (") + state.message + ")");
-  }
-  jpeg_create_decompress(&info);
-  info.client_data = &state;
-  jpeg_mem_src(&info, reinterpret_cast<const unsigned char*>(bytes.data()),
-               static_cast<unsigned long>(bytes.size()));
-  jpeg_read_header(&info, TRUE);
-  if (info.jpeg_color_space == JCS_CMYK || info.jpeg_color_space == JCS_YCCK) {
-    jpeg_destroy_decompress(&info);
-    return std::nullopt;
-  }
-  info.out_color_space = JCS_RGB;
-  info.dct_method = JDCT_ISLOW;
-  jpeg_start_decompress(&info);
-  state.rgb.create(static_cast<int>(info.output_height), static_cast<int>(info.output_width),
-                   CV_8UC3);
-  while (info.output_scanline < info.output_height) {
-    JSAMPROW row = state.rgb.ptr<JSAMPLE>(static_cast<int>(info.output_scanline));
-    jpeg_read_scanlines(&info, &row, 1);
-  }
-  jpeg_finish_decompress(&info);
-  jpeg_destroy_decompress(&info);
-  return state.rgb;
-}
 
 bool png_truncated(std::string_view bytes) {
   std::size_t tail = std::min<std::size_t>(bytes.size(), 16);
@@ -215,7 +37,11 @@ bool png_truncated(std::string_view bytes) {
 }  // namespace
 
 std::optional<ImageHeader> read_image_header(std::string_view b) {
-  if (is_jpeg(b)) return jpeg_header(b);
+  if (is_jpeg(b)) {
+    auto size = codecs::jpeg_size(b);
+    if (!size) return std::nullopt;
+    return ImageHeader{"jpeg", size->width, size->height};
+  }
   if (is_png(b)) {
     if (b.size() < 24 || b.substr(12, 4) != "IHDR") return std::nullopt;
     return ImageHeader{"png", be32(b, 16), be32(b, 20)};
@@ -296,7 +122,7 @@ bool jpeg_truncated(std::string_view bytes) {
   return bytes.find("\xFF\xD9", sos) == std::string_view::npos;
 }
 
-cv::Mat decode_rgb(std::string_view bytes) {
+cv::Mat decode_rgb(std::string_view bytes, int min_side) {
   if (bytes.empty()) throw DataError("empty file (0 bytes)");
   if (jpeg_truncated(bytes)) throw DataError("truncated JPEG (no end-of-image marker)");
   if (is_png(bytes) && png_truncated(bytes)) throw DataError("truncated PNG (no IEND chunk)");
@@ -312,20 +138,10 @@ cv::Mat decode_rgb(std::string_view bytes) {
                       std::to_string(header->width) + "x" + std::to_string(header->height) +
                       " pixels, over the budget of " + std::to_string(input_budget().max_pixels) +
                       " (--max-megapixels raises it)");
-  if (header->format == "png") return decode_png(bytes);
-  if (header->format == "jpeg")
-    if (auto rgb = decode_jpeg(bytes)) return *rgb;
-  cv::Mat raw(1, static_cast<int>(bytes.size()), CV_8UC1, const_cast<char*>(bytes.data()));
-  cv::Mat bgr;
-  try {
-    bgr = cv::imdecode(raw, cv::IMREAD_COLOR);
-  } catch (const cv::Exception&) {
-    bgr.release();
-  }
-  if (bgr.empty()) throw DataError("not a decodable image (expected JPEG, PNG, BMP or WebP)");
-  cv::Mat rgb;
-  cv::cvtColor(bgr, rgb, cv::COLOR_BGR2RGB);
-  return rgb;
+  if (header->format == "jpeg") return codecs::decode_jpeg(bytes, min_side);
+  if (header->format == "png") return codecs::decode_png(bytes);
+  if (header->format == "webp") return codecs::decode_webp(bytes);
+  return codecs::decode_bmp(bytes);
 }
 
 std::string read_image_bytes(const std::string& path) {
@@ -339,10 +155,10 @@ std::string read_image_bytes(const std::string& path) {
   }
 }
 
-cv::Mat read_rgb(const std::string& path) {
+cv::Mat read_rgb(const std::string& path, int min_side) {
   std::string bytes = read_image_bytes(path);
   try {
-    return decode_rgb(bytes);
+    return decode_rgb(bytes, min_side);
   } catch (const BudgetError& e) {
     throw BudgetError("'" + path + "': " + e.what());
   } catch (const DataError& e) {
@@ -408,7 +224,7 @@ void preprocess_into(std::string_view bytes, const PreprocessSpec& spec, float* 
                      PreprocessTiming* timing) {
   using clock = std::chrono::steady_clock;
   auto t0 = clock::now();
-  cv::Mat rgb = decode_rgb(bytes);
+  cv::Mat rgb = decode_rgb(bytes, spec.size);
   auto t1 = clock::now();
   to_chw_floats(resize_by_policy(rgb, spec.size, spec.resize), spec.norm, dst);
   if (timing) {

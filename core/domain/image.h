@@ -42,12 +42,15 @@ std::optional<ImageHeader> read_image_header(std::string_view bytes);
 // 16-bit inputs included) into 8-bit RGB. Throws DataError with the reason:
 // empty, truncated, not an image; BudgetError when the header declares more
 // pixels than input_budget() allows (checked before any pixel is decoded).
-cv::Mat decode_rgb(std::string_view bytes);
+// With min_side > 0 (the side the image will be resized to), a JPEG much
+// larger than that is decoded at a reduced DCT-domain scale whose sides stay
+// at least min_side: cheaper, and no detail the resize would keep is lost.
+cv::Mat decode_rgb(std::string_view bytes, int min_side = 0);
 // An image file's bytes, within input_budget()'s bytes per file; a FIFO or
 // device is refused. Throws DataError (BudgetError when over) naming the path.
 std::string read_image_bytes(const std::string& path);
 // Reads a file and decodes it; errors name the path.
-cv::Mat read_rgb(const std::string& path);
+cv::Mat read_rgb(const std::string& path, int min_side = 0);
 
 // Stage 2: brings any size and aspect to size x size by the policy.
 cv::Mat resize_by_policy(const cv::Mat& rgb, int size, ResizePolicy policy);

@@ -6,6 +6,7 @@
 
 #include <cmath>
 
+#include "nn/buffer_cache.h"
 #include "nn/nets.h"
 #include "nn/weights.h"
 #include "util/errors.h"
@@ -67,6 +68,10 @@ class ClassifierPredictor : public Predictor {
   const ModelMeta& meta() const override { return m_model.meta(); }
   void set_tta_flip(bool on) override { m_model.set_tta_flip(on); }
   std::string runtime() const override { return "libtorch"; }
+  CacheBytes cache_bytes() const override {
+    BufferCacheStats stats = buffer_cache_stats();
+    return {stats.mapped_bytes, stats.idle_bytes};
+  }
   std::vector<float> predict(const float* images, std::size_t n) override {
     int s = m_model.meta().preprocess.size;
     at::Tensor batch = at::from_blob(const_cast<float*>(images),
@@ -110,6 +115,7 @@ std::unique_ptr<Predictor> borrow_as_predictor(Classifier& model) {
 std::unique_ptr<Predictor> open_torch_predictor(const std::string& path,
                                                 const RuntimeOptions& options) {
   if (options.threads > 0) set_compute_threads(options.threads);
+  if (options.tensor_cache_bytes > 0) install_buffer_cache(options.tensor_cache_bytes);
   return as_predictor(load_classifier(path, parse_device(options.device)));
 }
 

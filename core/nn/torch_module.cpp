@@ -5,6 +5,6 @@
 #include "nn/classifier.h"
 
 extern "C" __attribute__((visibility("default"))) cd::Predictor* catdog_open_torch(
-    const char* path, const char* device, int threads) {
-  return cd::open_torch_predictor(path, {device, threads}).release();
+    const char* path, const char* device, int threads, unsigned long long tensor_cache_bytes) {
+  return cd::open_torch_predictor(path, {device, threads, tensor_cache_bytes}).release();
 }

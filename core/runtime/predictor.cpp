@@ -21,7 +21,8 @@ class Predictor;
 // The module's entry point. Weak: a binary that links the LibTorch runtime in
 // (the sanitizer builds, whose leak checker cannot scan a dlopen'd LibTorch)
 // has it, and then no module is loaded.
-extern "C" cd::Predictor* catdog_open_torch(const char* path, const char* device, int threads)
+extern "C" cd::Predictor* catdog_open_torch(const char* path, const char* device, int threads,
+                                            unsigned long long tensor_cache_bytes)
     __attribute__((weak));
 
 namespace cd {
@@ -41,13 +42,14 @@ std::string torch_module_path() {
 }
 
 // The module's one entry point (core/nn/torch_module.cpp).
-using OpenTorch = Predictor* (*)(const char* path, const char* device, int threads);
+using OpenTorch = Predictor* (*)(const char* path, const char* device, int threads,
+                                 unsigned long long tensor_cache_bytes);
 
 std::unique_ptr<Predictor> open_torch_module(const std::string& path,
                                              const RuntimeOptions& options) {
   if (catdog_open_torch)  // linked in
-    return std::unique_ptr<Predictor>(
-        catdog_open_torch(path.c_str(), options.device.c_str(), options.threads));
+    return std::unique_ptr<Predictor>(catdog_open_torch(
+        path.c_str(), options.device.c_str(), options.threads, options.tensor_cache_bytes));
   static void* handle = nullptr;  // loaded once, never unloaded
   static std::string module;
   if (!handle) {
@@ -63,7 +65,8 @@ std::unique_ptr<Predictor> open_torch_module(const std::string& path,
   }
   auto open = reinterpret_cast<OpenTorch>(::dlsym(handle, "catdog_open_torch"));
   if (!open) throw ModelError(module + " is not catdog's LibTorch runtime module");
-  return std::unique_ptr<Predictor>(open(path.c_str(), options.device.c_str(), options.threads));
+  return std::unique_ptr<Predictor>(
+      open(path.c_str(), options.device.c_str(), options.threads, options.tensor_cache_bytes));
 }
 
 // Decodes items[begin, end) into rows; ok[i - begin] marks success.
@@ -75,7 +78,7 @@ void load_batch(std::vector<Prediction>& items, std::size_t begin, std::size_t e
     if (!item.error.empty()) return;
     auto t0 = std::chrono::steady_clock::now();
     try {
-      cv::Mat rgb = resize_by_policy(read_rgb(item.path), spec.size, spec.resize);
+      cv::Mat rgb = resize_by_policy(read_rgb(item.path, spec.size), spec.size, spec.resize);
       to_chw_floats(rgb, spec.norm, rows + (i - begin) * per_image);
       ok[i - begin] = 1;
     } catch (const DataError& e) {

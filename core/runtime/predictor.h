@@ -28,6 +28,11 @@ class Predictor {
   // Test-time flip forced on or off; a runtime that cannot throws UsageError.
   virtual void set_tta_flip(bool on) = 0;
   virtual std::string runtime() const = 0;  // "opencv-dnn" or "libtorch"
+  // Memory the runtime keeps mapped for reuse (LibTorch's tensor cache).
+  struct CacheBytes {
+    std::size_t mapped = 0, idle = 0;
+  };
+  virtual CacheBytes cache_bytes() const { return {}; }
 };
 
 // --tta: keep the model file's setting, or force mirror averaging on or off.
@@ -38,6 +43,9 @@ void apply_tta_choice(Predictor& model, TtaChoice choice);
 struct RuntimeOptions {
   std::string device = "cpu";  // cpu|cuda|auto; ONNX runs on the CPU only
   int threads = 0;             // compute threads; 0: every core
+  // LibTorch: large tensor buffers stay mapped after use for the next
+  // request (nn/buffer_cache.h), up to this many idle bytes; 0: off.
+  std::size_t tensor_cache_bytes = 0;
 };
 
 bool is_onnx_path(const std::string& path);

@@ -8,6 +8,7 @@ import tempfile
 import time
 import unittest
 
+from serve_util import Server, multipart
 from common import FIXTURES, SAMPLE, TempDirTest, prepare_sample, read_json, run, tool, train_small
 
 PHOTOS = os.path.join(FIXTURES, "photos")
@@ -193,8 +194,31 @@ class Runtimes(TempDirTest):
         self.assertIn("cat.1.jpg", first)
         self.assertGreater(len(rest.splitlines()), 100)  # the maps were read mid-run
         self.assertIn("libopencv_dnn", maps)
-        self.assertNotIn("libtorch", maps)
-        self.assertNotIn("libcatdog_torch", maps)
+        for absent in ("libtorch", "libcatdog_torch", "libopencv_imgcodecs", "libgdal"):
+            self.assertNotIn(absent, maps)
+
+    @unittest.skipIf(os.environ.get("CD_SANITIZE"),
+                     "the sanitizer builds link the LibTorch runtime into cd-serve")
+    def test_serving_onnx_never_maps_libtorch_and_agrees(self):
+        photo = os.path.join(PHOTOS, "dog.2.jpg")
+        expected = self.predict_json(MODEL)["dog.2.jpg"]
+        server = Server(self.onnx, log_path=self.path("serve.log"))
+        try:
+            server.wait_ready()
+            with open(f"/proc/{server.proc.pid}/maps") as f:
+                maps = f.read()
+            with open(photo, "rb") as f:
+                payload, headers = multipart([("dog.2.jpg", "image/jpeg", f.read())])
+            status, body = server.json("POST", "/predict", payload, headers)
+            _, info = server.json("GET", "/model")
+        finally:
+            server.stop()
+        self.assertEqual(status, 200, body)
+        self.assertAlmostEqual(body["p_dog"], expected, delta=1e-3)
+        self.assertEqual(info["runtime"], "opencv-dnn")
+        self.assertIn("libopencv_dnn", maps)
+        for absent in ("libtorch", "libcatdog_torch", "libopencv_imgcodecs", "libgdal"):
+            self.assertNotIn(absent, maps)
 
     def test_model_file_loads_the_libtorch_module(self):
         r = run([tool("cd-predict"), "--model", MODEL, "--log-level", "debug", os.path.join(PHOTOS, "dog.1.jpg")])

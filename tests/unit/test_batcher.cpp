@@ -10,11 +10,11 @@
 
 using cd::serve::Batcher;
 using cd::serve::Inference;
-using cd::test::FakeClassifier;
+using cd::test::FakePredictor;
 
 namespace {
 
-at::Tensor image_of(float value) { return at::full({3, 8, 8}, value); }
+std::vector<float> image_of(float value) { return std::vector<float>(3 * 8 * 8, value); }
 
 bool answered_within(std::future<Inference>& f, std::chrono::seconds limit) {
   return f.wait_for(limit) == std::future_status::ready;
@@ -24,7 +24,7 @@ bool answered_within(std::future<Inference>& f, std::chrono::seconds limit) {
 
 TEST_CASE("the batcher answers every image with its own result, in batches of at most max_batch",
           "[batcher]") {
-  auto model = std::make_shared<FakeClassifier>();
+  auto model = std::make_shared<FakePredictor>();
   std::vector<int> reported;
   std::mutex reported_mutex;
   {
@@ -58,7 +58,7 @@ TEST_CASE("the batcher answers every image with its own result, in batches of at
 }
 
 TEST_CASE("a lone image runs at once: nothing admitted, so nothing to wait for", "[batcher]") {
-  auto model = std::make_shared<FakeClassifier>();
+  auto model = std::make_shared<FakePredictor>();
   Batcher batcher({/*max_batch=*/8, /*max_delay_ms=*/60000.0, /*queue_capacity=*/16}, nullptr);
   auto a = batcher.submit(model, image_of(0.25f));
   REQUIRE(answered_within(a, std::chrono::seconds(20)));  // not after the 60 s delay
@@ -69,7 +69,7 @@ TEST_CASE("a lone image runs at once: nothing admitted, so nothing to wait for",
 
 TEST_CASE("an admitted image is waited for and joins the batch; a withdrawn one is not",
           "[batcher]") {
-  auto model = std::make_shared<FakeClassifier>();
+  auto model = std::make_shared<FakePredictor>();
   Batcher batcher({/*max_batch=*/8, /*max_delay_ms=*/60000.0, /*queue_capacity=*/16}, nullptr);
   for (int i = 0; i < 3; ++i) REQUIRE(batcher.admit());
   auto a = batcher.submit(model, image_of(0.1f), true);
@@ -89,7 +89,7 @@ TEST_CASE("an admitted image is waited for and joins the batch; a withdrawn one 
 }
 
 TEST_CASE("a full queue refuses at once, and stop() still answers what was queued", "[batcher]") {
-  auto model = std::make_shared<FakeClassifier>();
+  auto model = std::make_shared<FakePredictor>();
   // An admitted image that never comes and a long delay keep the worker waiting.
   Batcher batcher({/*max_batch=*/8, /*max_delay_ms=*/10000.0, /*queue_capacity=*/2}, nullptr);
   REQUIRE(batcher.admit());
@@ -105,8 +105,8 @@ TEST_CASE("a full queue refuses at once, and stop() still answers what was queue
 }
 
 TEST_CASE("a batch never mixes two models (hot reload)", "[batcher]") {
-  auto old_model = std::make_shared<FakeClassifier>();
-  auto new_model = std::make_shared<FakeClassifier>();
+  auto old_model = std::make_shared<FakePredictor>();
+  auto new_model = std::make_shared<FakePredictor>();
   Batcher batcher({8, 10000.0, 16}, nullptr);
   REQUIRE(batcher.admit());  // keeps the worker waiting until stop()
   auto a = batcher.submit(old_model, image_of(0.1f));
@@ -124,13 +124,13 @@ TEST_CASE("a batch never mixes two models (hot reload)", "[batcher]") {
 }
 
 TEST_CASE("a model that throws fails its batch's futures, not the worker", "[batcher]") {
-  struct Broken : FakeClassifier {
-    std::vector<float> predict(const at::Tensor&) override {
+  struct Broken : FakePredictor {
+    std::vector<float> predict(const float*, std::size_t) override {
       throw std::runtime_error("broken weights");
     }
   };
   auto broken = std::make_shared<Broken>();
-  auto good = std::make_shared<FakeClassifier>();
+  auto good = std::make_shared<FakePredictor>();
   Batcher batcher({4, 1.0, 16}, nullptr);
   auto bad = batcher.submit(broken, image_of(0.5f));
   CHECK_THROWS_WITH(bad.get(), "broken weights");
@@ -139,7 +139,7 @@ TEST_CASE("a model that throws fails its batch's futures, not the worker", "[bat
 
 TEST_CASE("admission bounds the images in flight and refuses beyond the queue's capacity",
           "[batcher]") {
-  auto model = std::make_shared<FakeClassifier>();
+  auto model = std::make_shared<FakePredictor>();
   // Two in flight at most; capacity three: in flight plus waiting.
   Batcher batcher({/*max_batch=*/8, /*max_delay_ms=*/60000.0, /*queue_capacity=*/3,
                    /*max_in_flight=*/2},

@@ -5,10 +5,10 @@
 #include <thread>
 #include <vector>
 
-#include "cd-serve/buffer_cache.h"
+#include "nn/buffer_cache.h"
 
-using cd::serve::buffer_cache_stats;
-using cd::serve::k_cached_buffer_min;
+using cd::buffer_cache_stats;
+using cd::k_cached_buffer_min;
 
 namespace {
 
@@ -21,7 +21,7 @@ constexpr std::int64_t k_floats = 1234567;  // 4.7 MB
 
 TEST_CASE("the buffer cache hands a freed large buffer to the next request of its size",
           "[buffer_cache]") {
-  cd::serve::install_buffer_cache(k_idle_limit);
+  cd::install_buffer_cache(k_idle_limit);
   REQUIRE(c10::GetCPUAllocator() != c10::GetDefaultCPUAllocator());
   auto before = buffer_cache_stats();
   void* first = nullptr;
@@ -43,7 +43,7 @@ TEST_CASE("the buffer cache hands a freed large buffer to the next request of it
 }
 
 TEST_CASE("small buffers bypass the cache; idle buffers stay under the limit", "[buffer_cache]") {
-  cd::serve::install_buffer_cache(k_idle_limit);
+  cd::install_buffer_cache(k_idle_limit);
   auto before = buffer_cache_stats();
   {
     at::Tensor small = at::ones({16}, at::kFloat);
@@ -62,7 +62,7 @@ TEST_CASE("small buffers bypass the cache; idle buffers stay under the limit", "
 }
 
 TEST_CASE("the buffer cache serves threads that allocate and free at once", "[buffer_cache]") {
-  cd::serve::install_buffer_cache(k_idle_limit);
+  cd::install_buffer_cache(k_idle_limit);
   auto before = buffer_cache_stats();
   std::vector<std::thread> threads;
   std::vector<double> sums(4, 0.0);

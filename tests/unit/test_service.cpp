@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cd-serve/service.h"
+#include "util/parallel.h"
 
 using cd::http::Request;
 using cd::http::Response;
@@ -145,11 +146,11 @@ TEST_CASE("metrics and the log line wait for the response to be sent", "[service
 }
 
 TEST_CASE("the dynamic batch limit follows the compute threads unless given", "[service]") {
-  CHECK(cd::serve::resolve_max_batch(7) == 7);
-  int automatic = cd::serve::resolve_max_batch(0);
-  CHECK(automatic >= 2);
-  CHECK(automatic <= 32);
-  CHECK(automatic == std::clamp(2 * at::get_num_threads(), 2, 32));
+  CHECK(cd::serve::resolve_max_batch(7, 2) == 7);
+  CHECK(cd::serve::resolve_max_batch(0, 3) == 6);
+  CHECK(cd::serve::resolve_max_batch(0, 64) == 32);
+  CHECK(cd::serve::resolve_max_batch(0, 1) == 2);
+  int automatic = cd::serve::resolve_max_batch(0, cd::hardware_threads());
   cd::ServeParams params;
   cd::serve::Service service(params);
   CHECK(service.params().max_batch == automatic);

@@ -1,9 +1,9 @@
 #include "cd-serve/batcher.h"
 
-#include <ATen/ATen.h>
-
 #include <algorithm>
 #include <vector>
+
+#include "util/errors.h"
 
 namespace cd::serve {
 
@@ -42,7 +42,7 @@ void Batcher::withdraw() {
   m_room.notify_all();
 }
 
-std::future<Inference> Batcher::submit(std::shared_ptr<Classifier> model, at::Tensor image,
+std::future<Inference> Batcher::submit(std::shared_ptr<Predictor> model, std::vector<float> image,
                                        bool admitted) {
   std::lock_guard<std::mutex> lock(m_mutex);
   if (admitted && m_decoding > 0) --m_decoding;
@@ -95,11 +95,15 @@ void Batcher::work() {
     m_room.notify_all();
     auto start = Clock::now();
     try {
-      std::vector<at::Tensor> images;
-      images.reserve(batch.size());
-      for (auto& job : batch) images.push_back(std::move(job.image));
-      std::vector<float> p = batch.front().model->predict(at::stack(images));
-      images.clear();
+      std::size_t per_image = batch.front().image.size();
+      m_rows.resize(per_image * batch.size());
+      for (std::size_t i = 0; i < batch.size(); ++i) {
+        if (batch[i].image.size() != per_image)
+          throw DataError("images of unequal size in a batch");
+        std::copy(batch[i].image.begin(), batch[i].image.end(), m_rows.begin() + i * per_image);
+        std::vector<float>().swap(batch[i].image);
+      }
+      std::vector<float> p = batch.front().model->predict(m_rows.data(), batch.size());
       auto end = Clock::now();
       double forward = std::chrono::duration<double>(end - start).count();
       for (std::size_t i = 0; i < batch.size(); ++i)

@@ -11,8 +11,6 @@
 // flight, admit() refuses at once, so overload costs a 503 and no decode.
 #pragma once
 
-#include <ATen/Tensor.h>
-
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -22,8 +20,9 @@
 #include <memory>
 #include <mutex>
 #include <thread>
+#include <vector>
 
-#include "nn/classifier.h"
+#include "runtime/predictor.h"
 
 namespace cd::serve {
 
@@ -62,7 +61,8 @@ class Batcher {
 
   // Returns an invalid future when the queue is full. The model snapshot
   // travels with the image, so a reload never mixes two models in one batch.
-  std::future<Inference> submit(std::shared_ptr<Classifier> model, at::Tensor image,
+  // image: 3 x S x S floats, as preprocess_into writes them for the model.
+  std::future<Inference> submit(std::shared_ptr<Predictor> model, std::vector<float> image,
                                 bool admitted = false);
   std::size_t depth() const;
   void stop();  // finishes every queued job, then ends the worker
@@ -70,8 +70,8 @@ class Batcher {
  private:
   using Clock = std::chrono::steady_clock;
   struct Job {
-    std::shared_ptr<Classifier> model;
-    at::Tensor image;
+    std::shared_ptr<Predictor> model;
+    std::vector<float> image;
     Clock::time_point queued;
     std::promise<Inference> result;
   };
@@ -88,6 +88,7 @@ class Batcher {
   int m_waiting = 0;                               // in admit()
   std::uint64_t m_next_ticket = 0, m_serving = 0;  // admit() is first come, first served
   bool m_stopping = false;
+  std::vector<float> m_rows;  // the worker's batch buffer, reused
   std::thread m_thread;
 };
 

@@ -1,6 +1,5 @@
 // cd-serve: the HTTP inference service.
 #include "cd-serve/serve.h"
-#include "nn/compute.h"
 #include "util/config.h"
 #include "util/errors.h"
 #include "util/options.h"
@@ -11,7 +10,6 @@ int serve_main(int argc, char** argv) {
   cd::block_serve_signals();
   cd::ServeParams p;
   cd::CommonOptions common;
-  std::string device = "cpu";
   cd::Config c("cd-serve",
                "Serve a cat/dog model over HTTP: /predict, /health, /ready, /metrics, /docs and a "
                "page at /.");
@@ -43,12 +41,10 @@ int serve_main(int argc, char** argv) {
             1000000, "max-connections");
   c.add_double("grace_s", p.grace_s, "seconds SIGTERM waits for in-flight requests", 0.0, 3600.0,
                "grace-s");
-  c.add_choice("device", device, "where to run the model", {"cpu", "cuda", "auto"});
+  c.add_choice("device", p.device, "where to run the model", {"cpu", "cuda", "auto"});
   cd::add_common_options(c, common);
   if (c.parse(argc, argv) == cd::ParseOutcome::k_exit_ok) return 0;
-  p.device = cd::parse_device(device);
   p.threads = cd::apply_common_options(common);
-  cd::set_compute_threads(p.threads);
   return cd::run_serve(p);
 }
 

@@ -7,7 +7,6 @@
 #include <string>
 
 #include "domain/labels.h"
-#include "nn/compute.h"
 
 namespace cd {
 
@@ -26,8 +25,8 @@ struct ServeParams {
   double header_timeout_s = 10.0;  // a request's header must arrive within this
   int max_connections = 4096;      // open connections; more get 503
   double grace_s = 20.0;
-  int threads = 0;
-  DeviceChoice device = DeviceChoice::k_cpu;
+  int threads = 0;             // compute threads; 0: every core
+  std::string device = "cpu";  // cpu|cuda|auto (a .cdm model); .onnx runs on the CPU
 };
 
 // Blocks SIGTERM, SIGINT and SIGHUP in the calling thread and every thread it

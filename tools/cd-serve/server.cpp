@@ -11,7 +11,6 @@
 
 #include <spdlog/spdlog.h>
 
-#include "cd-serve/buffer_cache.h"
 #include "cd-serve/http.h"
 #include "cd-serve/serve.h"
 #include "cd-serve/service.h"
@@ -54,7 +53,6 @@ int run_serve(const ServeParams& params) {
   // Requests are the parallelism: OpenCV's own pool inside each HTTP thread's
   // resize only adds threads that fight LibTorch's for the cores.
   keep_opencv_single_threaded();
-  serve::install_buffer_cache(std::size_t{128} << 20);
   // Each open connection is a descriptor: allow as many as the hard limit.
   rlimit files{};
   if (getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < files.rlim_max) {

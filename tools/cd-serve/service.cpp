@@ -1,7 +1,5 @@
 #include "cd-serve/service.h"
 
-#include <ATen/ATen.h>
-#include <ATen/Parallel.h>
 #include <malloc.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -13,15 +11,15 @@
 
 #include <spdlog/spdlog.h>
 
-#include "cd-serve/buffer_cache.h"
 #include "cd-serve/pages.h"
+#include "domain/image.h"
 #include "domain/labels.h"
 #include "domain/model_file.h"
-#include "nn/image_tensor.h"
 #include "util/atomic_file.h"
 #include "util/errors.h"
 #include "util/hash.h"
 #include "util/log.h"
+#include "util/parallel.h"
 #include "util/strings.h"
 
 namespace cd::serve {
@@ -69,18 +67,23 @@ double seconds(std::chrono::steady_clock::duration d) {
   return std::chrono::duration<double>(d).count();
 }
 
+// A .cdm model's large LibTorch buffers stay mapped for reuse up to this many
+// idle bytes (nn/buffer_cache.h): a steady load then faults no pages.
+constexpr std::size_t k_tensor_cache_bytes = std::size_t{128} << 20;
+
 double ms3(double s) { return std::round(s * 1e6) / 1000; }  // milliseconds, 3 decimals
 
 }  // namespace
 
-int resolve_max_batch(int requested) {
-  return requested > 0 ? requested : std::clamp(2 * at::get_num_threads(), 2, 32);
+int resolve_max_batch(int requested, int threads) {
+  return requested > 0 ? requested : std::clamp(2 * threads, 2, 32);
 }
 
 namespace {
 
 ServeParams resolved(ServeParams p) {
-  p.max_batch = resolve_max_batch(p.max_batch);
+  if (p.threads <= 0) p.threads = hardware_threads();
+  p.max_batch = resolve_max_batch(p.max_batch, p.threads);
   return p;
 }
 
@@ -129,12 +132,16 @@ Service::Service(const ServeParams& params)
                      [this] { return static_cast<double>(m_batcher.depth()); });
   m_metrics.gauge_fn("process_resident_memory_bytes", "Resident memory size in bytes.",
                      resident_bytes);
+  auto cache = [this] {
+    auto loaded = current();
+    return loaded ? loaded->model->cache_bytes() : Predictor::CacheBytes{};
+  };
   m_metrics.gauge_fn("catdog_inference_buffer_bytes",
                      "Memory mapped for large LibTorch buffers (activations), in use or idle.",
-                     [] { return static_cast<double>(buffer_cache_stats().mapped_bytes); });
+                     [cache] { return static_cast<double>(cache().mapped); });
   m_metrics.gauge_fn("catdog_inference_buffer_idle_bytes",
                      "Of catdog_inference_buffer_bytes, the buffers kept idle for reuse.",
-                     [] { return static_cast<double>(buffer_cache_stats().idle_bytes); });
+                     [cache] { return static_cast<double>(cache().idle); });
   m_metrics.gauge_fn("process_cpu_seconds_total",
                      "Total user and system CPU time spent in seconds.", cpu_seconds, "counter");
   m_metrics.gauge_fn("process_start_time_seconds",
@@ -153,12 +160,13 @@ bool Service::load_model() {
   auto t0 = std::chrono::steady_clock::now();
   try {
     auto loaded = std::make_shared<LoadedModel>();
-    loaded->model = load_classifier(m_params.model, m_params.device);
+    RuntimeOptions runtime{m_params.device, m_params.threads, k_tensor_cache_bytes};
+    loaded->model = open_predictor(m_params.model, runtime);
     loaded->version = hex64(fnv1a64(read_file(m_params.model))).substr(0, 12);
     loaded->loaded_at = utc_now_iso8601();
-    int size = loaded->model->meta().preprocess.size;
-    loaded->model->predict(
-        at::zeros({1, 3, size, size}));  // warm-up: first-call allocations, kernels
+    std::size_t size = loaded->model->meta().preprocess.size;
+    std::vector<float> zeros(3 * size * size, 0.0f);
+    loaded->model->predict(zeros.data(), 1);  // warm-up: first-call allocations, kernels
     std::shared_ptr<LoadedModel> old;
     {
       std::lock_guard<std::mutex> lock(m_model_mutex);
@@ -372,6 +380,7 @@ http::Response Service::model_info() {
   json body = meta_to_json(loaded->model->meta());
   body["model_version"] = loaded->version;
   body["model_path"] = m_params.model;
+  body["runtime"] = loaded->model->runtime();  // opencv-dnn (.onnx) or libtorch
   body["loaded_at"] = loaded->loaded_at;
   return {200, "application/json", body.dump(-1, ' ', false, json::error_handler_t::replace)};
 }
@@ -401,10 +410,11 @@ bool Service::submit(const std::string& bytes, Pending& pending, Stages& stages,
       if (pending) batcher.withdraw();
     }
   } admission{m_batcher};
-  at::Tensor image;
+  const PreprocessSpec& spec = pending.model->model->meta().preprocess;
+  std::vector<float> image(3 * static_cast<std::size_t>(spec.size) * spec.size);
   PreprocessTiming timing;
   try {
-    image = preprocess(bytes, pending.model->model->meta().preprocess, &timing);
+    preprocess_into(bytes, spec, image.data(), &timing);
   } catch (const BudgetError& e) {
     error = json_error(413, std::string("image over budget: ") + e.what(), "payload_too_large");
     return false;

@@ -19,7 +19,7 @@
 namespace cd::serve {
 
 struct LoadedModel {
-  std::shared_ptr<Classifier> model;
+  std::shared_ptr<Predictor> model;
   std::string version;  // content hash of the model file
   std::string loaded_at;
 };
@@ -92,6 +92,6 @@ http::Response json_error(int status, const std::string& message, const std::str
 // Measured on 2 cores (README, "Serving performance"): a forward pass costs
 // about the same per image from batch 4 up, while its activations grow with
 // the batch, so larger batches only add memory and latency.
-int resolve_max_batch(int requested);
+int resolve_max_batch(int requested, int threads);
 
 }  // namespace cd::serve

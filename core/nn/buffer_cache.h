@@ -1,4 +1,5 @@
-// cd-serve's LibTorch CPU allocator. Every request and every forward pass
+// A LibTorch CPU allocator for serving (cd-serve asks for it through
+// RuntimeOptions::tensor_cache_bytes). Every request and every forward pass
 // allocates and frees the same buffers of 64 KiB to a few MB (the image
 // tensor, activations). Through malloc they share one heap with the HTTP
 // threads' decode buffers, the holes they leave get split, and the heap grew
@@ -10,7 +11,7 @@
 
 #include <cstddef>
 
-namespace cd::serve {
+namespace cd {
 
 struct BufferCacheStats {
   std::size_t mapped_bytes = 0;  // in use and idle
@@ -30,4 +31,4 @@ void install_buffer_cache(std::size_t idle_limit);
 // All zeros until installed.
 BufferCacheStats buffer_cache_stats();
 
-}  // namespace cd::serve
+}  // namespace cd

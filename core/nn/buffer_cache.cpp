@@ -1,4 +1,4 @@
-#include "cd-serve/buffer_cache.h"
+#include "nn/buffer_cache.h"
 
 #include <c10/core/Allocator.h>
 #include <c10/core/CPUAllocator.h>
@@ -11,7 +11,7 @@
 #include <new>
 #include <unordered_map>
 
-namespace cd::serve {
+namespace cd {
 
 namespace {
 
@@ -123,4 +123,4 @@ BufferCacheStats buffer_cache_stats() {
   return BufferCache::instance ? BufferCache::instance->stats() : BufferCacheStats{};
 }
 
-}  // namespace cd::serve
+}  // namespace cd

@@ -1,0 +1,328 @@
+#include "domain/codecs.h"
+
+#include <png.h>
+#include <turbojpeg.h>
+#include <webp/decode.h>
+
+#include <algorithm>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include <opencv2/core.hpp>
+
+#include "util/errors.h"
+
+namespace cd::codecs {
+
+namespace {
+
+// Visits each marker segment of a JPEG before its first scan, as
+// visit(marker, pos, length) with pos at the segment's 0xFF; a true return
+// ends the walk. Fill bytes and the markers that carry no length are skipped.
+template <class Visit>
+void walk_jpeg_segments(std::string_view b, Visit visit) {
+  std::size_t pos = 2;  // after SOI
+  while (pos + 4 <= b.size()) {
+    if (byte_at(b, pos) != 0xFF) return;
+    std::uint32_t marker = byte_at(b, pos + 1);
+    if (marker == 0xFF) {  // fill byte
+      ++pos;
+      continue;
+    }
+    if (marker == 0x01 || (marker >= 0xD0 && marker <= 0xD8)) {
+      pos += 2;
+      continue;
+    }
+    std::uint32_t length = be16(b, pos + 2);
+    if (marker == 0xDA || marker == 0xD9 || length < 2) return;  // the scan, or nonsense
+    if (visit(marker, pos, length)) return;
+    pos += 2 + length;
+  }
+}
+
+// Adobe's CMYK JPEGs store inverted ink, so each channel is the product of
+// its own value and K's, scaled back to 8 bits.
+cv::Mat inverted_cmyk_to_rgb(const cv::Mat& cmyk) {
+  cv::Mat rgb(cmyk.rows, cmyk.cols, CV_8UC3);
+  for (int y = 0; y < cmyk.rows; ++y) {
+    const unsigned char* in = cmyk.ptr<unsigned char>(y);
+    unsigned char* out = rgb.ptr<unsigned char>(y);
+    for (int x = 0; x < cmyk.cols; ++x, in += 4, out += 3) {
+      int k = in[3];
+      for (int ch = 0; ch < 3; ++ch) out[ch] = static_cast<unsigned char>(k - ((255 - in[ch]) * k >> 8));
+    }
+  }
+  return rgb;
+}
+
+struct TurboJpeg {  // one decompressor per call: decoding runs on many threads
+  tjhandle handle = tjInitDecompress();
+  ~TurboJpeg() {
+    if (handle) tjDestroy(handle);
+  }
+  [[noreturn]] void fail() const {
+    throw DataError(std::string("not a decodable JPEG (") + tjGetErrorStr2(handle) + ")");
+  }
+};
+
+// Only 1/2, 1/4 and 1/8: libjpeg-turbo has SIMD inverse DCTs for those, while
+// its other n/8 scales run plain C and can cost more than a full-size decode.
+tjscalingfactor smallest_scale_keeping(int width, int height, int min_side) {
+  tjscalingfactor best{1, 1};
+  if (min_side <= 0) return best;
+  for (int denom : {2, 4, 8}) {
+    tjscalingfactor f{1, denom};
+    if (TJSCALED(width, f) < min_side || TJSCALED(height, f) < min_side) break;
+    best = f;
+  }
+  return best;
+}
+
+// A channel of a 16- or 32-bit BMP pixel by its bit mask, as 8 bits.
+struct MaskedChannel {
+  std::uint32_t mask = 0;
+  int shift = 0, bits = 0;
+  explicit MaskedChannel(std::uint32_t m) : mask(m) {
+    if (!m) return;
+    while (!((m >> shift) & 1)) ++shift;
+    while (bits < 32 - shift && ((m >> (shift + bits)) & 1)) ++bits;
+  }
+  unsigned char operator()(std::uint32_t pixel) const {
+    if (!bits) return 0;
+    std::uint32_t v = (pixel & mask) >> shift;
+    if (bits >= 8) return static_cast<unsigned char>(v >> (bits - 8));
+    return static_cast<unsigned char>(v * 255 / ((1u << bits) - 1));
+  }
+};
+
+// libpng's state for one decode: everything setjmp's frame touches lives
+// here, in memory.
+struct PngSource {
+  std::string_view bytes;
+  std::size_t pos = 0;
+  std::string error;
+  cv::Mat rgb;
+  std::vector<png_bytep> rows;
+};
+
+}  // namespace
+
+std::optional<Size2> jpeg_size(std::string_view b) {
+  std::optional<Size2> size;
+  walk_jpeg_segments(b, [&](std::uint32_t marker, std::size_t pos, std::uint32_t) {
+    bool sof =
+        marker >= 0xC0 && marker <= 0xCF && marker != 0xC4 && marker != 0xC8 && marker != 0xCC;
+    if (!sof) return false;
+    if (pos + 9 <= b.size()) size = Size2{be16(b, pos + 7), be16(b, pos + 5)};
+    return true;
+  });
+  return size;
+}
+
+int exif_orientation(std::string_view b) {
+  int orientation = 1;
+  // APP1 "Exif\0\0", a TIFF header, then IFD0's Orientation tag (0x0112).
+  walk_jpeg_segments(b, [&](std::uint32_t marker, std::size_t pos, std::uint32_t length) {
+    if (pos + 2 + length > b.size()) return true;
+    if (marker != 0xE1 || length <= 16 || b.substr(pos + 4, 6) != std::string_view("Exif\0\0", 6))
+      return false;
+    std::string_view tiff = b.substr(pos + 10, length - 8);
+    bool little = tiff.substr(0, 2) == "II";
+    auto u16 = [&](std::size_t at) { return little ? le16(tiff, at) : be16(tiff, at); };
+    std::size_t ifd = little ? le32(tiff, 4) : be32(tiff, 4);
+    if (ifd + 2 > tiff.size()) return true;
+    std::size_t entries = u16(ifd);
+    for (std::size_t i = 0; i < entries && ifd + 2 + 12 * (i + 1) <= tiff.size(); ++i) {
+      std::size_t entry = ifd + 2 + 12 * i;
+      if (u16(entry) != 0x0112) continue;
+      std::uint32_t value = u16(entry + 8);
+      if (value >= 1 && value <= 8) orientation = static_cast<int>(value);
+      break;
+    }
+    return true;
+  });
+  return orientation;
+}
+
+cv::Mat apply_orientation(cv::Mat rgb, int orientation) {
+  cv::Mat out;
+  switch (orientation) {
+    case 2:  // mirrored
+      cv::flip(rgb, out, 1);
+      return out;
+    case 3:  // upside down
+      cv::flip(rgb, out, -1);
+      return out;
+    case 4:  // mirrored upside down
+      cv::flip(rgb, out, 0);
+      return out;
+    case 5:  // mirrored about the main diagonal
+      cv::transpose(rgb, out);
+      return out;
+    case 6:  // needs a quarter turn clockwise
+      cv::transpose(rgb, out);
+      cv::flip(out, out, 1);
+      return out;
+    case 7:  // mirrored about the other diagonal
+      cv::transpose(rgb, out);
+      cv::flip(out, out, -1);
+      return out;
+    case 8:  // needs a quarter turn anticlockwise
+      cv::transpose(rgb, out);
+      cv::flip(out, out, 0);
+      return out;
+    default:
+      return rgb;
+  }
+}
+
+cv::Mat decode_jpeg(std::string_view bytes, int min_side) {
+  TurboJpeg tj;
+  if (!tj.handle) throw DataError("cannot start the JPEG decoder");
+  const auto* data = reinterpret_cast<const unsigned char*>(bytes.data());
+  auto size = static_cast<unsigned long>(bytes.size());
+  int width = 0, height = 0, subsampling = 0, colorspace = 0;
+  if (tjDecompressHeader3(tj.handle, data, size, &width, &height, &subsampling, &colorspace) != 0)
+    tj.fail();
+  tjscalingfactor scale = smallest_scale_keeping(width, height, min_side);
+  int w = TJSCALED(width, scale), h = TJSCALED(height, scale);
+  bool cmyk = colorspace == TJCS_CMYK || colorspace == TJCS_YCCK;
+  cv::Mat out(h, w, cmyk ? CV_8UC4 : CV_8UC3);
+  // The accurate integer IDCT and smooth chroma upsampling: at full scale the
+  // pixels are those OpenCV's reader gives. Warnings ("Corrupt JPEG data")
+  // stay in the handle, never on stderr, and the data decoded is kept.
+  if (tjDecompress2(tj.handle, data, size, out.data, w, static_cast<int>(out.step), h,
+                    cmyk ? TJPF_CMYK : TJPF_RGB, TJFLAG_ACCURATEDCT) != 0 &&
+      tjGetErrorCode(tj.handle) != TJERR_WARNING)
+    tj.fail();
+  if (cmyk) out = inverted_cmyk_to_rgb(out);
+  return apply_orientation(out, exif_orientation(bytes));
+}
+
+cv::Mat decode_png(std::string_view bytes) {
+  PngSource src{bytes};
+  png_structp png = png_create_read_struct(
+      PNG_LIBPNG_VER_STRING, &src,
+      [](png_structp p, png_const_charp message) {
+        static_cast<PngSource*>(png_get_error_ptr(p))->error = message;
+        png_longjmp(p, 1);
+      },
+      [](png_structp, png_const_charp) {});  // warnings (a bad ancillary CRC): decoded anyway
+  if (!png) throw DataError("cannot start the PNG decoder");
+  png_infop info = png_create_info_struct(png);
+  if (setjmp(png_jmpbuf(png))) {
+    png_destroy_read_struct(&png, &info, nullptr);
+    throw DataError("not a decodable PNG (" + src.error + ")");
+  }
+  png_set_read_fn(png, &src, [](png_structp p, png_bytep out, png_size_t n) {
+    auto* s = static_cast<PngSource*>(png_get_io_ptr(p));
+    if (s->bytes.size() - s->pos < n) png_error(p, "file is cut short");
+    std::memcpy(out, s->bytes.data() + s->pos, n);
+    s->pos += n;
+  });
+  png_read_info(png, info);
+  png_uint_32 width = png_get_image_width(png, info), height = png_get_image_height(png, info);
+  int color = png_get_color_type(png, info);
+  png_set_strip_16(png);
+  png_set_expand(png);  // palette to RGB, gray below 8 bits to 8, tRNS to alpha
+  png_set_strip_alpha(png);
+  if (color == PNG_COLOR_TYPE_GRAY || color == PNG_COLOR_TYPE_GRAY_ALPHA) png_set_gray_to_rgb(png);
+  png_set_interlace_handling(png);
+  png_read_update_info(png, info);
+  if (png_get_channels(png, info) != 3 || png_get_bit_depth(png, info) != 8)
+    png_error(png, "unexpected pixel layout after conversion");
+  src.rgb.create(static_cast<int>(height), static_cast<int>(width), CV_8UC3);
+  src.rows.resize(height);
+  for (png_uint_32 y = 0; y < height; ++y) src.rows[y] = src.rgb.ptr<png_byte>(static_cast<int>(y));
+  png_read_image(png, src.rows.data());
+  png_destroy_read_struct(&png, &info, nullptr);
+  return src.rgb;
+}
+
+cv::Mat decode_webp(std::string_view bytes) {
+  const auto* data = reinterpret_cast<const std::uint8_t*>(bytes.data());
+  int width = 0, height = 0;
+  if (!WebPGetInfo(data, bytes.size(), &width, &height) || width <= 0 || height <= 0)
+    throw DataError("not a decodable WebP (bad bitstream header)");
+  cv::Mat rgb(height, width, CV_8UC3);
+  if (!WebPDecodeRGBInto(data, bytes.size(), rgb.data, rgb.step * rgb.rows,
+                         static_cast<int>(rgb.step)))
+    throw DataError("not a decodable WebP (corrupt data, or an animation)");
+  return rgb;
+}
+
+cv::Mat decode_bmp(std::string_view b) {
+  auto bad = [](const std::string& why) { return DataError("not a decodable BMP (" + why + ")"); };
+  if (b.size() < 26) throw bad("header cut short");
+  std::uint32_t offset = le32(b, 10), dib = le32(b, 14);
+  std::int64_t width = 0, height = 0;
+  std::uint32_t bpp = 0, compression = 0, colors = 0, entry = 4;
+  std::uint32_t masks[3] = {0, 0, 0};
+  if (dib == 12) {  // OS/2 core header: 16-bit sizes, 3-byte palette entries
+    width = le16(b, 18), height = le16(b, 20), bpp = le16(b, 24), entry = 3;
+  } else if (dib >= 40 && b.size() >= 54) {
+    width = static_cast<std::int32_t>(le32(b, 18));
+    height = static_cast<std::int32_t>(le32(b, 22));
+    bpp = le16(b, 28), compression = le32(b, 30), colors = le32(b, 46);
+    if (compression == 3 || compression == 6) {  // bit fields: in V4/V5 headers, or after a V3 one
+      if (b.size() < 66) throw bad("bit field masks cut short");
+      masks[0] = le32(b, 54), masks[1] = le32(b, 58), masks[2] = le32(b, 62);
+    }
+  } else {
+    throw bad("header of " + std::to_string(dib) + " bytes is not a known kind");
+  }
+  if (compression == 1 || compression == 2)
+    throw DataError("run-length encoded BMP is not supported; convert it to PNG or JPEG");
+  if (compression != 0 && compression != 3 && compression != 6)
+    throw bad("compression method " + std::to_string(compression) + " is not supported");
+  if (compression != 0 && bpp != 16 && bpp != 32) throw bad("bit fields need 16 or 32 bits");
+  if (bpp != 1 && bpp != 4 && bpp != 8 && bpp != 16 && bpp != 24 && bpp != 32)
+    throw bad(std::to_string(bpp) + " bits per pixel is not supported");
+  if (width <= 0 || height == 0 || height == INT32_MIN) throw bad("empty image");
+  bool top_down = height < 0;
+  std::int64_t rows = top_down ? -height : height;
+  std::uint64_t stride = (static_cast<std::uint64_t>(width) * bpp + 31) / 32 * 4;
+  if (offset > b.size() || (b.size() - offset) / stride < static_cast<std::uint64_t>(rows))
+    throw bad("pixel data cut short");
+
+  std::vector<cv::Vec3b> palette;  // RGB
+  if (bpp <= 8) {
+    std::size_t start = 14 + std::size_t{dib}, count = colors ? colors : 1u << bpp;
+    count = std::min<std::size_t>(count, 1u << bpp);
+    if (offset > start) count = std::min<std::size_t>(count, (offset - start) / entry);
+    for (std::size_t i = 0; i < count && start + entry * (i + 1) <= b.size(); ++i) {
+      std::size_t at = start + entry * i;
+      palette.emplace_back(byte_at(b, at + 2), byte_at(b, at + 1), byte_at(b, at));
+    }
+    if (palette.empty()) throw bad("no colour table");
+  }
+  if (compression == 0 && bpp == 16) masks[0] = 0x7C00, masks[1] = 0x03E0, masks[2] = 0x001F;
+  if (compression == 0 && bpp == 32) masks[0] = 0xFF0000, masks[1] = 0xFF00, masks[2] = 0xFF;
+  MaskedChannel channels[3] = {MaskedChannel(masks[0]), MaskedChannel(masks[1]),
+                               MaskedChannel(masks[2])};
+
+  cv::Mat rgb(static_cast<int>(rows), static_cast<int>(width), CV_8UC3);
+  for (std::int64_t r = 0; r < rows; ++r) {
+    std::string_view row = b.substr(offset + stride * r, stride);
+    auto* out = rgb.ptr<unsigned char>(static_cast<int>(top_down ? r : rows - 1 - r));
+    for (std::int64_t x = 0; x < width; ++x, out += 3) {
+      if (bpp == 24) {
+        out[0] = static_cast<unsigned char>(byte_at(row, 3 * x + 2));
+        out[1] = static_cast<unsigned char>(byte_at(row, 3 * x + 1));
+        out[2] = static_cast<unsigned char>(byte_at(row, 3 * x));
+      } else if (bpp >= 16) {
+        std::uint32_t pixel = bpp == 16 ? le16(row, 2 * x) : le32(row, 4 * x);
+        for (int ch = 0; ch < 3; ++ch) out[ch] = channels[ch](pixel);
+      } else {
+        std::uint64_t bit = static_cast<std::uint64_t>(x) * bpp;
+        std::uint32_t index = (byte_at(row, bit / 8) >> (8 - bpp - bit % 8)) & ((1u << bpp) - 1);
+        cv::Vec3b colour = index < palette.size() ? palette[index] : cv::Vec3b(0, 0, 0);
+        out[0] = colour[0], out[1] = colour[1], out[2] = colour[2];
+      }
+    }
+  }
+  return rgb;
+}
+
+}  // namespace cd::codecs

@@ -1,0 +1,67 @@
+// The image decoders behind decode_rgb (domain/image.h), one per format, each
+// on its own library and none on OpenCV's imgcodecs (which drags GDAL, GDCM
+// and HDF5 into every process that links it): JPEG on TurboJPEG, PNG on
+// libpng, WebP on libwebp, BMP here. Each returns 8-bit RGB or throws
+// DataError naming the format and the reason. Internal to cd::domain.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string_view>
+
+#include <opencv2/core/mat.hpp>
+
+namespace cd::codecs {
+
+// Unsigned integers at a byte offset, big- and little-endian; the caller has
+// checked that the bytes are there.
+inline std::uint32_t byte_at(std::string_view b, std::size_t at) {
+  return static_cast<unsigned char>(b[at]);
+}
+inline std::uint32_t be16(std::string_view b, std::size_t at) {
+  return (byte_at(b, at) << 8) | byte_at(b, at + 1);
+}
+inline std::uint32_t be32(std::string_view b, std::size_t at) {
+  return (be16(b, at) << 16) | be16(b, at + 2);
+}
+inline std::uint32_t le16(std::string_view b, std::size_t at) {
+  return byte_at(b, at) | (byte_at(b, at + 1) << 8);
+}
+inline std::uint32_t le24(std::string_view b, std::size_t at) {
+  return le16(b, at) | (byte_at(b, at + 2) << 16);
+}
+inline std::uint32_t le32(std::string_view b, std::size_t at) {
+  return le16(b, at) | (le16(b, at + 2) << 16);
+}
+
+// Width and height from a JPEG's frame header (SOF), without decoding.
+struct Size2 {
+  std::uint32_t width = 0, height = 0;
+};
+std::optional<Size2> jpeg_size(std::string_view bytes);
+
+// EXIF orientation (1..8) from a JPEG's APP1 segment; 1 when there is none.
+int exif_orientation(std::string_view bytes);
+
+// Turns and mirrors an image as EXIF orientation 2..8 asks, so it is upright.
+cv::Mat apply_orientation(cv::Mat rgb, int orientation);
+
+// A JPEG, upright. With min_side > 0 and a photo at least twice as large,
+// decodes at the smallest DCT-domain scale (1/2, 1/4 or 1/8) that keeps both
+// sides at least min_side: a phone photo costs a fraction of its full decode,
+// and the resize that follows loses little it would have kept. Grayscale
+// becomes RGB; CMYK and YCCK (Adobe's inverted ink values) are converted.
+cv::Mat decode_jpeg(std::string_view bytes, int min_side);
+
+// 16-bit to 8 by the high byte, palette and gray expanded, alpha dropped.
+cv::Mat decode_png(std::string_view bytes);
+
+// Lossy, lossless and extended (VP8X) still images; alpha dropped.
+cv::Mat decode_webp(std::string_view bytes);
+
+// Uncompressed BMP: 1/4/8-bit palettes, 16-bit (5-5-5 or bit fields), 24-bit,
+// 32-bit (bit fields included), bottom-up or top-down. RLE is refused.
+cv::Mat decode_bmp(std::string_view bytes);
+
+}  // namespace cd::codecs
