@@ -50,7 +50,8 @@ cv::Mat inverted_cmyk_to_rgb(const cv::Mat& cmyk) {
     unsigned char* out = rgb.ptr<unsigned char>(y);
     for (int x = 0; x < cmyk.cols; ++x, in += 4, out += 3) {
       int k = in[3];
-      for (int ch = 0; ch < 3; ++ch) out[ch] = static_cast<unsigned char>(k - ((255 - in[ch]) * k >> 8));
+      for (int ch = 0; ch < 3; ++ch)
+        out[ch] = static_cast<unsigned char>(k - ((255 - in[ch]) * k >> 8));
     }
   }
   return rgb;

@@ -1,12 +1,20 @@
 // .onnx models (cd-export's) on OpenCV's DNN module: no LibTorch involved.
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <opencv2/core/utility.hpp>
 #include <opencv2/dnn.hpp>
 
+#include <cerrno>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <nlohmann/json.hpp>
 #include <string_view>
 
+#include "runtime/depthwise_conv.h"
 #include "runtime/predictor.h"
 #include "util/atomic_file.h"
 #include "util/errors.h"
@@ -57,6 +65,38 @@ struct Wire {
   }
 };
 
+// A model file mapped read-only for the time it takes to parse it.
+class MappedFile {
+ public:
+  explicit MappedFile(const std::string& path) {
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    struct stat st {};
+    if (fd < 0 || ::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+      if (fd >= 0) ::close(fd);
+      throw ModelError("cannot open '" + path +
+                       "': " + (fd < 0 ? std::strerror(errno) : "not a regular file"));
+    }
+    m_size = static_cast<std::size_t>(st.st_size);
+    if (m_size > 0) {
+      m_data = ::mmap(nullptr, m_size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
+      if (m_data == MAP_FAILED) m_data = nullptr;
+    }
+    int err = errno;
+    ::close(fd);
+    if (m_size > 0 && !m_data) throw ModelError("cannot map '" + path + "': " + std::strerror(err));
+  }
+  ~MappedFile() {
+    if (m_data) ::munmap(m_data, m_size);
+  }
+  MappedFile(const MappedFile&) = delete;
+  MappedFile& operator=(const MappedFile&) = delete;
+  std::string_view bytes() const { return {static_cast<const char*>(m_data), m_size}; }
+
+ private:
+  void* m_data = nullptr;
+  std::size_t m_size = 0;
+};
+
 class OnnxPredictor : public Predictor {
  public:
   OnnxPredictor(ModelMeta meta, cv::dnn::Net net, int threads)
@@ -101,7 +141,7 @@ class OnnxPredictor : public Predictor {
 
 }  // namespace
 
-ModelMeta read_onnx_meta(const std::string& bytes, const std::string& origin) {
+ModelMeta read_onnx_meta(std::string_view bytes, const std::string& origin) {
   Wire model{bytes};
   std::uint64_t field;
   std::string_view payload;
@@ -129,16 +169,13 @@ ModelMeta read_onnx_meta(const std::string& bytes, const std::string& origin) {
 }
 
 std::unique_ptr<Predictor> open_onnx_predictor(const std::string& path, int threads) {
-  std::string bytes;
-  try {
-    bytes = read_file(path);
-  } catch (const IoError& e) {
-    throw ModelError(e.what());
-  }
+  // Mapped, not read: the bytes are parsed once, straight from the page cache.
+  MappedFile file(path);
+  std::string_view bytes = file.bytes();
   ModelMeta meta = read_onnx_meta(bytes, path);
   cv::dnn::Net net;
   try {
-    net = cv::dnn::readNetFromONNX(bytes.data(), bytes.size());
+    net = read_onnx_with_fast_depthwise(bytes.data(), bytes.size());
   } catch (const cv::Exception& e) {
     throw ModelError(path + ": OpenCV cannot read this ONNX file: " + e.what());
   }

@@ -10,6 +10,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "domain/labels.h"
@@ -57,7 +58,7 @@ std::unique_ptr<Predictor> open_onnx_predictor(const std::string& path, int thre
 
 // The catdog metadata an exported ONNX file carries (metadata_props
 // "catdog.meta"), read from the protobuf bytes. Throws ModelError.
-ModelMeta read_onnx_meta(const std::string& bytes, const std::string& origin);
+ModelMeta read_onnx_meta(std::string_view bytes, const std::string& origin);
 
 // Batched prediction over image files, shared by cd-predict and cd-eval:
 // files are decoded and preprocessed on worker threads, run through the

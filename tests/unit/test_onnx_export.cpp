@@ -15,6 +15,7 @@
 #include "nn/image_tensor.h"
 #include "nn/nets.h"
 #include "nn/weights.h"
+#include "runtime/predictor.h"
 #include "util/atomic_file.h"
 #include "util/errors.h"
 
@@ -136,13 +137,18 @@ TEST_CASE("an exported model gives cd-predict's P(dog) in ONNX Runtime and OpenC
     std::vector<float> cv_p = opencv_dnn(onnx, x);
     nlohmann::json ort = onnx_runtime(dir, onnx, x);
     std::vector<float> ort_p = ort.at("p").get<std::vector<float>>();
+    // Ours: OpenCV DNN with catdog's depthwise convolution (runtime/depthwise_conv.h).
+    std::vector<float> ours_p =
+        cd::open_onnx_predictor(onnx, 1)->predict(x.data_ptr<float>(), x.size(0));
     REQUIRE(cv_p.size() == torch_p.size());
     REQUIRE(ort_p.size() == torch_p.size());
+    REQUIRE(ours_p.size() == torch_p.size());
     for (std::size_t i = 0; i < torch_p.size(); ++i) {
       INFO("image " << i << ": LibTorch " << torch_p[i] << ", OpenCV DNN " << cv_p[i]
-                    << ", ONNX Runtime " << ort_p[i]);
+                    << ", ONNX Runtime " << ort_p[i] << ", catdog's ONNX runtime " << ours_p[i]);
       CHECK(std::abs(cv_p[i] - torch_p[i]) <= 1e-4f);
       CHECK(std::abs(ort_p[i] - torch_p[i]) <= 1e-4f);
+      CHECK(std::abs(ours_p[i] - torch_p[i]) <= 1e-4f);
     }
     CHECK(ort.at("opset") == 10);
     const auto& md = ort.at("metadata");
