@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Enforces the include rules drawn in ARCHITECTURE.md: every arrow points
 # down (tools -> nn -> domain -> util), no tool includes another tool's
-# engine, LibTorch stays out of util/, domain/ and cd-prepare, only the
+# engine, LibTorch stays out of util/, domain/, cd-prepare, cd-predict and
+# cd-serve, imgcodecs out of everything that predicts, only the
 # two HTTP clients of the tree see cpp-httplib, and only cd-export sees libonnx.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -41,11 +42,14 @@ allowed core/nn util domain runtime nn
 for tool in tools/cd-*; do
   allowed "$tool" util domain runtime nn "$(basename "$tool")"
 done
-# cd-predict loads LibTorch only through the runtime module: no core/nn.
+# cd-predict and cd-serve load LibTorch only through the runtime module: no core/nn.
 allowed tools/cd-predict util domain runtime cd-predict
+allowed tools/cd-serve util domain runtime cd-serve
 
 forbid '#include <(torch|ATen|c10)/' "LibTorch outside core/nn and the torch-using tools" \
-  core/util/* core/domain/* core/runtime/* tools/cd-prepare/* tools/cd-predict/*
+  core/util/* core/domain/* core/runtime/* tools/cd-prepare/* tools/cd-predict/* tools/cd-serve/*
+forbid '#include <opencv2/imgcodecs' "OpenCV's imgcodecs (GDAL and all) in the core or the tools that predict" \
+  core/*/* tools/cd-predict/* tools/cd-serve/*
 mapfile -t sources < <(git ls-files 'core/*' 'tools/*' |
   grep -vE '^tools/(cd-serve/http\.cpp|cd-train/mlflow\.cpp)$')
 forbid '#include <httplib.h>' "cpp-httplib outside cd-serve's http.cpp and cd-train's MLflow client" \

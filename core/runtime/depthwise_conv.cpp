@@ -30,8 +30,8 @@ struct Geometry {
 // accumulates all K*K taps in a register, and the compiler vectorises across x.
 template <int K>
 inline __attribute__((always_inline)) void row_stride1(const float* src, int padded_w,
-                                                       const float* kernel, float bias,
-                                                       float* row, int out_width) {
+                                                       const float* kernel, float bias, float* row,
+                                                       int out_width) {
   for (int x = 0; x < out_width; ++x) {
     float acc = bias;
     for (int ky = 0; ky < K; ++ky)
@@ -50,7 +50,8 @@ void plane(const float* in, int height, int width, const float* kernel, const Ge
   const int padded_h = height + g.pad_top + g.pad_bottom;
   scratch.assign(static_cast<std::size_t>(padded_w) * padded_h, 0.0f);
   for (int y = 0; y < height; ++y)
-    std::copy(in + static_cast<std::size_t>(y) * width, in + static_cast<std::size_t>(y + 1) * width,
+    std::copy(in + static_cast<std::size_t>(y) * width,
+              in + static_cast<std::size_t>(y + 1) * width,
               scratch.data() + static_cast<std::size_t>(y + g.pad_top) * padded_w + g.pad_left);
   const int k = g.kernel, stride = g.stride;
   for (int y = 0; y < out_height; ++y) {
