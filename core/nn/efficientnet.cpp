@@ -56,20 +56,24 @@ std::string clip6(GraphBuilder& g, const std::string& x) {
   return g.add("Clip", {x}, {}, {{"min", 0.0f}, {"max", 6.0f}});
 }
 
-// conv_bn's graph, folded: SAME padding as an explicit Pad before a stride-2
-// conv (exactly what forward does); n is the side going in and coming out.
+// conv_bn's graph, folded: SAME padding, uneven on a stride-2 conv. A
+// depthwise conv takes it in its own pads (catdog's ONNX runtime runs those
+// itself, without a padded copy); the stem gets an explicit Pad, exactly what
+// forward does. n is the side going in and coming out.
 std::string conv_graph(GraphBuilder& g, nn::Conv2d& conv, const std::string& x, std::int64_t& n) {
   const auto& o = conv->options;
   int stride = static_cast<int>(o.stride()->at(0)),
       kernel = static_cast<int>(o.kernel_size()->at(0));
+  bool depthwise = o.groups() > 1 && o.groups() == o.in_channels();
   std::string in = x;
-  if (stride != 1) {
-    auto [before, after] = same_padding(n, kernel, stride);
-    if (before + after > 0)
-      in = g.add("Pad", {x}, {{"pads", {0, 0, before, before, 0, 0, after, after}}},
-                 {{"value", 0.0f}});
-  }
+  std::int64_t side = n;
   n = (n + stride - 1) / stride;
+  if (stride == 1) return g.conv(*conv, in);
+  auto [before, after] = same_padding(side, kernel, stride);
+  if (depthwise) return g.conv(*conv, in, {before, before, after, after});
+  if (before + after > 0)
+    in = g.add("Pad", {x}, {{"pads", {0, 0, before, before, 0, 0, after, after}}},
+               {{"value", 0.0f}});
   return g.conv(*conv, in);
 }
 

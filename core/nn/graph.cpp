@@ -46,12 +46,18 @@ std::string GraphBuilder::conv(const nn::Conv2dImpl& c, const std::string& x) {
   const auto* pad = c10::get_if<torch::ExpandingArray<2>>(&o.padding());
 #endif
   if (!pad) throw UsageError("export: a conv with 'same' or 'valid' padding cannot be exported");
+  return conv(c, x, {(*pad)->at(0), (*pad)->at(1), (*pad)->at(0), (*pad)->at(1)});
+}
+
+std::string GraphBuilder::conv(const nn::Conv2dImpl& c, const std::string& x,
+                               const std::vector<std::int64_t>& pads) {
+  const auto& o = c.options;
   std::vector<std::string> inputs{x, weight("w", c.weight)};
   if (c.bias.defined()) inputs.push_back(weight("b", c.bias));
   return add("Conv", inputs,
              {{"kernel_shape", {o.kernel_size()->at(0), o.kernel_size()->at(1)}},
               {"strides", {o.stride()->at(0), o.stride()->at(1)}},
-              {"pads", {(*pad)->at(0), (*pad)->at(1), (*pad)->at(0), (*pad)->at(1)}},
+              {"pads", pads},
               {"dilations", {o.dilation()->at(0), o.dilation()->at(1)}},
               {"group", {o.groups()}}});
 }

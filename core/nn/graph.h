@@ -45,6 +45,9 @@ class GraphBuilder {
   std::string weight(const std::string& prefix, const at::Tensor& value);
 
   std::string conv(const torch::nn::Conv2dImpl& conv, const std::string& x);
+  // The same with explicit ONNX pads {top, left, bottom, right}, uneven ones included.
+  std::string conv(const torch::nn::Conv2dImpl& conv, const std::string& x,
+                   const std::vector<std::int64_t>& pads);
   std::string linear(const torch::nn::LinearImpl& linear, const std::string& x);
   // Global average pooling to [N, C].
   std::string pooled(const std::string& x);
