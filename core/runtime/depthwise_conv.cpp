@@ -19,8 +19,11 @@ struct Geometry {
   int pad_top = 0, pad_left = 0, pad_bottom = 0, pad_right = 0;
 };
 
-// x86-64-v3 (AVX2, FMA) where the CPU has it, chosen at load time.
-#if defined(__x86_64__) && !defined(__clang__)
+// x86-64-v3 (AVX2, FMA) where the CPU has it, chosen at load time by an ifunc
+// resolver. Not in the sanitizer builds: ThreadSanitizer crashes (SIGSEGV)
+// in a resolver that runs before its runtime is up.
+#if defined(__x86_64__) && !defined(__clang__) && !defined(__SANITIZE_THREAD__) && \
+    !defined(__SANITIZE_ADDRESS__)
 #define CD_MULTIVERSION __attribute__((target_clones("arch=x86-64-v3", "default")))
 #else
 #define CD_MULTIVERSION
