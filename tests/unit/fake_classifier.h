@@ -13,30 +13,6 @@
 
 namespace cd::test {
 
-class FakeClassifier : public Classifier {
- public:
-  explicit FakeClassifier(int size = 8) { m_meta.preprocess.size = size; }
-  const ModelMeta& meta() const override { return m_meta; }
-  void set_tta_flip(bool on) override { m_meta.tta_flip = on; }
-  std::vector<float> predict(const at::Tensor& batch) override {
-    {
-      std::lock_guard<std::mutex> lock(m_mutex);
-      m_batch_sizes.push_back(static_cast<int>(batch.size(0)));
-    }
-    at::Tensor p = batch.reshape({batch.size(0), -1}).mean(1).contiguous();
-    return std::vector<float>(p.data_ptr<float>(), p.data_ptr<float>() + p.numel());
-  }
-  std::vector<int> batch_sizes() const {
-    std::lock_guard<std::mutex> lock(m_mutex);
-    return m_batch_sizes;
-  }
-
- private:
-  ModelMeta m_meta;
-  mutable std::mutex m_mutex;
-  std::vector<int> m_batch_sizes;
-};
-
 class FakePredictor : public Predictor {
  public:
   explicit FakePredictor(int size = 8) { m_meta.preprocess.size = size; }
@@ -65,6 +41,22 @@ class FakePredictor : public Predictor {
   ModelMeta m_meta;
   mutable std::mutex m_mutex;
   std::vector<int> m_batch_sizes;
+};
+
+// The same model behind the tensor interface.
+class FakeClassifier : public Classifier {
+ public:
+  explicit FakeClassifier(int size = 8) : m_model(size) {}
+  const ModelMeta& meta() const override { return m_model.meta(); }
+  void set_tta_flip(bool on) override { m_model.set_tta_flip(on); }
+  std::vector<float> predict(const at::Tensor& batch) override {
+    at::Tensor floats = batch.to(at::kFloat).contiguous();
+    return m_model.predict(floats.data_ptr<float>(), static_cast<std::size_t>(batch.size(0)));
+  }
+  std::vector<int> batch_sizes() const { return m_model.batch_sizes(); }
+
+ private:
+  FakePredictor m_model;
 };
 
 }  // namespace cd::test
