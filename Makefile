@@ -182,7 +182,7 @@ sanitize-thread: apt-deps pretrained
 # the model file reader, the config loader, the manifest reader and the HTTP
 # layer with the service behind it: clang with ASan and UBSan in build-fuzz/,
 # FUZZ_SECONDS per harness after replaying tests/fuzz/regressions/.
-FUZZ_SECONDS ?= 60
+FUZZ_SECONDS ?= 30
 fuzz: apt-deps
 	CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
 	  -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1" -DCATDOG_FUZZ=ON -DCATDOG_BUILD_TESTS=OFF

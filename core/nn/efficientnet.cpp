@@ -185,24 +185,28 @@ class EfficientNetLite : public NetworkImpl {
     int dim = m_mode == DarknetFeatures::k_pooled   ? head
               : m_mode == DarknetFeatures::k_logits ? classes
                                                     : head + classes;
-    if (m_mode == DarknetFeatures::k_rich) dim += m_tap_channels;
+    if (has_taps(m_mode)) dim += m_tap_channels;
+    if (m_mode == DarknetFeatures::k_rich_max) dim += head;
     m_head = register_module("head", nn::Linear(dim, 1));
   }
 
   at::Tensor embed(const at::Tensor& x) override {
     std::vector<at::Tensor> parts;
-    at::Tensor pooled = features(x, m_mode == DarknetFeatures::k_rich ? &parts : nullptr);
+    at::Tensor peak;
+    at::Tensor pooled = features(x, has_taps(m_mode) ? &parts : nullptr,
+                                 m_mode == DarknetFeatures::k_rich_max ? &peak : nullptr);
     if (m_mode == DarknetFeatures::k_pooled) return pooled;
     at::Tensor logits = m_imagenet->forward(pooled);
     if (m_mode == DarknetFeatures::k_logits) return logits;
     parts.push_back(pooled);
     parts.push_back(logits);
+    if (peak.defined()) parts.push_back(peak);
     return at::cat(parts, 1);
   }
   at::Tensor classify(const at::Tensor& f) override { return m_head->forward(f); }
   std::vector<at::Tensor> head_parameters() override { return m_head->parameters(); }
   at::Tensor imagenet_logits(const at::Tensor& x) override {
-    return m_imagenet->forward(features(x, nullptr));
+    return m_imagenet->forward(features(x, nullptr, nullptr));
   }
 
   std::string describe(GraphBuilder& g, const std::string& x, int size) override {
@@ -212,12 +216,14 @@ class EfficientNetLite : public NetworkImpl {
     std::string h = clip6(g, conv_graph(g, m_stem_conv, x, n));
     for (std::size_t i = 0; i < m_blocks->size(); ++i) {
       h = block(i).describe(g, h, n);
-      if (m_mode == DarknetFeatures::k_rich && (i == m_tap || i + 1 == m_blocks->size()))
+      if (has_taps(m_mode) && (i == m_tap || i + 1 == m_blocks->size()))
         parts.push_back(g.pooled(h));
     }
-    std::string pooled = g.pooled(clip6(g, conv_graph(g, m_head_conv, h, n)));
-    std::string f = describe_head_input(g, m_mode, parts, pooled,
-                                        [&] { return g.linear(*m_imagenet, pooled); });
+    std::string last = clip6(g, conv_graph(g, m_head_conv, h, n));
+    std::string pooled = g.pooled(last);
+    std::string f = describe_head_input(
+        g, m_mode, parts, pooled, [&] { return g.linear(*m_imagenet, pooled); },
+        [&] { return g.max_pooled(last); });
     return g.linear(*m_head, f);
   }
 
@@ -257,14 +263,16 @@ class EfficientNetLite : public NetworkImpl {
  private:
   MBConvImpl& block(std::size_t i) { return *m_blocks[i]->as<MBConvImpl>(); }
 
-  // The pooled head features; with taps, also the pooled tapped stage outputs.
-  at::Tensor features(const at::Tensor& x, std::vector<at::Tensor>* taps) {
+  // The pooled head features; with taps, also the pooled tapped stage outputs;
+  // with peak, also the head features' maximum over the positions.
+  at::Tensor features(const at::Tensor& x, std::vector<at::Tensor>* taps, at::Tensor* peak) {
     at::Tensor h = clip6(conv_bn(m_stem_conv, m_stem_bn, m_folded, x));
     for (std::size_t i = 0; i < m_blocks->size(); ++i) {
       h = block(i).forward(h);
       if (taps && (i == m_tap || i + 1 == m_blocks->size())) taps->push_back(h.mean({2, 3}));
     }
     h = clip6(conv_bn(m_head_conv, m_head_bn, m_folded, h));
+    if (peak) *peak = h.amax({2, 3});
     return h.mean({2, 3});
   }
 

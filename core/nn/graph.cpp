@@ -72,6 +72,10 @@ std::string GraphBuilder::pooled(const std::string& x) {
   return add("Flatten", {add("GlobalAveragePool", {x})}, {{"axis", {1}}});
 }
 
+std::string GraphBuilder::max_pooled(const std::string& x) {
+  return add("Flatten", {add("GlobalMaxPool", {x})}, {{"axis", {1}}});
+}
+
 std::string GraphBuilder::layers(nn::SequentialImpl& seq, std::size_t begin, std::size_t end,
                                  const std::string& x) {
   std::string h = x;

@@ -51,6 +51,7 @@ class GraphBuilder {
   std::string linear(const torch::nn::LinearImpl& linear, const std::string& x);
   // Global average pooling to [N, C].
   std::string pooled(const std::string& x);
+  std::string max_pooled(const std::string& x);  // the maximum over the positions, flattened
   // Each layer of a Sequential in turn (conv, ReLU, LeakyReLU, max-pool,
   // adaptive average pool to 1, flatten, linear; dropout is the identity).
   std::string sequential(torch::nn::SequentialImpl& seq, const std::string& x);

@@ -152,11 +152,12 @@ class DarknetNet : public NetworkImpl {
     int dim = m_mode == DarknetFeatures::k_pooled   ? channels
               : m_mode == DarknetFeatures::k_logits ? classes
                                                     : channels + classes;
-    if (m_mode == DarknetFeatures::k_rich) dim += m_tap_channels;
+    if (has_taps(m_mode)) dim += m_tap_channels;
+    if (m_mode == DarknetFeatures::k_rich_max) dim += channels;
     m_head = register_module("head", nn::Linear(dim, 1));
   }
   at::Tensor embed(const at::Tensor& x) override {
-    if (m_mode == DarknetFeatures::k_rich) return embed_rich(x);
+    if (has_taps(m_mode)) return embed_rich(x);
     at::Tensor f = m_features->forward(x);
     if (m_mode == DarknetFeatures::k_pooled) return f.mean({2, 3});
     at::Tensor logits = m_imagenet->forward(f).mean({2, 3});
@@ -187,13 +188,14 @@ class DarknetNet : public NetworkImpl {
     std::size_t tap = 0;
     for (std::size_t i = 0; i < m_features->size(); ++i) {
       h = g.layers(*m_features, i, i + 1, h);
-      if (m_mode == DarknetFeatures::k_rich && tap < m_taps.size() && m_taps[tap] == i) {
+      if (has_taps(m_mode) && tap < m_taps.size() && m_taps[tap] == i) {
         parts.push_back(g.pooled(h));
         ++tap;
       }
     }
-    std::string f = describe_head_input(g, m_mode, parts, g.pooled(h),
-                                        [&] { return g.pooled(g.conv(*m_imagenet, h)); });
+    std::string f = describe_head_input(
+        g, m_mode, parts, g.pooled(h), [&] { return g.pooled(g.conv(*m_imagenet, h)); },
+        [&] { return g.max_pooled(h); });
     return g.linear(*m_head, f);
   }
   std::vector<Modules> stages() override {
@@ -232,6 +234,7 @@ class DarknetNet : public NetworkImpl {
     }
     parts.push_back(f.mean({2, 3}));
     parts.push_back(m_imagenet->forward(f).mean({2, 3}));
+    if (m_mode == DarknetFeatures::k_rich_max) parts.push_back(f.amax({2, 3}));
     return at::cat(parts, 1);
   }
 
@@ -263,12 +266,14 @@ nn::Conv2d fold_batch_norm(const nn::Conv2dImpl& conv, const nn::BatchNorm2dImpl
 
 std::string describe_head_input(GraphBuilder& g, DarknetFeatures mode,
                                 std::vector<std::string> taps, const std::string& pooled,
-                                const std::function<std::string()>& logits) {
+                                const std::function<std::string()>& logits,
+                                const std::function<std::string()>& peak) {
   if (mode == DarknetFeatures::k_pooled) return pooled;
   std::string l = logits();
   if (mode == DarknetFeatures::k_logits) return l;
   taps.push_back(pooled);
   taps.push_back(l);
+  if (mode == DarknetFeatures::k_rich_max) taps.push_back(peak());
   return g.add("Concat", taps, {{"axis", {1}}});
 }
 
@@ -277,7 +282,9 @@ DarknetFeatures parse_darknet_features(const std::string& name) {
   if (name == "logits") return DarknetFeatures::k_logits;
   if (name == "both") return DarknetFeatures::k_both;
   if (name == "rich") return DarknetFeatures::k_rich;
-  throw UsageError("darknet features must be pooled|logits|both|rich, not '" + name + "'");
+  if (name == "rich-max") return DarknetFeatures::k_rich_max;
+  throw UsageError("pretrained features must be pooled|logits|both|rich|rich-max, not '" + name +
+                   "'");
 }
 
 std::string to_string(DarknetFeatures features) {
@@ -290,6 +297,8 @@ std::string to_string(DarknetFeatures features) {
       return "both";
     case DarknetFeatures::k_rich:
       return "rich";
+    case DarknetFeatures::k_rich_max:
+      return "rich-max";
   }
   return "both";
 }

@@ -58,17 +58,25 @@ using Network = std::shared_ptr<NetworkImpl>;
 const std::vector<std::string>& architecture_names();
 
 // What a pretrained backbone's head reads: the pooled last block, the ImageNet
-// logits, both, or "rich" (both plus the pooled outputs of the last two stages).
-enum class DarknetFeatures { k_pooled, k_logits, k_both, k_rich };
+// logits, both, "rich" (both plus the pooled outputs of the last two stages),
+// or "rich-max" (rich plus the last features max-pooled over the positions:
+// the strongest local evidence, which an average over a big scene dilutes
+// when the animal is small in it).
+enum class DarknetFeatures { k_pooled, k_logits, k_both, k_rich, k_rich_max };
 DarknetFeatures parse_darknet_features(const std::string& name);  // UsageError
 std::string to_string(DarknetFeatures features);
+inline bool has_taps(DarknetFeatures f) {
+  return f == DarknetFeatures::k_rich || f == DarknetFeatures::k_rich_max;
+}
 
 // The head's input in the graph, as embed() builds it for each mode: the
 // pooled features, the ImageNet logits (described only when the mode reads
-// them), both, or the rich taps before both.
+// them), both, or the rich taps before both, and for rich-max the max-pooled
+// features after them (`peak`, described only then).
 std::string describe_head_input(GraphBuilder& graph, DarknetFeatures mode,
                                 std::vector<std::string> taps, const std::string& pooled,
-                                const std::function<std::string()>& logits);
+                                const std::function<std::string()>& logits,
+                                const std::function<std::string()>& peak);
 
 // Throws UsageError for an unknown name or unusable parameters.
 Network build_network(const std::string& architecture, int input_size,

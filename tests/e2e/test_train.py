@@ -1,4 +1,5 @@
 """cd-train on the committed sample: learning, reproducibility, resume, kill -9, and its errors."""
+import json
 import os
 import signal
 import subprocess
@@ -185,6 +186,43 @@ class EfficientNetLite(TempDirTest):
         self.assertIn("not a feature cache this run can use", fourth.stderr)
         self.assertEqual(read_json(self.path("d", "m.json"))["val_loss"],
                          read_json(self.path("a", "m.json"))["val_loss"])
+
+    def test_augmented_views_extend_the_cache_and_a_smaller_run_reads_it(self):
+        cache = self.path("cache")
+        args = ["--mode", "frozen", "--input-size", "96", "--epochs", "4", "--feature-cache", cache]
+
+        def header():
+            (name,) = os.listdir(cache)
+            with open(os.path.join(cache, name), "rb") as f:
+                return json.loads(f.readline()), os.path.getsize(os.path.join(cache, name))
+
+        self.assertExit(self.train("two", *args, "--frozen-views", "2"), 0)
+        two, two_size = header()
+        self.assertEqual(two["views"], 2)
+        # Three views: the two cached ones are read back, only the augmented one is computed.
+        three = self.train("three", *args, "--frozen-views", "3", "--log-level", "debug")
+        self.assertExit(three, 0)
+        self.assertIn("(2 view(s) of each training image)", three.stderr)
+        self.assertIn("augmented view 1", three.stderr)
+        self.assertNotIn("features train (mirrored)", three.stderr)
+        grown, grown_size = header()
+        self.assertEqual(grown["views"], 3)
+        self.assertEqual(grown["train_rows"], 3 * two["train_rows"] // 2)
+        self.assertEqual(grown_size - two_size, two["train_rows"] // 2 * two["dim"] * 4)
+        # The augmented rows are new data: the head sees different features.
+        self.assertNotEqual(read_json(self.path("two", "m.json"))["val_loss"],
+                            read_json(self.path("three", "m.json"))["val_loss"])
+        # A two-view run takes the first two views of the three-view file: the first run again.
+        again = self.train("again", *args, "--frozen-views", "2")
+        self.assertExit(again, 0)
+        self.assertIn("(2 view(s) of each training image)", again.stderr)
+        self.assertEqual(read_json(self.path("two", "m.json"))["val_loss"],
+                         read_json(self.path("again", "m.json"))["val_loss"])
+        # An augmented view is the same pixels in every run: a fresh three-view pass matches.
+        fresh = self.train("fresh", *args[:-1], self.path("cache2"), "--frozen-views", "3")
+        self.assertExit(fresh, 0)
+        self.assertEqual(read_json(self.path("three", "m.json"))["val_loss"],
+                         read_json(self.path("fresh", "m.json"))["val_loss"])
 
     def test_finetune_only_the_last_stage(self):
         r = self.train("ft", "--mode", "finetune", "--finetune-stages", "1", "--input-size", "96",

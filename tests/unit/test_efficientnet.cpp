@@ -101,6 +101,30 @@ TEST_CASE("Lite0 matches an independent numpy forward pass, folded or not", "[ef
   CHECK(net->embed(torch::zeros({2, 3, 97, 131})).sizes() == at::IntArrayRef({2, 2792}));
 }
 
+TEST_CASE("rich-max is rich plus the head features' maximum over the positions", "[efficientnet]") {
+  cd::Network rich = imported("rich"), rich_max = imported("rich-max");
+  torch::NoGradGuard no_grad;
+  at::Tensor x = reference_input();
+  at::Tensor a = rich->embed(x), b = rich_max->embed(x);
+  constexpr int64_t k_rich = 192 + 320 + 1280 + 1000, k_head = 1280;
+  REQUIRE(b.size(1) == k_rich + k_head);
+  CHECK((b.slice(1, 0, k_rich) - a).abs().max().item<double>() == 0.0);
+  // A maximum is at least the mean, and over a real 7x7 map it is larger somewhere.
+  at::Tensor mean = a.slice(1, 512, 512 + k_head), peak = b.slice(1, k_rich);
+  CHECK((peak - mean).min().item<double>() >= -1e-5);
+  CHECK((peak - mean).max().item<double>() > 0.1);
+  // At a 1x1 head map (a 32 x 32 input) there is one position: the maximum is the mean.
+  at::Tensor tiny = rich_max->embed(torch::rand({1, 3, 32, 32}));
+  CHECK((tiny.slice(1, k_rich) - tiny.slice(1, 512, 512 + k_head)).abs().max().item<double>() <
+        1e-6);
+  // Folded and channels-last, the same features.
+  rich_max->fuse_for_inference();
+  cd::to_channels_last(*rich_max);
+  at::Tensor folded = rich_max->embed(x.contiguous(at::MemoryFormat::ChannelsLast));
+  CHECK((folded - b).abs().max().item<double>() < 1e-3);
+  CHECK_THROWS_AS(cd::parse_darknet_features("rich-min"), cd::UsageError);
+}
+
 TEST_CASE("fine-tuning the last stages leaves the earlier ones and their BN statistics alone",
           "[efficientnet]") {
   cd::Network net = imported();

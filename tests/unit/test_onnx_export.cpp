@@ -117,7 +117,8 @@ TEST_CASE("an exported model gives cd-predict's P(dog) in ONNX Runtime and OpenC
       {"compact", 64, cd::Normalization::k_imagenet, "", true},
       {"darknet", 96, cd::Normalization::k_unit, "rich", false},
       {"darknet", 96, cd::Normalization::k_unit, "both", true},
-      {"efficientnet-lite0", 224, cd::Normalization::k_signed, "rich", true},
+      {"darknet", 96, cd::Normalization::k_unit, "rich-max", false},
+      {"efficientnet-lite0", 224, cd::Normalization::k_signed, "rich-max", true},
       {"efficientnet-lite1", 240, cd::Normalization::k_signed, "pooled", false},
       {"efficientnet-lite2", 260, cd::Normalization::k_signed, "both", false},
   };

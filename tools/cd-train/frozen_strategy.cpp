@@ -1,6 +1,7 @@
-// Frozen-backbone training: the backbone's features are computed once (and
-// once more for the mirror image), standardised, and only the linear head
-// trains on them, which makes an epoch cost milliseconds.
+// Frozen-backbone training: the backbone's features are computed once per
+// view of each training image (as is, mirrored, then augmented copies),
+// standardised, and only the linear head trains on them, which makes an epoch
+// cost milliseconds.
 #include <ATen/ATen.h>
 #include <torch/utils.h>
 
@@ -28,19 +29,20 @@ class FrozenStrategy : public TrainStrategy {
     m_c.net.eval();
     torch::NoGradGuard no_grad;
     auto t0 = std::chrono::steady_clock::now();
-    if (!load_cached_features()) {
+    int cached = load_cached_features();
+    if (cached < m_c.params.frozen_views) {
       // The backbone does not change, so it embeds as inference does: BN folded.
       m_backbone = folded_copy(m_c.net, m_c.meta.architecture, m_c.params.input_size,
                                m_c.meta.arch_params, m_c.device);
-      std::vector<at::Tensor> views{embed_all(m_c.train, false, "features train")};
-      if (m_c.params.frozen_views > 1)
-        views.push_back(embed_all(m_c.train, true, "features train (mirrored)"));
+      std::vector<at::Tensor> views;
+      if (cached > 0) views.push_back(m_train_feats);
+      for (int v = cached; v < m_c.params.frozen_views; ++v) views.push_back(embed_view(v));
       m_train_feats = at::cat(views);
-      m_val_feats = embed_all(m_c.val, false, "features val");
+      if (cached == 0) m_val_feats = embed_all(m_c.val, false, nullptr, 0, "features val");
       m_backbone.reset();
       save_cached_features();
     }
-    m_train_labels = labels(m_c.train).repeat({m_c.params.frozen_views > 1 ? 2 : 1});
+    m_train_labels = labels(m_c.train).repeat({m_c.params.frozen_views});
     m_val_labels = labels(m_c.val);
     m_mean = m_train_feats.mean(0);
     m_std = m_train_feats.std(0).clamp_min(1e-6);
@@ -112,13 +114,26 @@ class FrozenStrategy : public TrainStrategy {
   }
 
  private:
+  // View 0 is the image as is, 1 its mirror, 2 and on the training
+  // augmentation with a seed of their own, so every view is reproducible.
+  at::Tensor embed_view(int view) {
+    if (view < 2)
+      return embed_all(m_c.train, view == 1, nullptr, 0,
+                       view == 1 ? "features train (mirrored)" : "features train");
+    const Augmentation& aug = m_c.params.augmentation;
+    return embed_all(m_c.train, false, &aug,
+                     mix_seed(static_cast<std::uint64_t>(m_c.params.seed), 1000 + view),
+                     "features train (augmented view " + std::to_string(view - 1) + ")");
+  }
+
   // Sharded over the group: each rank embeds rows r, r+W, ... and every rank
   // gets all of them back in order.
-  at::Tensor embed_all(const ImageCache& cache, bool mirror, const std::string& label) {
+  at::Tensor embed_all(const ImageCache& cache, bool mirror, const Augmentation* aug,
+                       std::uint64_t seed, const std::string& label) {
     Group& group = m_c.group;
     std::vector<std::size_t> mine = interleaved(cache.size(), group.rank(), group.world());
     Progress progress(label, mine.size());
-    BatchStream stream(cache, std::move(mine), 64, nullptr, 0, m_c.norm, m_c.params.workers);
+    BatchStream stream(cache, std::move(mine), 64, aug, seed, m_c.norm, m_c.params.workers);
     std::vector<at::Tensor> parts;
     Batch batch;
     while (stream.next(batch)) {
@@ -134,7 +149,8 @@ class FrozenStrategy : public TrainStrategy {
   // run.feature_cache: the raw features of one backbone, input and data set,
   // in FOLDER/features-KEY.bin (a JSON header line, then float32 rows: each
   // train view in turn, then val). The key covers everything the features
-  // depend on; a file with the mirror view also serves a run without it.
+  // depend on; a file with more views serves a run with fewer, and one with
+  // fewer keeps its views, so only the missing ones are computed.
   std::string feature_cache_path() {
     if (m_c.params.feature_cache.empty()) return "";
     nlohmann::json key = {{"architecture", m_c.meta.architecture},
@@ -152,15 +168,17 @@ class FrozenStrategy : public TrainStrategy {
     return m_c.params.feature_cache + "/features-" + hex64(h) + ".bin";
   }
 
-  bool load_cached_features() {
+  // The number of training views taken from the cache (0: none).
+  int load_cached_features() {
     std::string path = feature_cache_path();
-    if (path.empty()) return false;
+    if (path.empty()) return 0;
     if (!std::filesystem::exists(path)) {
       spdlog::info("frozen backbone: no cached features yet; they will be kept in {}", path);
-      return false;
+      return 0;
     }
     std::string bytes = read_file(path);
     std::size_t eol = bytes.find('\n');
+    int taken = 0;
     try {
       auto header = nlohmann::json::parse(bytes.substr(0, eol));
       std::int64_t train = header.at("train_rows"), val = header.at("val_rows"),
@@ -169,20 +187,21 @@ class FrozenStrategy : public TrainStrategy {
           bytes.size() - eol - 1 != static_cast<std::size_t>((train + val) * dim) * sizeof(float) ||
           train != views * static_cast<std::int64_t>(m_c.train.size()))
         throw std::runtime_error("size");
-      if (views < m_c.params.frozen_views) return false;  // recomputed with the mirror view
       const char* rows = bytes.data() + eol + 1;
+      taken = static_cast<int>(std::min<std::int64_t>(views, m_c.params.frozen_views));
       m_train_feats = at::from_blob(const_cast<char*>(rows), {train, dim}, at::kFloat)
-                          .slice(0, 0, m_c.params.frozen_views * m_c.train.size())
+                          .slice(0, 0, taken * static_cast<std::int64_t>(m_c.train.size()))
                           .clone();
       m_val_feats = at::from_blob(const_cast<char*>(rows) + train * dim * sizeof(float), {val, dim},
                                   at::kFloat)
                         .clone();
     } catch (const std::exception&) {
       spdlog::warn("{} is not a feature cache this run can use; computing the features", path);
-      return false;
+      return 0;
     }
-    spdlog::info("frozen backbone: features from {}", path);
-    return true;
+    spdlog::info("frozen backbone: features from {} ({} view(s) of each training image)", path,
+                 taken);
+    return taken;
   }
 
   void save_cached_features() {
@@ -192,7 +211,7 @@ class FrozenStrategy : public TrainStrategy {
     nlohmann::json header = {{"train_rows", m_train_feats.size(0)},
                              {"val_rows", m_val_feats.size(0)},
                              {"dim", m_train_feats.size(1)},
-                             {"views", m_c.params.frozen_views > 1 ? 2 : 1}};
+                             {"views", m_c.params.frozen_views}};
     at::Tensor train = m_train_feats.contiguous(), val = m_val_feats.contiguous();
     std::string bytes = header.dump() + "\n";
     bytes.append(static_cast<const char*>(train.data_ptr()), train.nbytes());

@@ -26,15 +26,16 @@ void declare_model(cd::Config& c, cd::TrainParams& p, Choices& t) {
                "data/pretrained/efficientnet-liteN (`dvc repro pretrained`)",
                "pretrained");
   c.add_choice("model.features", t.features, "pretrained backbone's head input",
-               {"pooled", "logits", "both", "rich"}, "features");
+               {"pooled", "logits", "both", "rich", "rich-max"}, "features");
   c.add_choice("model.mode", t.mode,
                "full: train everything; frozen: cached backbone features, head only; finetune: "
                "all, backbone at a "
                "lower lr",
                {"full", "frozen", "finetune"}, "mode");
   c.add_int("model.frozen_views", p.frozen_views,
-            "frozen: cached views per training image (2 adds the mirror image)", 1, 2,
-            "frozen-views");
+            "frozen: cached views per training image (2 adds the mirror image, 3 and more "
+            "augmented copies with the augmentation settings)",
+            1, 8, "frozen-views");
   c.add_double("model.backbone_lr_factor", p.backbone_lr_factor,
                "finetune: backbone lr as a fraction of optimizer.lr", 0.0, 1.0,
                "backbone-lr-factor");

@@ -31,7 +31,7 @@ struct TrainParams {
   std::string pretrained;  // Tiny Darknet TF.js folder (architecture darknet)
   DarknetFeatures features = DarknetFeatures::k_both;
   TrainMode mode = TrainMode::k_full;
-  int frozen_views = 2;              // frozen: cached views per image (1: as is, 2: + mirror)
+  int frozen_views = 2;  // frozen: cached views per image (1: as is, 2: + mirror, 3+: + augmented)
   double backbone_lr_factor = 0.05;  // finetune: backbone lr = lr * factor
   int finetune_stages = 0;           // finetune: 0 all stages learn; N only the last N
   int warmup_steps = 100;            // finetune: linear lr warm-up
