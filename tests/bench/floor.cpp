@@ -3,9 +3,10 @@
 // It also gives each architecture's inference cost per image at batch 1 and
 // 32, with and without the mirrored second look (TTA), as cd-predict and
 // cd-serve run it: BN folded, channels-last.
-// Prints one JSON object. Usage: bench_floor [PRETRAINED_DIR] [threads]
+// Prints one JSON object. Usage: bench_floor [PRETRAINED_DIR] [threads] [NAME:SIZE...]
 // (PRETRAINED_DIR holds darknet-tiny-imagenet and efficientnet-liteN; the
-// Lite variants that are absent are left out).
+// Lite variants that are absent are left out; each NAME:SIZE adds that
+// backbone at another input, e.g. efficientnet-lite2:300, as NAME@SIZE).
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <malloc.h>
@@ -61,15 +62,33 @@ int main(int argc, char** argv) {
       cd::import_tfjs_darknet(pretrained + "/darknet-tiny-imagenet", cd::DarknetFeatures::k_rich);
   std::vector<Arch> archs{
       {"baseline", 224, {}}, {"compact", 128, {}}, {"darknet", 288, darknet.params}};
+  auto lite = [&](const std::string& name) {
+    return cd::import_efficientnet_lite(pretrained + "/" + name, name, cd::DarknetFeatures::k_rich)
+        .params;
+  };
   for (auto [variant, size] : {std::pair{0, 224}, {1, 240}, {2, 260}}) {
     std::string name = "efficientnet-lite" + std::to_string(variant);
     if (std::filesystem::exists(pretrained + "/" + name + "/weights.json"))
-      archs.push_back(
-          {name, size,
-           cd::import_efficientnet_lite(pretrained + "/" + name, name, cd::DarknetFeatures::k_rich)
-               .params});
+      archs.push_back({name, size, lite(name)});
   }
-  for (const auto& arch : archs) {
+  // More entries as NAME:SIZE (an EfficientNet-Lite or darknet at another
+  // input), reported as NAME@SIZE in the same run.
+  std::vector<std::string> keys(archs.size());
+  for (std::size_t i = 0; i < archs.size(); ++i) keys[i] = archs[i].name;
+  for (int i = 3; i < argc; ++i) {
+    std::string spec = argv[i];
+    std::size_t colon = spec.find(':');
+    int size = colon == std::string::npos ? 0 : std::atoi(spec.c_str() + colon + 1);
+    std::string name = spec.substr(0, colon);
+    if (size <= 0 || (name != "darknet" && name.rfind("efficientnet-lite", 0) != 0)) {
+      std::cerr << "bench_floor: " << spec << " is not darknet:SIZE or efficientnet-liteN:SIZE\n";
+      return 2;
+    }
+    archs.push_back({name, size, name == "darknet" ? darknet.params : lite(name)});
+    keys.push_back(name + "@" + std::to_string(size));
+  }
+  for (std::size_t i = 0; i < archs.size(); ++i) {
+    const Arch& arch = archs[i];
     cd::Network net = cd::build_network(arch.name, arch.size, arch.params);
     net->eval();
     double gflops = net->flops(arch.size) / 1e9;
@@ -87,15 +106,15 @@ int main(int argc, char** argv) {
     double s1 = seconds([&] { net->forward(one); }, 21);
     double s1_tta = seconds([&] { net->forward(at::cat({one, one.flip({3})})); }, 21);
     double rate = 32 * gflops / s;
-    out["architectures"][arch.name] = {{"input", arch.size},
-                                       {"forward_gflops_per_image", gflops},
-                                       {"inference_images_per_s_batch32", 32 / s},
-                                       {"inference_gflops_per_s", rate},
-                                       {"fraction_of_matmul_peak", rate / peak},
-                                       {"ms_per_image_batch1", 1e3 * s1},
-                                       {"ms_per_image_batch32", 1e3 * s / 32},
-                                       {"ms_per_image_batch1_tta", 1e3 * s1_tta},
-                                       {"ms_per_image_batch32_tta", 1e3 * s_tta / 32}};
+    out["architectures"][keys[i]] = {{"input", arch.size},
+                                     {"forward_gflops_per_image", gflops},
+                                     {"inference_images_per_s_batch32", 32 / s},
+                                     {"inference_gflops_per_s", rate},
+                                     {"fraction_of_matmul_peak", rate / peak},
+                                     {"ms_per_image_batch1", 1e3 * s1},
+                                     {"ms_per_image_batch32", 1e3 * s / 32},
+                                     {"ms_per_image_batch1_tta", 1e3 * s1_tta},
+                                     {"ms_per_image_batch32_tta", 1e3 * s_tta / 32}};
   }
   std::cout << out.dump(2) << std::endl;
   return 0;
