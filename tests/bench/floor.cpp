@@ -57,11 +57,13 @@ int main(int argc, char** argv) {
     std::string name;
     int size;
     nlohmann::json params;
+    std::string key;  // in the JSON: the name, or NAME@SIZE for an extra entry
   };
   auto darknet =
       cd::import_tfjs_darknet(pretrained + "/darknet-tiny-imagenet", cd::DarknetFeatures::k_rich);
-  std::vector<Arch> archs{
-      {"baseline", 224, {}}, {"compact", 128, {}}, {"darknet", 288, darknet.params}};
+  std::vector<Arch> archs{{"baseline", 224, {}, "baseline"},
+                          {"compact", 128, {}, "compact"},
+                          {"darknet", 288, darknet.params, "darknet"}};
   auto lite = [&](const std::string& name) {
     return cd::import_efficientnet_lite(pretrained + "/" + name, name, cd::DarknetFeatures::k_rich)
         .params;
@@ -69,12 +71,10 @@ int main(int argc, char** argv) {
   for (auto [variant, size] : {std::pair{0, 224}, {1, 240}, {2, 260}}) {
     std::string name = "efficientnet-lite" + std::to_string(variant);
     if (std::filesystem::exists(pretrained + "/" + name + "/weights.json"))
-      archs.push_back({name, size, lite(name)});
+      archs.push_back({name, size, lite(name), name});
   }
   // More entries as NAME:SIZE (an EfficientNet-Lite or darknet at another
   // input), reported as NAME@SIZE in the same run.
-  std::vector<std::string> keys(archs.size());
-  for (std::size_t i = 0; i < archs.size(); ++i) keys[i] = archs[i].name;
   for (int i = 3; i < argc; ++i) {
     std::string spec = argv[i];
     std::size_t colon = spec.find(':');
@@ -84,11 +84,10 @@ int main(int argc, char** argv) {
       std::cerr << "bench_floor: " << spec << " is not darknet:SIZE or efficientnet-liteN:SIZE\n";
       return 2;
     }
-    archs.push_back({name, size, name == "darknet" ? darknet.params : lite(name)});
-    keys.push_back(name + "@" + std::to_string(size));
+    archs.push_back({name, size, name == "darknet" ? darknet.params : lite(name),
+                     name + "@" + std::to_string(size)});
   }
-  for (std::size_t i = 0; i < archs.size(); ++i) {
-    const Arch& arch = archs[i];
+  for (const auto& arch : archs) {
     cd::Network net = cd::build_network(arch.name, arch.size, arch.params);
     net->eval();
     double gflops = net->flops(arch.size) / 1e9;
@@ -106,15 +105,15 @@ int main(int argc, char** argv) {
     double s1 = seconds([&] { net->forward(one); }, 21);
     double s1_tta = seconds([&] { net->forward(at::cat({one, one.flip({3})})); }, 21);
     double rate = 32 * gflops / s;
-    out["architectures"][keys[i]] = {{"input", arch.size},
-                                     {"forward_gflops_per_image", gflops},
-                                     {"inference_images_per_s_batch32", 32 / s},
-                                     {"inference_gflops_per_s", rate},
-                                     {"fraction_of_matmul_peak", rate / peak},
-                                     {"ms_per_image_batch1", 1e3 * s1},
-                                     {"ms_per_image_batch32", 1e3 * s / 32},
-                                     {"ms_per_image_batch1_tta", 1e3 * s1_tta},
-                                     {"ms_per_image_batch32_tta", 1e3 * s_tta / 32}};
+    out["architectures"][arch.key] = {{"input", arch.size},
+                                      {"forward_gflops_per_image", gflops},
+                                      {"inference_images_per_s_batch32", 32 / s},
+                                      {"inference_gflops_per_s", rate},
+                                      {"fraction_of_matmul_peak", rate / peak},
+                                      {"ms_per_image_batch1", 1e3 * s1},
+                                      {"ms_per_image_batch32", 1e3 * s / 32},
+                                      {"ms_per_image_batch1_tta", 1e3 * s1_tta},
+                                      {"ms_per_image_batch32_tta", 1e3 * s_tta / 32}};
   }
   std::cout << out.dump(2) << std::endl;
   return 0;
