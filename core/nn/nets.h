@@ -26,7 +26,7 @@ class NetworkImpl : public torch::nn::Module {
  public:
   virtual at::Tensor embed(const at::Tensor& x) = 0;            // [N,3,S,S] -> [N,F]
   virtual at::Tensor classify(const at::Tensor& features) = 0;  // [N,F] -> [N,1] logits
-  at::Tensor forward(const at::Tensor& x) { return classify(embed(x)); }
+  virtual at::Tensor forward(const at::Tensor& x) { return classify(embed(x)); }
   // Parameters of the head alone (the part a frozen backbone leaves to train).
   virtual std::vector<at::Tensor> head_parameters() = 0;
   // Folds batch norm into the preceding convolutions for inference (eval only).

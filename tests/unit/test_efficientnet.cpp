@@ -125,6 +125,35 @@ TEST_CASE("rich-max is rich plus the head features' maximum over the positions",
   CHECK_THROWS_AS(cd::parse_darknet_features("rich-min"), cd::UsageError);
 }
 
+TEST_CASE("folded for inference, the head takes the ImageNet layer into its own weights",
+          "[efficientnet]") {
+  at::Tensor x = reference_input();
+  torch::manual_seed(7);
+  for (std::string mode : {"pooled", "logits", "both", "rich", "rich-max"}) {
+    INFO(mode);
+    cd::Network net = imported(mode);
+    torch::NoGradGuard no_grad;
+    for (auto& p : net->head_parameters()) p.normal_(0.0, 0.05);  // imported, the head is zero
+    at::Tensor reference = net->classify(net->embed(x));
+    net->fuse_for_inference();
+    cd::to_channels_last(*net);
+    at::Tensor x_last = x.contiguous(at::MemoryFormat::ChannelsLast);
+    at::Tensor after = net->forward(x_last);
+    CHECK(after.item<double>() == Approx(reference.item<double>()).margin(1e-3));
+    // embed() still gives the logits (the feature cache reads them) and the
+    // unfused head on them agrees.
+    CHECK(net->classify(net->embed(x_last)).item<double>() ==
+          Approx(after.item<double>()).margin(1e-3));
+    // The folded forward no longer runs the ImageNet layer: clearing it
+    // changes the logits embed() gives, not the answer.
+    net->named_parameters()["imagenet.weight"].zero_();
+    CHECK(net->forward(x_last).item<double>() == Approx(after.item<double>()).margin(1e-6));
+    if (mode != "pooled")
+      CHECK(std::abs(net->classify(net->embed(x_last)).item<double>() - after.item<double>()) >
+            1e-3);
+  }
+}
+
 TEST_CASE("fine-tuning the last stages leaves the earlier ones and their BN statistics alone",
           "[efficientnet]") {
   cd::Network net = imported();
