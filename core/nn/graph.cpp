@@ -63,8 +63,12 @@ std::string GraphBuilder::conv(const nn::Conv2dImpl& c, const std::string& x,
 }
 
 std::string GraphBuilder::linear(const nn::LinearImpl& l, const std::string& x) {
-  std::vector<std::string> inputs{x, weight("w", l.weight)};
-  if (l.bias.defined()) inputs.push_back(weight("b", l.bias));
+  return gemm(x, l.weight, l.bias);
+}
+
+std::string GraphBuilder::gemm(const std::string& x, const at::Tensor& w, const at::Tensor& b) {
+  std::vector<std::string> inputs{x, weight("w", w)};
+  if (b.defined()) inputs.push_back(weight("b", b));
   return add("Gemm", inputs, {{"transB", {1}}}, {{"alpha", 1.0f}, {"beta", 1.0f}});
 }
 

@@ -49,6 +49,8 @@ class GraphBuilder {
   std::string conv(const torch::nn::Conv2dImpl& conv, const std::string& x,
                    const std::vector<std::int64_t>& pads);
   std::string linear(const torch::nn::LinearImpl& linear, const std::string& x);
+  // x [N, in] times weight [out, in] transposed, plus bias [out] when defined.
+  std::string gemm(const std::string& x, const at::Tensor& weight, const at::Tensor& bias);
   // Global average pooling to [N, C].
   std::string pooled(const std::string& x);
   std::string max_pooled(const std::string& x);  // the maximum over the positions, flattened
