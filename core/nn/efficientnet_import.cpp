@@ -100,7 +100,6 @@ json read_blocks(const TensorFile& file, const std::string& dir) {
   return blocks;
 }
 
-
 }  // namespace
 
 PretrainedImport import_efficientnet_lite(const std::string& dir, const std::string& architecture,
