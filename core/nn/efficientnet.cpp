@@ -6,6 +6,7 @@
 
 #include <cmath>
 
+#include "nn/efficientnet_block.h"
 #include "nn/fold.h"
 #include "nn/graph.h"
 #include "util/errors.h"
@@ -18,141 +19,14 @@ using json = nlohmann::json;
 
 namespace {
 
-struct BlockSpec {
-  int in = 0, out = 0, expand = 1, kernel = 3, stride = 1;
-};
-
-// TensorFlow "SAME": output side ceil(n / s); the padding goes after when uneven.
-std::pair<int, int> same_padding(std::int64_t n, int kernel, int stride) {
-  std::int64_t out = (n + stride - 1) / stride;
-  int total = static_cast<int>(std::max<std::int64_t>((out - 1) * stride + kernel - n, 0));
-  return {total / 2, total - total / 2};
-}
-
-nn::Conv2d make_conv(int in, int out, int kernel, int stride, int groups = 1) {
-  // Stride 1 pads evenly inside the conv; stride 2 pads in forward (same_pad).
-  return nn::Conv2d(nn::Conv2dOptions(in, out, kernel)
-                        .stride(stride)
-                        .padding(stride == 1 ? kernel / 2 : 0)
-                        .groups(groups)
-                        .bias(false));
-}
-
-nn::BatchNorm2d make_bn(int channels, double eps) {
-  return nn::BatchNorm2d(nn::BatchNorm2dOptions(channels).eps(eps));
-}
-
-at::Tensor clip6(at::Tensor x) { return at::hardtanh_(x, 0.0, 6.0); }
-
-std::string clip6(GraphBuilder& g, const std::string& x) {
-  return g.add("Clip", {x}, {}, {{"min", 0.0f}, {"max", 6.0f}});
-}
-
-// conv_bn's graph, folded: SAME padding, uneven on a stride-2 conv. A
-// depthwise conv takes it in its own pads (catdog's ONNX runtime runs those
-// itself, without a padded copy); the stem gets an explicit Pad, exactly what
-// forward does. n is the side going in and coming out.
-std::string conv_graph(GraphBuilder& g, nn::Conv2d& conv, const std::string& x, std::int64_t& n) {
-  const auto& o = conv->options;
-  int stride = static_cast<int>(o.stride()->at(0)),
-      kernel = static_cast<int>(o.kernel_size()->at(0));
-  bool depthwise = o.groups() > 1 && o.groups() == o.in_channels();
-  std::string in = x;
-  std::int64_t side = n;
-  n = (n + stride - 1) / stride;
-  if (stride == 1) return g.conv(*conv, in);
-  auto [before, after] = same_padding(side, kernel, stride);
-  if (depthwise) return g.conv(*conv, in, {before, before, after, after});
-  if (before + after > 0)
-    in = g.add("Pad", {x}, {{"pads", {0, 0, before, before, 0, 0, after, after}}},
-               {{"value", 0.0f}});
-  return g.conv(*conv, in);
-}
-
-// A conv with TF "SAME" padding, then its batch norm unless folded into it.
-// A stride-2 conv pads one more after than before at an even side. Rather than
-// copy the input into a padded tensor (an eighth of Lite2's inference time at
-// batch 1), the conv pads evenly by the larger amount and the kernel gets a
-// leading zero row or column: the same taps, the same sums, no copy.
-at::Tensor conv_bn(nn::Conv2d& conv, nn::BatchNorm2d& bn, bool folded, const at::Tensor& x) {
-  const auto& o = conv->options;
-  int stride = static_cast<int>(o.stride()->at(0)),
-      kernel = static_cast<int>(o.kernel_size()->at(0));
-  at::Tensor y;
-  if (stride == 1) {
-    y = conv->forward(x);
-  } else {
-    auto [top, bottom] = same_padding(x.size(2), kernel, stride);
-    auto [left, right] = same_padding(x.size(3), kernel, stride);
-    at::Tensor w = conv->weight;
-    if (bottom != top || right != left)
-      w = at::constant_pad_nd(w, {right - left, 0, bottom - top, 0});
-    y = at::conv2d(x, w, conv->bias, o.stride(), at::IntArrayRef{bottom, right}, o.dilation(),
-                   o.groups());
-  }
-  return folded ? y : bn->forward(y);
-}
-
-class MBConvImpl : public nn::Module {
- public:
-  MBConvImpl(const BlockSpec& s, double eps) : m_spec(s) {
-    int mid = s.in * s.expand;
-    if (s.expand != 1) {
-      m_expand = register_module("expand_conv", make_conv(s.in, mid, 1, 1));
-      m_bn0 = register_module("bn0", make_bn(mid, eps));
-    }
-    m_depthwise = register_module("depthwise_conv", make_conv(mid, mid, s.kernel, s.stride, mid));
-    m_bn1 = register_module("bn1", make_bn(mid, eps));
-    m_project = register_module("project_conv", make_conv(mid, s.out, 1, 1));
-    m_bn2 = register_module("bn2", make_bn(s.out, eps));
-  }
-
-  at::Tensor forward(const at::Tensor& x) {
-    at::Tensor h = x;
-    if (!m_expand.is_empty()) h = clip6(conv_bn(m_expand, m_bn0, m_folded, h));
-    h = clip6(conv_bn(m_depthwise, m_bn1, m_folded, h));
-    h = conv_bn(m_project, m_bn2, m_folded, h);
-    bool residual = m_spec.stride == 1 && m_spec.in == m_spec.out;
-    return residual ? h + x : h;
-  }
-
-  std::string describe(GraphBuilder& g, const std::string& x, std::int64_t& n) {
-    std::string h = x;
-    if (!m_expand.is_empty()) h = clip6(g, conv_graph(g, m_expand, h, n));
-    h = clip6(g, conv_graph(g, m_depthwise, h, n));
-    h = conv_graph(g, m_project, h, n);
-    bool residual = m_spec.stride == 1 && m_spec.in == m_spec.out;
-    return residual ? g.add("Add", {h, x}) : h;
-  }
-
-  void fold() {
-    if (!m_expand.is_empty())
-      m_expand = replace_module("expand_conv", fold_batch_norm(*m_expand, *m_bn0));
-    m_depthwise = replace_module("depthwise_conv", fold_batch_norm(*m_depthwise, *m_bn1));
-    m_project = replace_module("project_conv", fold_batch_norm(*m_project, *m_bn2));
-    m_folded = true;
-  }
-
-  // Multiply-adds x 2 for an input of side n; returns the output side.
-  double flops(std::int64_t& n) const {
-    int mid = m_spec.in * m_spec.expand;
-    double f = 0, in_area = static_cast<double>(n * n);
-    if (m_spec.expand != 1) f += 2.0 * in_area * m_spec.in * mid;
-    n = (n + m_spec.stride - 1) / m_spec.stride;
-    double area = static_cast<double>(n * n);
-    f += 2.0 * area * mid * m_spec.kernel * m_spec.kernel;
-    return f + 2.0 * area * mid * m_spec.out;
-  }
-
-  const BlockSpec& spec() const { return m_spec; }
-
- private:
-  BlockSpec m_spec;
-  bool m_folded = false;
-  nn::Conv2d m_expand{nullptr}, m_depthwise{nullptr}, m_project{nullptr};
-  nn::BatchNorm2d m_bn0{nullptr}, m_bn1{nullptr}, m_bn2{nullptr};
-};
-TORCH_MODULE(MBConv);
+using lite::BlockSpec;
+using lite::clip6;
+using lite::conv_bn;
+using lite::conv_graph;
+using lite::make_bn;
+using lite::make_conv;
+using lite::MBConv;
+using lite::MBConvImpl;
 
 class EfficientNetLite : public NetworkImpl {
  public:
@@ -188,21 +62,24 @@ class EfficientNetLite : public NetworkImpl {
                                                     : head + classes;
     if (has_taps(m_mode)) dim += m_tap_channels;
     if (m_mode == DarknetFeatures::k_rich_max) dim += head;
-    m_head = register_module("head", nn::Linear(dim, 1));
+    for (const auto& side : p.value("scales", json::array())) {
+      int s = side.get<int>();
+      if (s < 32 || s > 1024)
+        throw UsageError("efficientnet-lite second input size " + std::to_string(s) +
+                         " is outside 32-1024");
+      m_scales.push_back(s);
+    }
+    m_dim_one = dim;
+    m_head = register_module("head", nn::Linear(dim * (1 + m_scales.size()), 1));
   }
 
+  // With scales, the features of the image as given, then of the image
+  // resized to each scale, side by side.
   at::Tensor embed(const at::Tensor& x) override {
-    std::vector<at::Tensor> parts;
-    at::Tensor peak;
-    at::Tensor pooled = features(x, has_taps(m_mode) ? &parts : nullptr,
-                                 m_mode == DarknetFeatures::k_rich_max ? &peak : nullptr);
-    if (m_mode == DarknetFeatures::k_pooled) return pooled;
-    at::Tensor logits = m_imagenet->forward(pooled);
-    if (m_mode == DarknetFeatures::k_logits) return logits;
-    parts.push_back(pooled);
-    parts.push_back(logits);
-    if (peak.defined()) parts.push_back(peak);
-    return at::cat(parts, 1);
+    if (m_scales.empty()) return embed_one(x);
+    std::vector<at::Tensor> looks{embed_one(x)};
+    for (int s : m_scales) looks.push_back(embed_one(resized(x, s)));
+    return at::cat(looks, 1);
   }
   at::Tensor classify(const at::Tensor& f) override { return m_head->forward(f); }
   std::vector<at::Tensor> head_parameters() override { return m_head->parameters(); }
@@ -211,11 +88,14 @@ class EfficientNetLite : public NetworkImpl {
   at::Tensor forward(const at::Tensor& x) override {
     if (!m_fused_weight.defined()) return NetworkImpl::forward(x);
     std::vector<at::Tensor> parts;
-    at::Tensor peak;
-    at::Tensor pooled = features(x, has_taps(m_mode) ? &parts : nullptr,
-                                 m_mode == DarknetFeatures::k_rich_max ? &peak : nullptr);
-    parts.push_back(pooled);
-    if (peak.defined()) parts.push_back(peak);
+    for (std::size_t k = 0; k <= m_scales.size(); ++k) {
+      at::Tensor peak;
+      at::Tensor pooled =
+          features(k == 0 ? x : resized(x, m_scales[k - 1]), has_taps(m_mode) ? &parts : nullptr,
+                   m_mode == DarknetFeatures::k_rich_max ? &peak : nullptr);
+      parts.push_back(pooled);
+      if (peak.defined()) parts.push_back(peak);
+    }
     return at::addmm(m_fused_bias, parts.size() == 1 ? parts[0] : at::cat(parts, 1),
                      m_fused_weight.t());
   }
@@ -224,28 +104,15 @@ class EfficientNetLite : public NetworkImpl {
     return m_imagenet->forward(features(x, nullptr, nullptr));
   }
 
+  // As forward() runs it, folded: each look's pooled features side by side,
+  // then the head with the ImageNet layer folded in.
   std::string describe(GraphBuilder& g, const std::string& x, int size) override {
     if (!m_folded) throw UsageError("export: fold batch norm first (prepare_for_inference)");
-    std::int64_t n = size;
     std::vector<std::string> parts;
-    std::string h = clip6(g, conv_graph(g, m_stem_conv, x, n));
-    for (std::size_t i = 0; i < m_blocks->size(); ++i) {
-      h = block(i).describe(g, h, n);
-      if (has_taps(m_mode) && (i == m_tap || i + 1 == m_blocks->size()))
-        parts.push_back(g.pooled(h));
-    }
-    std::string last = clip6(g, conv_graph(g, m_head_conv, h, n));
-    std::string pooled = g.pooled(last);
-    if (m_fused_weight.defined()) {  // as forward() runs it: no ImageNet layer
-      parts.push_back(pooled);
-      if (m_mode == DarknetFeatures::k_rich_max) parts.push_back(g.max_pooled(last));
-      std::string in = parts.size() == 1 ? parts[0] : g.add("Concat", parts, {{"axis", {1}}});
-      return g.gemm(in, m_fused_weight, m_fused_bias);
-    }
-    std::string f = describe_head_input(
-        g, m_mode, parts, pooled, [&] { return g.linear(*m_imagenet, pooled); },
-        [&] { return g.max_pooled(last); });
-    return g.linear(*m_head, f);
+    describe_look(g, x, size, parts);
+    for (int s : m_scales) describe_look(g, resized_graph(g, x, size, s), s, parts);
+    std::string in = parts.size() == 1 ? parts[0] : g.add("Concat", parts, {{"axis", {1}}});
+    return g.gemm(in, m_fused_weight, m_fused_bias);
   }
 
   void fuse_for_inference() override {
@@ -269,6 +136,16 @@ class EfficientNetLite : public NetworkImpl {
   }
 
   double flops(int size) override {
+    double f = flops_one(size) + 2.0 * m_head->options.in_features();
+    for (int s : m_scales) f += flops_one(s);
+    return f;
+  }
+
+ private:
+  MBConvImpl& block(std::size_t i) { return *m_blocks[i]->as<MBConvImpl>(); }
+
+  // The backbone and the ImageNet layer at one input side.
+  double flops_one(int size) {
     std::int64_t n = (size + 1) / 2;
     const auto& o = m_stem_conv->options;
     double f = 2.0 * static_cast<double>(n * n) * 3 * o.out_channels() * 9;
@@ -278,12 +155,60 @@ class EfficientNetLite : public NetworkImpl {
       channels = block(i).spec().out;
     }
     f += 2.0 * static_cast<double>(n * n) * channels * m_head_conv->options.out_channels();
-    f += 2.0 * m_imagenet->options.in_features() * m_imagenet->options.out_features();
-    return f + 2.0 * m_head->options.in_features();
+    return f + 2.0 * m_imagenet->options.in_features() * m_imagenet->options.out_features();
   }
 
- private:
-  MBConvImpl& block(std::size_t i) { return *m_blocks[i]->as<MBConvImpl>(); }
+  // The image as another input side would have it (antialiased when shrinking).
+  static at::Tensor resized(const at::Tensor& x, int side) {
+    return at::_upsample_bilinear2d_aa(x, {side, side}, false);
+  }
+
+  // resized() as a graph. The antialiased bilinear map from n to side is
+  // linear and the same along each axis: a matrix A [side, n], which resized()
+  // itself gives when it shrinks the identity. Each axis in turn moves to the
+  // channel axis and through a 1x1 Conv with A as its kernel (Transpose and
+  // Conv: what every runtime has, as the exported mirror uses).
+  static std::string resized_graph(GraphBuilder& g, const std::string& x, int n, int side) {
+    at::Tensor rows = at::_upsample_bilinear2d_aa(at::eye(n).view({1, n, n, 1}), {side, 1}, false);
+    std::string a = g.weight("resize", rows.view({n, side}).t().reshape({side, n, 1, 1}));
+    auto mix = [&](const std::string& in) {
+      return g.add(
+          "Conv", {in, a},
+          {{"kernel_shape", {1, 1}}, {"strides", {1, 1}}, {"pads", {0, 0, 0, 0}}, {"group", {1}}});
+    };
+    std::string by_width = mix(g.add("Transpose", {x}, {{"perm", {0, 3, 2, 1}}}));  // N W' H C
+    std::string by_height = mix(g.add("Transpose", {by_width}, {{"perm", {0, 2, 1, 3}}}));
+    return g.add("Transpose", {by_height}, {{"perm", {0, 3, 1, 2}}});  // N C H' W'
+  }
+
+  // One look's graph: the tapped stage outputs, the head features, pooled.
+  void describe_look(GraphBuilder& g, const std::string& x, int size,
+                     std::vector<std::string>& parts) {
+    std::int64_t n = size;
+    std::string h = clip6(g, conv_graph(g, m_stem_conv, x, n));
+    for (std::size_t i = 0; i < m_blocks->size(); ++i) {
+      h = block(i).describe(g, h, n);
+      if (has_taps(m_mode) && (i == m_tap || i + 1 == m_blocks->size()))
+        parts.push_back(g.pooled(h));
+    }
+    std::string last = clip6(g, conv_graph(g, m_head_conv, h, n));
+    parts.push_back(g.pooled(last));
+    if (m_mode == DarknetFeatures::k_rich_max) parts.push_back(g.max_pooled(last));
+  }
+
+  at::Tensor embed_one(const at::Tensor& x) {
+    std::vector<at::Tensor> parts;
+    at::Tensor peak;
+    at::Tensor pooled = features(x, has_taps(m_mode) ? &parts : nullptr,
+                                 m_mode == DarknetFeatures::k_rich_max ? &peak : nullptr);
+    if (m_mode == DarknetFeatures::k_pooled) return pooled;
+    at::Tensor logits = m_imagenet->forward(pooled);
+    if (m_mode == DarknetFeatures::k_logits) return logits;
+    parts.push_back(pooled);
+    parts.push_back(logits);
+    if (peak.defined()) parts.push_back(peak);
+    return at::cat(parts, 1);
+  }
 
   // The pooled head features; with taps, also the pooled tapped stage outputs;
   // with peak, also the head features' maximum over the positions.
@@ -305,26 +230,39 @@ class EfficientNetLite : public NetworkImpl {
   // of its 24). The head's input is then the features without the logits, in
   // embed()'s order. forward() and describe() read the result; embed() still
   // gives the logits, for the feature cache.
+  // With scales, each look's block of head weights folds on its own. Pooled
+  // features have no ImageNet layer to fold: the head's weights as they are.
   void fold_imagenet_into_head() {
-    if (m_mode == DarknetFeatures::k_pooled) return;
     torch::NoGradGuard no_grad;
-    const at::Tensor &w = m_head->weight, &imagenet = m_imagenet->weight;
+    const at::Tensor& imagenet = m_imagenet->weight;
     const std::int64_t pooled = imagenet.size(1), classes = imagenet.size(0);
     const std::int64_t taps = has_taps(m_mode) ? m_tap_channels : 0;
     const std::int64_t at_logits = m_mode == DarknetFeatures::k_logits ? 0 : taps + pooled;
-    at::Tensor h = w.narrow(1, at_logits, classes);
-    at::Tensor on_pooled = h.mm(imagenet);
-    if (m_mode != DarknetFeatures::k_logits) on_pooled += w.narrow(1, taps, pooled);
-    std::vector<at::Tensor> parts{w.narrow(1, 0, taps), on_pooled};
-    if (m_mode == DarknetFeatures::k_rich_max)
-      parts.push_back(w.narrow(1, at_logits + classes, pooled));
+    std::vector<at::Tensor> parts;
+    at::Tensor bias = m_head->bias.clone();
+    for (std::size_t k = 0; k <= m_scales.size(); ++k) {
+      at::Tensor w = m_head->weight.narrow(1, static_cast<std::int64_t>(k) * m_dim_one, m_dim_one);
+      if (m_mode == DarknetFeatures::k_pooled) {
+        parts.push_back(w);
+        continue;
+      }
+      at::Tensor h = w.narrow(1, at_logits, classes);
+      at::Tensor on_pooled = h.mm(imagenet);
+      if (m_mode != DarknetFeatures::k_logits) on_pooled += w.narrow(1, taps, pooled);
+      parts.push_back(w.narrow(1, 0, taps));
+      parts.push_back(on_pooled);
+      if (m_mode == DarknetFeatures::k_rich_max)
+        parts.push_back(w.narrow(1, at_logits + classes, pooled));
+      bias += h.mm(m_imagenet->bias.unsqueeze(1)).view({-1});
+    }
     // Buffers, so that they follow the network to its device.
     m_fused_weight = register_buffer("fused_head_weight", at::cat(parts, 1).contiguous());
-    m_fused_bias = register_buffer("fused_head_bias",
-                                   m_head->bias + h.mm(m_imagenet->bias.unsqueeze(1)).view({-1}));
+    m_fused_bias = register_buffer("fused_head_bias", bias);
   }
 
   DarknetFeatures m_mode = DarknetFeatures::k_pooled;
+  std::vector<int> m_scales;                // further input sides the backbone looks at
+  std::int64_t m_dim_one = 0;               // embed_one()'s width
   at::Tensor m_fused_weight, m_fused_bias;  // fold_imagenet_into_head()
   bool m_folded = false;
   std::size_t m_tap = 0;

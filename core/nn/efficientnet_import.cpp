@@ -103,7 +103,8 @@ json read_blocks(const TensorFile& file, const std::string& dir) {
 }  // namespace
 
 PretrainedImport import_efficientnet_lite(const std::string& dir, const std::string& architecture,
-                                          DarknetFeatures features) {
+                                          DarknetFeatures features,
+                                          const std::vector<int>& scales) {
   TensorFile file = read_tensor_file(dir);
   std::string found = file.header.value("architecture", "");
   if (found != architecture)
@@ -115,6 +116,7 @@ PretrainedImport import_efficientnet_lite(const std::string& dir, const std::str
                  {"classes", tensor(file, "imagenet.weight", dir).size(0)},
                  {"features", to_string(features)},
                  {"blocks", read_blocks(file, dir)}};
+  if (!scales.empty()) params["scales"] = scales;
   Network net = efficientnet_lite(params);
   torch::NoGradGuard no_grad;
   std::set<std::string> used;

@@ -74,18 +74,24 @@ int main(int argc, char** argv) {
       archs.push_back({name, size, lite(name), name});
   }
   // More entries as NAME:SIZE (an EfficientNet-Lite or darknet at another
-  // input), reported as NAME@SIZE in the same run.
+  // input), reported as NAME@SIZE in the same run; efficientnet-liteN:SIZE+SECOND
+  // also looks at the image at SECOND (model.second_input_size).
   for (int i = 3; i < argc; ++i) {
     std::string spec = argv[i];
-    std::size_t colon = spec.find(':');
+    std::size_t colon = spec.find(':'), plus = spec.find('+');
     int size = colon == std::string::npos ? 0 : std::atoi(spec.c_str() + colon + 1);
+    int second = plus == std::string::npos ? 0 : std::atoi(spec.c_str() + plus + 1);
     std::string name = spec.substr(0, colon);
-    if (size <= 0 || (name != "darknet" && name.rfind("efficientnet-lite", 0) != 0)) {
-      std::cerr << "bench_floor: " << spec << " is not darknet:SIZE or efficientnet-liteN:SIZE\n";
+    bool is_lite = name.rfind("efficientnet-lite", 0) == 0;
+    if (size <= 0 || (name != "darknet" && !is_lite) || (plus != std::string::npos && !is_lite) ||
+        (plus != std::string::npos && second <= 0)) {
+      std::cerr << "bench_floor: " << spec
+                << " is not darknet:SIZE or efficientnet-liteN:SIZE[+SECOND]\n";
       return 2;
     }
-    archs.push_back({name, size, name == "darknet" ? darknet.params : lite(name),
-                     name + "@" + std::to_string(size)});
+    nlohmann::json params = is_lite ? lite(name) : darknet.params;
+    if (second > 0) params["scales"] = {second};
+    archs.push_back({name, size, params, name + "@" + spec.substr(colon + 1)});
   }
   for (const auto& arch : archs) {
     cd::Network net = cd::build_network(arch.name, arch.size, arch.params);

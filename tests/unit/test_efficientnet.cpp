@@ -15,9 +15,9 @@ namespace {
 // Written by `make pretrained` from the pinned wheel that `make deps` installs.
 const std::string k_lite0 = "data/pretrained/efficientnet-lite0";
 
-cd::Network imported(const std::string& features = "pooled") {
+cd::Network imported(const std::string& features = "pooled", const std::vector<int>& scales = {}) {
   auto import = cd::import_efficientnet_lite(source_path(k_lite0), "efficientnet-lite0",
-                                             cd::parse_darknet_features(features));
+                                             cd::parse_darknet_features(features), scales);
   cd::Network net = cd::build_network("efficientnet-lite0", 224, import.params);
   cd::deserialize_module(*net, import.weights, "import");
   net->eval();
@@ -152,6 +152,39 @@ TEST_CASE("folded for inference, the head takes the ImageNet layer into its own 
       CHECK(std::abs(net->classify(net->embed(x_last)).item<double>() - after.item<double>()) >
             1e-3);
   }
+}
+
+TEST_CASE("a second input size puts the resized image's features beside the first look's",
+          "[efficientnet]") {
+  cd::Network one = imported("rich"), two = imported("rich", {160});
+  torch::NoGradGuard no_grad;
+  at::Tensor x = reference_input();
+  constexpr int64_t k_rich = 192 + 320 + 1280 + 1000;
+  at::Tensor both = two->embed(x);
+  REQUIRE(both.sizes() == at::IntArrayRef({1, 2 * k_rich}));
+  CHECK((both.slice(1, 0, k_rich) - one->embed(x)).abs().max().item<double>() == 0.0);
+  // The second look is the network on the image shrunk, antialiased, to 160 x 160.
+  at::Tensor small = at::_upsample_bilinear2d_aa(x, {160, 160}, false);
+  CHECK((both.slice(1, k_rich) - one->embed(small)).abs().max().item<double>() < 1e-5);
+  CHECK((both.slice(1, k_rich) - both.slice(1, 0, k_rich)).abs().max().item<double>() > 0.1);
+
+  // Folded, each look's share of the head folds on its own, and both count.
+  torch::manual_seed(11);
+  for (auto& p : two->head_parameters()) p.normal_(0.0, 0.05);
+  at::Tensor reference = two->classify(both);
+  two->fuse_for_inference();
+  cd::to_channels_last(*two);
+  at::Tensor x_last = x.contiguous(at::MemoryFormat::ChannelsLast);
+  at::Tensor after = two->forward(x_last);
+  CHECK(after.item<double>() == Approx(reference.item<double>()).margin(1e-3));
+  auto buffers = two->named_buffers();
+  buffers["fused_head_weight"].slice(1, buffers["fused_head_weight"].size(1) / 2).zero_();
+  CHECK(std::abs(two->forward(x_last).item<double>() - after.item<double>()) > 1e-3);
+
+  // The backbone's work once more, at the second side (test_onnx_export.cpp
+  // checks the exported graph of such a model).
+  CHECK(two->flops(224) > 1.4 * one->flops(224));
+  CHECK_THROWS_AS(imported("rich", {16}), cd::UsageError);
 }
 
 TEST_CASE("fine-tuning the last stages leaves the earlier ones and their BN statistics alone",

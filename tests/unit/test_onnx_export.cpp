@@ -29,6 +29,7 @@ struct Case {
   cd::Normalization norm;
   std::string features;  // for the pretrained backbones
   bool tta;
+  int second = 0;  // efficientnet-lite: model.second_input_size
 };
 
 // A model file for the case: pretrained backbones get their ImageNet
@@ -42,9 +43,10 @@ std::string write_model(const cd::test::TempDir& dir, const Case& c) {
     params = imported.params;
     weights = imported.weights;
   } else if (cd::is_efficientnet_lite(c.architecture)) {
-    auto imported =
-        cd::import_efficientnet_lite(source_path("data/pretrained/" + c.architecture),
-                                     c.architecture, cd::parse_darknet_features(c.features));
+    auto imported = cd::import_efficientnet_lite(
+        source_path("data/pretrained/" + c.architecture), c.architecture,
+        cd::parse_darknet_features(c.features),
+        c.second > 0 ? std::vector<int>{c.second} : std::vector<int>{});
     params = imported.params;
     weights = imported.weights;
   }
@@ -121,9 +123,12 @@ TEST_CASE("an exported model gives cd-predict's P(dog) in ONNX Runtime and OpenC
       {"efficientnet-lite0", 224, cd::Normalization::k_signed, "rich-max", true},
       {"efficientnet-lite1", 240, cd::Normalization::k_signed, "pooled", false},
       {"efficientnet-lite2", 260, cd::Normalization::k_signed, "both", false},
+      // A second look at the photo shrunk to 160 (the graph's resize: Transposes and 1x1 Convs).
+      {"efficientnet-lite0", 224, cd::Normalization::k_signed, "rich", true, 160},
   };
   for (const auto& c : cases) {
-    INFO(c.architecture << " " << c.features << (c.tta ? " with test-time flip" : ""));
+    INFO(c.architecture << " " << c.features << (c.tta ? " with test-time flip" : "")
+                        << (c.second > 0 ? " and a second look" : ""));
     cd::test::TempDir dir;
     std::string model = write_model(dir, c);
     std::string onnx = dir.file("model.onnx");

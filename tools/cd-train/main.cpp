@@ -19,6 +19,10 @@ void declare_model(cd::Config& c, cd::TrainParams& p, Choices& t) {
                "architecture");
   c.add_int("model.input_size", p.input_size, "square input side in pixels", 32, 1024,
             "input-size");
+  c.add_int("model.second_input_size", p.second_input_size,
+            "efficientnet-lite: the backbone also looks at the image resized to this side and "
+            "the head reads both looks (about twice the cost); 0: one look",
+            0, 1024, "second-input-size");
   c.add_choice("model.resize", t.resize, "how images reach the input size",
                {"stretch", "center-crop", "letterbox"}, "resize");
   c.add_string("model.pretrained", p.pretrained,

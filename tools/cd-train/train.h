@@ -27,6 +27,7 @@ struct TrainParams {
   // model
   std::string architecture = "compact";
   int input_size = 128;
+  int second_input_size = 0;  // efficientnet-lite: also look at the image at this side (0: no)
   ResizePolicy resize = ResizePolicy::k_stretch;
   std::string pretrained;  // Tiny Darknet TF.js folder (architecture darknet)
   DarknetFeatures features = DarknetFeatures::k_both;

@@ -47,6 +47,7 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 json run_identity(const TrainParams& p, const std::string& fingerprint) {
   return {{"architecture", p.architecture},
           {"input_size", p.input_size},
+          {"second_input_size", p.second_input_size},
           {"resize", to_string(p.resize)},
           {"mode", to_string(p.mode)},
           {"features", to_string(p.features)},
@@ -168,13 +169,18 @@ void Trainer::build_model() {
   m_meta.data_fingerprint = m_fingerprint;
   m_meta.tta_flip = m_p.tta_flip;
   torch::manual_seed(static_cast<std::uint64_t>(m_p.seed));
+  if (m_p.second_input_size > 0 && !lite)
+    throw UsageError("model.second_input_size is for efficientnet-lite; set it to 0 for " +
+                     m_p.architecture);
   if (m_p.architecture == "darknet" || lite) {
     if (m_p.pretrained.empty())
       throw UsageError("architecture " + m_p.architecture +
                        " needs model.pretrained: the Tiny Darknet TF.js folder, or "
                        "data/pretrained/efficientnet-liteN from `dvc repro pretrained`");
+    std::vector<int> scales;
+    if (m_p.second_input_size > 0) scales.push_back(m_p.second_input_size);
     PretrainedImport imported =
-        lite ? import_efficientnet_lite(m_p.pretrained, m_p.architecture, m_p.features)
+        lite ? import_efficientnet_lite(m_p.pretrained, m_p.architecture, m_p.features, scales)
              : import_tfjs_darknet(m_p.pretrained, m_p.features);
     m_meta.arch_params = imported.params;
     m_net = build_network(m_p.architecture, m_p.input_size, m_meta.arch_params);
