@@ -67,7 +67,7 @@ TEST_CASE("a lone image runs at once: nothing admitted, so nothing to wait for",
   CHECK(r.batch == 1);
 }
 
-TEST_CASE("an admitted image is waited for and joins the batch; a withdrawn one is not",
+TEST_CASE("an admitted image is waited for and joins the batch, a withdrawn one is not",
           "[batcher]") {
   auto model = std::make_shared<FakePredictor>();
   Batcher batcher({/*max_batch=*/8, /*max_delay_ms=*/60000.0, /*queue_capacity=*/16}, nullptr);
