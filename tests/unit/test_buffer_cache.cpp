@@ -42,7 +42,8 @@ TEST_CASE("the buffer cache hands a freed large buffer to the next request of it
   CHECK(again.sum().item<double>() == Approx(static_cast<double>(k_floats)));
 }
 
-TEST_CASE("small buffers bypass the cache, and idle buffers stay under the limit", "[buffer_cache]") {
+TEST_CASE("small buffers bypass the cache, and idle buffers stay under the limit",
+          "[buffer_cache]") {
   cd::install_buffer_cache(k_idle_limit);
   auto before = buffer_cache_stats();
   {
