@@ -5,6 +5,8 @@
 #include <torch/nn/modules/linear.h>
 
 #include <cmath>
+#include <map>
+#include <utility>
 
 #include "nn/efficientnet_block.h"
 #include "nn/fold.h"
@@ -168,9 +170,15 @@ class EfficientNetLite : public NetworkImpl {
   // itself gives when it shrinks the identity. Each axis in turn moves to the
   // channel axis and through a 1x1 Conv with A as its kernel (Transpose and
   // Conv: what every runtime has, as the exported mirror uses).
-  static std::string resized_graph(GraphBuilder& g, const std::string& x, int n, int side) {
-    at::Tensor rows = at::_upsample_bilinear2d_aa(at::eye(n).view({1, n, n, 1}), {side, 1}, false);
-    std::string a = g.weight("resize", rows.view({n, side}).t().reshape({side, n, 1, 1}));
+  // The matrix is kept, so both views of an exported TTA share one constant.
+  std::string resized_graph(GraphBuilder& g, const std::string& x, int n, int side) {
+    at::Tensor& kernel = m_resize_kernels[{n, side}];
+    if (!kernel.defined()) {
+      at::Tensor rows =
+          at::_upsample_bilinear2d_aa(at::eye(n).view({1, n, n, 1}), {side, 1}, false);
+      kernel = rows.view({n, side}).t().reshape({side, n, 1, 1});
+    }
+    std::string a = g.weight("resize", kernel);
     auto mix = [&](const std::string& in) {
       return g.add(
           "Conv", {in, a},
@@ -261,9 +269,10 @@ class EfficientNetLite : public NetworkImpl {
   }
 
   DarknetFeatures m_mode = DarknetFeatures::k_pooled;
-  std::vector<int> m_scales;                // further input sides the backbone looks at
-  std::int64_t m_dim_one = 0;               // embed_one()'s width
-  at::Tensor m_fused_weight, m_fused_bias;  // fold_imagenet_into_head()
+  std::vector<int> m_scales;   // further input sides the backbone looks at
+  std::int64_t m_dim_one = 0;  // embed_one()'s width
+  std::map<std::pair<int, int>, at::Tensor> m_resize_kernels;  // resized_graph(), by (n, side)
+  at::Tensor m_fused_weight, m_fused_bias;                     // fold_imagenet_into_head()
   bool m_folded = false;
   std::size_t m_tap = 0;
   int m_tap_channels = 0;

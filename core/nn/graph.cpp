@@ -28,12 +28,12 @@ std::string GraphBuilder::add(const std::string& op, std::vector<std::string> in
 std::string GraphBuilder::weight(const std::string& prefix, const at::Tensor& value) {
   // The same parameter described twice (both views of test-time flip) is one constant.
   auto known = m_named.find(value.unsafeGetTensorImpl());
-  if (known != m_named.end()) return known->second;
+  if (known != m_named.end()) return known->second.first;
   std::string name = prefix + std::to_string(graph.weights.size());
   at::Tensor t = value.detach().to(at::kCPU);
   if (t.is_floating_point()) t = t.to(at::kFloat);
   graph.weights.emplace_back(name, t.contiguous());
-  m_named[value.unsafeGetTensorImpl()] = name;
+  m_named[value.unsafeGetTensorImpl()] = {name, value};
   return name;
 }
 

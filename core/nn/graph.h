@@ -65,7 +65,9 @@ class GraphBuilder {
 
  private:
   int m_next = 0;
-  std::map<const void*, std::string> m_named;  // tensor -> its constant's name
+  // tensor -> its constant's name. The tensor is kept with it: a temporary's
+  // address, freed and reused by another tensor, must not find this name.
+  std::map<const void*, std::pair<std::string, at::Tensor>> m_named;
 };
 
 }  // namespace cd
