@@ -82,6 +82,7 @@ variant() {
     lite2-280) run "$1" efficientnet-lite2 280 frozen --features rich --epochs 60 --lr 0.0003 --weight-decay 0.03 --batch-size 256 --frozen-views 1 ;;
     lite2-300-views2) run "$1" efficientnet-lite2 300 frozen --features rich --epochs 60 --lr 0.0003 --weight-decay 0.03 --batch-size 256 --frozen-views 2 ;;
     lite2-300-260) run "$1" efficientnet-lite2 300 frozen --features rich --epochs 60 --lr 0.0003 --weight-decay 0.03 --batch-size 256 --frozen-views 2 --second-input-size 260 ;;
+    lite2-320) run "$1" efficientnet-lite2 320 frozen --features rich --epochs 60 --lr 0.0003 --weight-decay 0.03 --batch-size 256 --frozen-views 1 ;;
     lite2-360) run "$1" efficientnet-lite2 360 frozen --features rich --epochs 60 --lr 0.0003 --weight-decay 0.03 --batch-size 256 --frozen-views 1 ;;
     lite2-finetune2) run "$1" efficientnet-lite2 260 finetune --features rich --finetune-stages 2 --epochs 1 --lr 0.001 --backbone-lr-factor 0.1 --warmup-steps 100 --batch-size 32 ;;
     darknet-frozen) run "$1" darknet 288 frozen --features rich --epochs 60 --lr 0.001 --batch-size 256 ;;
