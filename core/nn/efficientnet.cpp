@@ -75,13 +75,11 @@ class EfficientNetLite : public NetworkImpl {
     m_head = register_module("head", nn::Linear(dim * (1 + m_scales.size()), 1));
   }
 
-  // With scales, the features of the image as given, then of the image
-  // resized to each scale, side by side.
+  // Each look's features side by side (one look unless scales are set).
   at::Tensor embed(const at::Tensor& x) override {
-    if (m_scales.empty()) return embed_one(x);
-    std::vector<at::Tensor> looks{embed_one(x)};
-    for (int s : m_scales) looks.push_back(embed_one(resized(x, s)));
-    return at::cat(looks, 1);
+    std::vector<at::Tensor> parts;
+    for (const at::Tensor& look : looks(x)) parts.push_back(embed_one(look));
+    return parts.size() == 1 ? parts[0] : at::cat(parts, 1);
   }
   at::Tensor classify(const at::Tensor& f) override { return m_head->forward(f); }
   std::vector<at::Tensor> head_parameters() override { return m_head->parameters(); }
@@ -90,11 +88,10 @@ class EfficientNetLite : public NetworkImpl {
   at::Tensor forward(const at::Tensor& x) override {
     if (!m_fused_weight.defined()) return NetworkImpl::forward(x);
     std::vector<at::Tensor> parts;
-    for (std::size_t k = 0; k <= m_scales.size(); ++k) {
+    for (const at::Tensor& look : looks(x)) {
       at::Tensor peak;
-      at::Tensor pooled =
-          features(k == 0 ? x : resized(x, m_scales[k - 1]), has_taps(m_mode) ? &parts : nullptr,
-                   m_mode == DarknetFeatures::k_rich_max ? &peak : nullptr);
+      at::Tensor pooled = features(look, has_taps(m_mode) ? &parts : nullptr,
+                                   m_mode == DarknetFeatures::k_rich_max ? &peak : nullptr);
       parts.push_back(pooled);
       if (peak.defined()) parts.push_back(peak);
     }
@@ -160,14 +157,17 @@ class EfficientNetLite : public NetworkImpl {
     return f + 2.0 * m_imagenet->options.in_features() * m_imagenet->options.out_features();
   }
 
-  // The image as another input side would have it (antialiased when shrinking).
-  static at::Tensor resized(const at::Tensor& x, int side) {
-    return at::_upsample_bilinear2d_aa(x, {side, side}, false);
+  // The image as given, then as each further input side would have it
+  // (antialiased bilinear, which shrinks without aliasing).
+  std::vector<at::Tensor> looks(const at::Tensor& x) const {
+    std::vector<at::Tensor> out{x};
+    for (int side : m_scales) out.push_back(at::_upsample_bilinear2d_aa(x, {side, side}, false));
+    return out;
   }
 
-  // resized() as a graph. The antialiased bilinear map from n to side is
-  // linear and the same along each axis: a matrix A [side, n], which resized()
-  // itself gives when it shrinks the identity. Each axis in turn moves to the
+  // A further look as a graph. The antialiased bilinear map from n to side is
+  // linear and the same along each axis: a matrix A [side, n], which the same
+  // operator gives when it shrinks the identity. Each axis in turn moves to the
   // channel axis and through a 1x1 Conv with A as its kernel (Transpose and
   // Conv: what every runtime has, as the exported mirror uses).
   // The matrix is kept, so both views of an exported TTA share one constant.

@@ -83,8 +83,8 @@ int main(int argc, char** argv) {
     int second = plus == std::string::npos ? 0 : std::atoi(spec.c_str() + plus + 1);
     std::string name = spec.substr(0, colon);
     bool is_lite = name.rfind("efficientnet-lite", 0) == 0;
-    if (size <= 0 || (name != "darknet" && !is_lite) || (plus != std::string::npos && !is_lite) ||
-        (plus != std::string::npos && second <= 0)) {
+    bool bad_second = plus != std::string::npos && (!is_lite || second <= 0);
+    if (size <= 0 || (name != "darknet" && !is_lite) || bad_second) {
       std::cerr << "bench_floor: " << spec
                 << " is not darknet:SIZE or efficientnet-liteN:SIZE[+SECOND]\n";
       return 2;
