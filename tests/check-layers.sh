@@ -51,8 +51,8 @@ forbid '#include <(torch|ATen|c10)/' "LibTorch outside core/nn and the torch-usi
 forbid '#include <opencv2/imgcodecs' "OpenCV's imgcodecs (GDAL and all) in the core or the tools that predict" \
   core/*/* tools/cd-predict/* tools/cd-serve/*
 mapfile -t sources < <(git ls-files 'core/*' 'tools/*' |
-  grep -vE '^tools/(cd-serve/http\.cpp|cd-train/mlflow\.cpp)$')
-forbid '#include <httplib.h>' "cpp-httplib outside cd-serve's http.cpp and cd-train's MLflow client" \
+  grep -vE '^tools/(cd-serve/exchange\.cpp|cd-train/mlflow\.cpp)$')
+forbid '#include <httplib.h>' "cpp-httplib outside cd-serve's exchange.cpp and cd-train's MLflow client" \
   "${sources[@]}"
 mapfile -t not_export < <(git ls-files 'core/*' 'tools/*' | grep -v '^tools/cd-export/')
 forbid '#include <onnx/' "libonnx outside cd-export" "${not_export[@]}"
