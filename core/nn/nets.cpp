@@ -350,9 +350,17 @@ void NetworkImpl::freeze_all_but_last_stages(int n) {
   train(is_training());
 }
 
+void NetworkImpl::keep_bn_statistics() {
+  m_keep_bn = true;
+  train(is_training());
+}
+
 void NetworkImpl::train(bool on) {
   torch::nn::Module::train(on);
   for (auto& module : m_frozen) module->eval();
+  if (m_keep_bn)
+    for (auto& module : modules(/*include_self=*/false))
+      if (module->as<nn::BatchNorm2dImpl>()) module->eval();
 }
 
 at::Tensor NetworkImpl::imagenet_logits(const at::Tensor&) {

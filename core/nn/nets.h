@@ -43,6 +43,10 @@ class NetworkImpl : public torch::nn::Module {
   // learning and keep their BN statistics (they stay in eval mode through
   // train()). Throws UsageError when the network has fewer stages or none.
   void freeze_all_but_last_stages(int n);
+  // Every batch norm keeps its running statistics through train() (its scale
+  // and shift still learn): fine-tuning a model whose head was fitted on
+  // those statistics, in batches too small to estimate new ones.
+  void keep_bn_statistics();
   void train(bool on = true) override;
 
  protected:
@@ -52,6 +56,7 @@ class NetworkImpl : public torch::nn::Module {
 
  private:
   Modules m_frozen;
+  bool m_keep_bn = false;
 };
 using Network = std::shared_ptr<NetworkImpl>;
 

@@ -233,6 +233,33 @@ class EfficientNetLite(TempDirTest):
         self.assertExit(r, 2)
         self.assertIn("model.finetune_stages must be 1..9", r.stderr)
 
+    def test_finetune_starts_from_the_head_a_frozen_run_fitted(self):
+        frozen = self.train("lp", "--mode", "frozen", "--input-size", "96", "--features", "rich",
+                            "--batch-size", "256", "--epochs", "20")
+        self.assertExit(frozen, 0)
+        fitted = read_json(self.path("lp", "m.json"))["val_loss"]
+        self.assertLess(fitted, 0.3)
+        # A learning rate too small to move anything: what validation sees is the starting point.
+        still = ["--mode", "finetune", "--finetune-stages", "1", "--input-size", "96", "--features", "rich",
+                 "--epochs", "1", "--max-train-images", "32", "--batch-size", "16", "--lr", "1e-7",
+                 "--warmup-steps", "0", "--keep-bn-statistics"]
+        r = self.train("ft", *still, "--init", self.path("lp", "model.cdm"))
+        self.assertExit(r, 0)
+        self.assertIn("starting from the weights of", r.stderr)
+        self.assertAlmostEqual(read_json(self.path("ft", "m.json"))["val_loss"], fitted, delta=0.005)
+        r = self.train("zero", *still)
+        self.assertExit(r, 0)
+        self.assertGreater(read_json(self.path("zero", "m.json"))["val_loss"], 0.6)
+        # Another input size is another network: refused, naming both.
+        r = self.train("other", *(still[:5] + ["112"] + still[6:]), "--init", self.path("lp", "model.cdm"))
+        self.assertExit(r, 2)
+        self.assertIn("at 96", r.stderr)
+        self.assertIn("same architecture, input size and features", r.stderr)
+        r = self.train("frozen2", "--mode", "frozen", "--input-size", "96", "--epochs", "1",
+                       "--init", self.path("lp", "model.cdm"))
+        self.assertExit(r, 2)
+        self.assertIn("model.init is for mode full or finetune", r.stderr)
+
     def test_wrong_weights_folder_is_named(self):
         r = self.train("w", pretrained=os.path.join(SOURCE_DIR, "data", "pretrained", "darknet-tiny-imagenet"))
         self.assertExit(r, 1)

@@ -211,3 +211,25 @@ TEST_CASE("fine-tuning the last stages leaves the earlier ones and their BN stat
   CHECK(at::equal(buffers["blocks.3.bn1.running_mean"], early_mean));  // frozen: eval mode
   CHECK_FALSE(at::equal(buffers["blocks.15.bn1.running_mean"], late_mean));
 }
+
+TEST_CASE("kept BN statistics make a training step see what evaluation sees", "[efficientnet]") {
+  cd::Network net = imported();
+  net->freeze_all_but_last_stages(2);
+  net->keep_bn_statistics();
+  auto params = net->named_parameters();
+  {
+    torch::NoGradGuard no_grad;  // a head that reads the features (the import zeroes it)
+    params["head.weight"].normal_(0, 0.1);
+  }
+  auto buffers = net->named_buffers();
+  at::Tensor late_mean = buffers["blocks.15.bn1.running_mean"].clone();
+  at::Tensor x = at::randn({4, 3, 96, 96});
+  net->eval();
+  at::Tensor evaluated = net->forward(x).detach();
+  net->train();
+  at::Tensor trained = net->forward(x);
+  CHECK(at::allclose(trained, evaluated, 1e-5, 1e-6));  // batch statistics would differ
+  trained.sum().backward();
+  CHECK(params["blocks.15.bn1.weight"].grad().defined());  // scale and shift still learn
+  CHECK(at::equal(buffers["blocks.15.bn1.running_mean"], late_mean));
+}

@@ -47,8 +47,16 @@ void declare_model(cd::Config& c, cd::TrainParams& p, Choices& t) {
             "finetune: 0 trains every backbone stage, N only the last N (earlier stages stay "
             "frozen, BN statistics included)",
             0, 64, "finetune-stages");
+  c.add_bool("model.keep_bn_statistics", p.keep_bn_statistics,
+             "full/finetune: batch norm normalises with its running statistics while training "
+             "too (scale and shift still learn); for fine-tuning from model.init in small batches",
+             "keep-bn-statistics");
   c.add_int("model.warmup_steps", p.warmup_steps, "finetune: steps of linear lr warm-up", 0,
             1000000, "warmup-steps");
+  c.add_string("model.init", p.init,
+               "full/finetune: start from this trained model file (same architecture, input size "
+               "and features), e.g. fine-tune from the head a frozen run trained; \"\": off",
+               "init");
   c.add_bool("model.tta_flip", p.tta_flip,
              "eval, predict and serve average each image with its mirror", "tta-flip");
 }

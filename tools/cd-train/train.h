@@ -35,8 +35,10 @@ struct TrainParams {
   int frozen_views = 2;  // frozen: cached views per image (1: as is, 2: + mirror, 3+: + augmented)
   double backbone_lr_factor = 0.05;  // finetune: backbone lr = lr * factor
   int finetune_stages = 0;           // finetune: 0 all stages learn; N only the last N
+  bool keep_bn_statistics = false;   // full/finetune: BN uses its running statistics throughout
   int warmup_steps = 100;            // finetune: linear lr warm-up
   bool tta_flip = false;             // ask eval/predict/serve to average with the mirror image
+  std::string init;  // full/finetune: start from this trained model file's weights ("" = off)
   // optimizer
   double lr = 1e-3;
   double weight_decay = 0.0;

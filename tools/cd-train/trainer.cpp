@@ -13,12 +13,12 @@
 #include "cd-train/checkpoint.h"
 #include "cd-train/dvclive.h"
 #include "cd-train/loader.h"
+#include "cd-train/network_setup.h"
 #include "cd-train/optimizer.h"
 #include "cd-train/strategy.h"
 #include "cd-train/train.h"
 #include "domain/manifest.h"
 #include "domain/model_file.h"
-#include "nn/darknet_import.h"
 #include "nn/efficientnet.h"
 #include "nn/weights.h"
 #include "util/atomic_file.h"
@@ -53,6 +53,8 @@ json run_identity(const TrainParams& p, const std::string& fingerprint) {
           {"features", to_string(p.features)},
           {"finetune_stages", p.mode == TrainMode::k_finetune ? p.finetune_stages : 0},
           {"batch_size", p.batch_size},
+          {"init", p.init},
+          {"keep_bn_statistics", p.keep_bn_statistics},
           {"seed", p.seed},
           {"data_fingerprint", fingerprint}};
 }
@@ -162,38 +164,14 @@ void Trainer::load_data() {
 
 void Trainer::build_model() {
   m_meta.architecture = m_p.architecture;
-  const bool lite = is_efficientnet_lite(m_p.architecture);
-  m_meta.preprocess = {m_p.input_size, m_p.resize,
-                       lite ? Normalization::k_signed : Normalization::k_unit};
+  m_meta.preprocess = {
+      m_p.input_size, m_p.resize,
+      is_efficientnet_lite(m_p.architecture) ? Normalization::k_signed : Normalization::k_unit};
   m_meta.git_commit = git_commit();
   m_meta.data_fingerprint = m_fingerprint;
   m_meta.tta_flip = m_p.tta_flip;
   torch::manual_seed(static_cast<std::uint64_t>(m_p.seed));
-  if (m_p.second_input_size > 0 && !lite)
-    throw UsageError("model.second_input_size is for efficientnet-lite; set it to 0 for " +
-                     m_p.architecture);
-  if (m_p.architecture == "darknet" || lite) {
-    if (m_p.pretrained.empty())
-      throw UsageError("architecture " + m_p.architecture +
-                       " needs model.pretrained: the Tiny Darknet TF.js folder, or "
-                       "data/pretrained/efficientnet-liteN from `dvc repro pretrained`");
-    std::vector<int> scales;
-    if (m_p.second_input_size > 0) scales.push_back(m_p.second_input_size);
-    PretrainedImport imported =
-        lite ? import_efficientnet_lite(m_p.pretrained, m_p.architecture, m_p.features, scales)
-             : import_tfjs_darknet(m_p.pretrained, m_p.features);
-    m_meta.arch_params = imported.params;
-    m_net = build_network(m_p.architecture, m_p.input_size, m_meta.arch_params);
-    deserialize_module(*m_net, imported.weights, m_p.pretrained);
-    if (m_p.mode == TrainMode::k_finetune && m_p.finetune_stages > 0)
-      m_net->freeze_all_but_last_stages(m_p.finetune_stages);
-  } else {
-    if (m_p.mode != TrainMode::k_full)
-      throw UsageError(
-          "model.mode " + to_string(m_p.mode) +
-          " needs a pretrained backbone; use architecture darknet or efficientnet-liteN");
-    m_net = build_network(m_p.architecture, m_p.input_size, m_meta.arch_params);
-  }
+  m_net = initial_network(m_p, m_meta);
   m_device = select_device(m_p.device);
   m_net->to(m_device);
   if (m_device.is_cpu()) to_channels_last(*m_net);
