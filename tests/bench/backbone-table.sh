@@ -85,6 +85,10 @@ variant() {
     lite2-320) run "$1" efficientnet-lite2 320 frozen --features rich --epochs 60 --lr 0.0003 --weight-decay 0.03 --batch-size 256 --frozen-views 1 ;;
     lite2-360) run "$1" efficientnet-lite2 360 frozen --features rich --epochs 60 --lr 0.0003 --weight-decay 0.03 --batch-size 256 --frozen-views 1 ;;
     lite2-finetune2) run "$1" efficientnet-lite2 260 finetune --features rich --finetune-stages 2 --epochs 1 --lr 0.001 --backbone-lr-factor 0.1 --warmup-steps 100 --batch-size 32 ;;
+    # Fine-tuning from lite2-300-views2's fitted head (run first when absent).
+    lite2-300-lpft)
+      [ -f "$WORK/lite2-300-views2/model.cdm" ] || variant lite2-300-views2
+      run "$1" efficientnet-lite2 300 finetune --features rich --finetune-stages 2 --init "$WORK/lite2-300-views2/model.cdm" --keep-bn-statistics --epochs 4 --patience 2 --plateau-patience 1 --lr 0.0001 --backbone-lr-factor 0.3 --warmup-steps 200 --batch-size 32 ;;
     darknet-frozen) run "$1" darknet 288 frozen --features rich --epochs 60 --lr 0.001 --batch-size 256 ;;
     *) echo "unknown variant $1" >&2; exit 2 ;;
   esac
