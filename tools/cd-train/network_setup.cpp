@@ -15,12 +15,7 @@ namespace {
 // model.init: the network starts as a trained model left it, e.g. fine-tuning
 // that begins from the head a frozen run fitted (linear probe, then fine-tune),
 // so the first steps refine a good classifier instead of a zero head.
-void start_from(const std::string& path, const ModelMeta& wanted, NetworkImpl& net,
-                TrainMode mode) {
-  if (mode == TrainMode::k_frozen)
-    throw UsageError(
-        "model.init is for mode full or finetune; a frozen run fits its head from "
-        "scratch on cached features (set model.init to \"\")");
+void start_from(const std::string& path, const ModelMeta& wanted, NetworkImpl& net) {
   FileParts parts = read_parts(path, FileKind::k_model);
   ModelMeta meta = meta_from_json(parts.meta, path);
   auto describe = [](const ModelMeta& m) {
@@ -40,10 +35,14 @@ void start_from(const std::string& path, const ModelMeta& wanted, NetworkImpl& n
 
 Network initial_network(const TrainParams& p, ModelMeta& meta) {
   const bool lite = is_efficientnet_lite(p.architecture);
-  Network net;
   if (p.second_input_size > 0 && !lite)
     throw UsageError("model.second_input_size is for efficientnet-lite; set it to 0 for " +
                      p.architecture);
+  if (!p.init.empty() && p.mode == TrainMode::k_frozen)
+    throw UsageError(
+        "model.init is for mode full or finetune; a frozen run fits its head from "
+        "scratch on cached features (set model.init to \"\")");
+  Network net;
   if (p.architecture == "darknet" || lite) {
     if (p.pretrained.empty())
       throw UsageError("architecture " + p.architecture +
@@ -56,20 +55,19 @@ Network initial_network(const TrainParams& p, ModelMeta& meta) {
              : import_tfjs_darknet(p.pretrained, p.features);
     meta.arch_params = imported.params;
     net = build_network(p.architecture, p.input_size, meta.arch_params);
-    deserialize_module(*net, imported.weights, p.pretrained);
-    if (!p.init.empty()) start_from(p.init, meta, *net, p.mode);
-    if (p.mode == TrainMode::k_finetune && p.finetune_stages > 0)
-      net->freeze_all_but_last_stages(p.finetune_stages);
-    if (p.keep_bn_statistics) net->keep_bn_statistics();
+    // With model.init the import gives the topology only; the weights come from the model.
+    if (p.init.empty()) deserialize_module(*net, imported.weights, p.pretrained);
   } else {
     if (p.mode != TrainMode::k_full)
       throw UsageError(
           "model.mode " + to_string(p.mode) +
           " needs a pretrained backbone; use architecture darknet or efficientnet-liteN");
     net = build_network(p.architecture, p.input_size, meta.arch_params);
-    if (!p.init.empty()) start_from(p.init, meta, *net, p.mode);
-    if (p.keep_bn_statistics) net->keep_bn_statistics();
   }
+  if (!p.init.empty()) start_from(p.init, meta, *net);
+  if (p.mode == TrainMode::k_finetune && p.finetune_stages > 0)
+    net->freeze_all_but_last_stages(p.finetune_stages);
+  if (p.keep_bn_statistics) net->keep_bn_statistics();
   return net;
 }
 
