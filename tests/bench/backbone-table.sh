@@ -105,6 +105,10 @@ variant() {
     lite2-300-lpft-strong)
       [ -f "$WORK/lite2-300-views2/model.cdm" ] || variant lite2-300-views2
       run "$1" efficientnet-lite2 300 finetune --features rich --finetune-stages 2 --init "$WORK/lite2-300-views2/model.cdm" --keep-bn-statistics --epochs 2 --patience 2 --plateau-patience 1 --lr 0.00001 --backbone-lr-factor 1 --warmup-steps 200 --batch-size 32 --rotation 30 --shift 0.25 --zoom 0.3 ;;
+    # lite2-300-lpft-low at lr 2e-5.
+    lite2-300-lpft-2e5)
+      [ -f "$WORK/lite2-300-views2/model.cdm" ] || variant lite2-300-views2
+      run "$1" efficientnet-lite2 300 finetune --features rich --finetune-stages 2 --init "$WORK/lite2-300-views2/model.cdm" --keep-bn-statistics --epochs 2 --patience 2 --plateau-patience 1 --lr 0.00002 --backbone-lr-factor 1 --warmup-steps 200 --batch-size 32 ;;
     darknet-frozen) run "$1" darknet 288 frozen --features rich --epochs 60 --lr 0.001 --batch-size 256 ;;
     *) echo "unknown variant $1" >&2; exit 2 ;;
   esac
