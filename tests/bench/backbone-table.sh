@@ -69,6 +69,18 @@ PY
   done
 }
 
+# Linear probe, then fine-tune: the last STAGES stages and the head start from
+# lite2-300-views2's fitted model (trained first when absent), BN keeps its
+# statistics. lpft NAME STAGES EPOCHS LR BACKBONE_LR_FACTOR [cd-train args...]
+lpft() {
+  local name=$1 stages=$2 epochs=$3 lr=$4 factor=$5; shift 5
+  [ -f "$WORK/lite2-300-views2/model.cdm" ] || variant lite2-300-views2
+  run "$name" efficientnet-lite2 300 finetune --features rich --finetune-stages "$stages" \
+    --init "$WORK/lite2-300-views2/model.cdm" --keep-bn-statistics --epochs "$epochs" \
+    --patience 2 --plateau-patience 1 --lr "$lr" --backbone-lr-factor "$factor" \
+    --warmup-steps 200 --batch-size 32 "$@"
+}
+
 variant() {
   case $1 in
     lite0-frozen) run "$1" efficientnet-lite0 224 frozen --features rich --epochs 60 --lr 0.001 --batch-size 256 ;;
@@ -85,30 +97,16 @@ variant() {
     lite2-320) run "$1" efficientnet-lite2 320 frozen --features rich --epochs 60 --lr 0.0003 --weight-decay 0.03 --batch-size 256 --frozen-views 1 ;;
     lite2-360) run "$1" efficientnet-lite2 360 frozen --features rich --epochs 60 --lr 0.0003 --weight-decay 0.03 --batch-size 256 --frozen-views 1 ;;
     lite2-finetune2) run "$1" efficientnet-lite2 260 finetune --features rich --finetune-stages 2 --epochs 1 --lr 0.001 --backbone-lr-factor 0.1 --warmup-steps 100 --batch-size 32 ;;
-    # Fine-tuning from lite2-300-views2's fitted head (run first when absent).
-    lite2-300-lpft)
-      [ -f "$WORK/lite2-300-views2/model.cdm" ] || variant lite2-300-views2
-      run "$1" efficientnet-lite2 300 finetune --features rich --finetune-stages 2 --init "$WORK/lite2-300-views2/model.cdm" --keep-bn-statistics --epochs 4 --patience 2 --plateau-patience 1 --lr 0.0001 --backbone-lr-factor 0.3 --warmup-steps 200 --batch-size 32 ;;
-    # The same at lr 1e-5 for head and backbone alike, two epochs: the lowest validation loss.
-    lite2-300-lpft-low)
-      [ -f "$WORK/lite2-300-views2/model.cdm" ] || variant lite2-300-views2
-      run "$1" efficientnet-lite2 300 finetune --features rich --finetune-stages 2 --init "$WORK/lite2-300-views2/model.cdm" --keep-bn-statistics --epochs 2 --patience 2 --plateau-patience 1 --lr 0.00001 --backbone-lr-factor 1 --warmup-steps 200 --batch-size 32 ;;
-    # The same with stage 6 learning too.
-    lite2-300-lpft3-low)
-      [ -f "$WORK/lite2-300-views2/model.cdm" ] || variant lite2-300-views2
-      run "$1" efficientnet-lite2 300 finetune --features rich --finetune-stages 3 --init "$WORK/lite2-300-views2/model.cdm" --keep-bn-statistics --epochs 2 --patience 2 --plateau-patience 1 --lr 0.00001 --backbone-lr-factor 1 --warmup-steps 200 --batch-size 32 ;;
-    # lite2-300-lpft-low with the mirror as its only augmentation.
-    lite2-300-lpft-flip)
-      [ -f "$WORK/lite2-300-views2/model.cdm" ] || variant lite2-300-views2
-      run "$1" efficientnet-lite2 300 finetune --features rich --finetune-stages 2 --init "$WORK/lite2-300-views2/model.cdm" --keep-bn-statistics --epochs 2 --patience 2 --plateau-patience 1 --lr 0.00001 --backbone-lr-factor 1 --warmup-steps 200 --batch-size 32 --rotation 0 --shift 0 --zoom 0 ;;
-    # lite2-300-lpft-low with stronger augmentation.
-    lite2-300-lpft-strong)
-      [ -f "$WORK/lite2-300-views2/model.cdm" ] || variant lite2-300-views2
-      run "$1" efficientnet-lite2 300 finetune --features rich --finetune-stages 2 --init "$WORK/lite2-300-views2/model.cdm" --keep-bn-statistics --epochs 2 --patience 2 --plateau-patience 1 --lr 0.00001 --backbone-lr-factor 1 --warmup-steps 200 --batch-size 32 --rotation 30 --shift 0.25 --zoom 0.3 ;;
-    # lite2-300-lpft-low at lr 2e-5.
-    lite2-300-lpft-2e5)
-      [ -f "$WORK/lite2-300-views2/model.cdm" ] || variant lite2-300-views2
-      run "$1" efficientnet-lite2 300 finetune --features rich --finetune-stages 2 --init "$WORK/lite2-300-views2/model.cdm" --keep-bn-statistics --epochs 2 --patience 2 --plateau-patience 1 --lr 0.00002 --backbone-lr-factor 1 --warmup-steps 200 --batch-size 32 ;;
+    # Fine-tuning from lite2-300-views2's fitted head (lpft, below).
+    lite2-300-lpft) lpft "$1" 2 4 0.0001 0.3 ;;
+    # lr 1e-5 for head and backbone alike, two epochs: the lowest validation loss.
+    lite2-300-lpft-low) lpft "$1" 2 2 0.00001 1 ;;
+    # lite2-300-lpft-low with stage 6 learning too, at lr 2e-5, with the mirror
+    # as its only augmentation, and with stronger augmentation.
+    lite2-300-lpft3-low) lpft "$1" 3 2 0.00001 1 ;;
+    lite2-300-lpft-2e5) lpft "$1" 2 2 0.00002 1 ;;
+    lite2-300-lpft-flip) lpft "$1" 2 2 0.00001 1 --rotation 0 --shift 0 --zoom 0 ;;
+    lite2-300-lpft-strong) lpft "$1" 2 2 0.00001 1 --rotation 30 --shift 0.25 --zoom 0.3 ;;
     darknet-frozen) run "$1" darknet 288 frozen --features rich --epochs 60 --lr 0.001 --batch-size 256 ;;
     *) echo "unknown variant $1" >&2; exit 2 ;;
   esac
