@@ -73,15 +73,15 @@ at::Tensor conv_bn(nn::Conv2d& conv, nn::BatchNorm2d& bn, bool folded, const at:
       kernel = static_cast<int>(o.kernel_size()->at(0));
   at::Tensor y;
   if (stride == 1) {
-    y = conv->forward(x);
+    std::int64_t pad = kernel / 2;  // as make_conv pads at stride 1
+    y = cd::conv2d(x, conv->weight, conv->bias, o.stride(), {pad, pad}, o.dilation(), o.groups());
   } else {
     auto [top, bottom] = same_padding(x.size(2), kernel, stride);
     auto [left, right] = same_padding(x.size(3), kernel, stride);
     at::Tensor w = conv->weight;
     if (bottom != top || right != left)
       w = at::constant_pad_nd(w, {right - left, 0, bottom - top, 0});
-    y = at::conv2d(x, w, conv->bias, o.stride(), at::IntArrayRef{bottom, right}, o.dilation(),
-                   o.groups());
+    y = cd::conv2d(x, w, conv->bias, o.stride(), {bottom, right}, o.dilation(), o.groups());
   }
   return folded ? y : bn->forward(y);
 }

@@ -1,0 +1,104 @@
+#include "catch_torch.h"
+
+#include <ATen/Parallel.h>
+#include <ATen/record_function.h>
+
+#include <string>
+#include <vector>
+
+#include "nn/fold.h"
+
+namespace {
+
+// The ATen ops that ran on this thread while an OpLog was alive.
+std::vector<std::string>& op_names() {
+  static thread_local std::vector<std::string> names;
+  return names;
+}
+
+class OpLog {
+ public:
+  OpLog() {
+    op_names().clear();
+    m_handle = at::addThreadLocalCallback(
+        at::RecordFunctionCallback([](const at::RecordFunction& fn)
+                                       -> std::unique_ptr<at::ObserverContext> {
+          op_names().emplace_back(fn.name());
+          return nullptr;
+        }).scopes({at::RecordScope::FUNCTION}));
+  }
+  ~OpLog() { at::removeCallback(m_handle); }
+  OpLog(const OpLog&) = delete;
+  OpLog& operator=(const OpLog&) = delete;
+  bool ran(const std::string& op) const {
+    return std::find(op_names().begin(), op_names().end(), op) != op_names().end();
+  }
+
+ private:
+  at::CallbackHandle m_handle;
+};
+
+class OneThread {
+ public:
+  OneThread() : m_before(at::get_num_threads()) { at::set_num_threads(1); }
+  ~OneThread() { at::set_num_threads(m_before); }
+  OneThread(const OneThread&) = delete;
+  OneThread& operator=(const OneThread&) = delete;
+
+ private:
+  int m_before;
+};
+
+// The same 1x1 convolution as a matrix product: rows are positions.
+at::Tensor pointwise_reference(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) {
+  auto n = x.size(0), h = x.size(2), s = x.size(3);
+  at::Tensor rows = x.permute({0, 2, 3, 1}).reshape({n * h * s, x.size(1)});
+  at::Tensor out = at::addmm(b, rows, w.flatten(1).t());
+  return out.view({n, h, s, w.size(0)}).permute({0, 3, 1, 2});
+}
+
+}  // namespace
+
+TEST_CASE("on one thread, a 1x1 convolution at batch 1 runs oneDNN with at::conv2d's sums",
+          "[nets]") {
+  if (!at::hasMKLDNN()) {
+    WARN("skipped: this LibTorch has no oneDNN");
+    return;
+  }
+  OneThread one_thread;
+  at::manual_seed(3);
+  at::Tensor x = at::randn({1, 24, 19, 19}), w = at::randn({40, 24, 1, 1}), b = at::randn({40});
+  at::Tensor expected = pointwise_reference(x, w, b);
+  for (auto format : {at::MemoryFormat::Contiguous, at::MemoryFormat::ChannelsLast}) {
+    INFO("channels-last: " << (format == at::MemoryFormat::ChannelsLast));
+    c10::InferenceMode inference;
+    OpLog log;
+    at::Tensor y =
+        cd::conv2d(x.contiguous(format), w.contiguous(format), b, {1, 1}, {0, 0}, {1, 1}, 1);
+    CHECK(log.ran("aten::mkldnn_convolution"));  // LibTorch's own choice is its im2col path
+    CHECK(y.sizes() == expected.sizes());
+    CHECK((y - expected).abs().max().item<double>() < 1e-4);
+  }
+}
+
+TEST_CASE("cd::conv2d leaves training, strides and larger batches to at::conv2d", "[nets]") {
+  OneThread one_thread;
+  at::manual_seed(4);
+  at::Tensor w = at::randn({8, 6, 1, 1}).requires_grad_(), b = at::zeros({8});
+  at::Tensor x = at::randn({1, 6, 9, 9});
+  {
+    OpLog log;
+    at::Tensor y = cd::conv2d(x, w, b, {1, 1}, {0, 0}, {1, 1}, 1);
+    CHECK_FALSE(log.ran("aten::mkldnn_convolution"));
+    y.sum().backward();
+    REQUIRE(w.grad().defined());
+    CHECK(w.grad().abs().sum().item<double>() > 0);
+  }
+  c10::InferenceMode inference;
+  OpLog log;
+  at::Tensor strided = cd::conv2d(x, w.detach(), b, {2, 2}, {0, 0}, {1, 1}, 1);
+  CHECK(strided.sizes() == at::IntArrayRef({1, 8, 5, 5}));
+  at::Tensor batch = cd::conv2d(at::randn({16, 6, 9, 9}), w.detach(), b, {1, 1}, {0, 0}, {1, 1}, 1);
+  CHECK(batch.size(0) == 16);
+  CHECK(std::count(op_names().begin(), op_names().end(), "aten::conv2d") == 2);
+}
