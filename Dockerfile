@@ -15,7 +15,7 @@ RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       build-essential cmake ninja-build pkg-config ca-certificates \
       libtorch-dev libopenblas0-openmp libopencv-dev libyaml-cpp-dev libspdlog-dev libcli11-dev \
-      libcpp-httplib-dev nlohmann-json3-dev libpng-dev libturbojpeg0-dev libwebp-dev \
+      libcpp-httplib-dev nlohmann-json3-dev libpng-dev libturbojpeg0-dev libwebp-dev libdnnl-dev \
       libblas3 liblapack3 \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src

@@ -5,7 +5,9 @@
 #include <torch/nn/modules/linear.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <map>
+#include <memory>
 #include <utility>
 
 #include "nn/efficientnet_block.h"
@@ -120,6 +122,8 @@ class EfficientNetLite : public NetworkImpl {
     for (std::size_t i = 0; i < m_blocks->size(); ++i) block(i).fold();
     m_folded = true;
     fold_imagenet_into_head();
+    if (lite_engine_wanted() && m_stem_conv->weight.is_cpu())
+      m_engine = std::make_unique<onednn::LiteEngine>(folded_net());
   }
 
   // The stem, the seven stages (a stage ends where the width changes), and
@@ -221,6 +225,21 @@ class EfficientNetLite : public NetworkImpl {
   // The pooled head features; with taps, also the pooled tapped stage outputs;
   // with peak, also the head features' maximum over the positions.
   at::Tensor features(const at::Tensor& x, std::vector<at::Tensor>* taps, at::Tensor* peak) {
+    if (m_engine && x.is_cpu() && m_stem_conv->weight.is_cpu() && x.scalar_type() == at::kFloat &&
+        x.dim() == 4 && !at::GradMode::is_enabled()) {
+      bool laid_out = x.is_contiguous() || x.is_contiguous(at::MemoryFormat::ChannelsLast);
+      std::vector<at::Tensor> out = m_engine->run(laid_out ? x : x.contiguous());
+      if (!out.empty()) {  // empty: another thread runs the engine; ATen below
+        std::size_t next = 0;
+        if (has_taps(m_mode)) {
+          taps->push_back(out[next++]);
+          taps->push_back(out[next++]);
+        }
+        at::Tensor pooled = out[next++];
+        if (peak) *peak = out[next];
+        return pooled;
+      }
+    }
     at::Tensor h = clip6(conv_bn(m_stem_conv, m_stem_bn, m_folded, x));
     for (std::size_t i = 0; i < m_blocks->size(); ++i) {
       h = block(i).forward(h);
@@ -268,9 +287,28 @@ class EfficientNetLite : public NetworkImpl {
     m_fused_bias = register_buffer("fused_head_bias", bias);
   }
 
+  // The oneDNN engine's view of the folded network: the same tensors.
+  onednn::LiteNet folded_net() {
+    onednn::LiteNet net;
+    net.stem = lite::lite_conv(m_stem_conv, true);
+    for (std::size_t i = 0; i < m_blocks->size(); ++i) net.blocks.push_back(block(i).folded());
+    net.head = lite::lite_conv(m_head_conv, true);
+    if (has_taps(m_mode)) net.taps = {m_tap, m_blocks->size() - 1};
+    net.peak = m_mode == DarknetFeatures::k_rich_max;
+    return net;
+  }
+
+  // Where this build has the engine, unless CATDOG_LITE_ENGINE=aten asks for
+  // LibTorch's own ops (to compare the two, as bench_floor does).
+  static bool lite_engine_wanted() {
+    const char* choice = std::getenv("CATDOG_LITE_ENGINE");
+    return onednn::lite_engine_available() && !(choice && std::string(choice) == "aten");
+  }
+
   DarknetFeatures m_mode = DarknetFeatures::k_pooled;
-  std::vector<int> m_scales;   // further input sides the backbone looks at
-  std::int64_t m_dim_one = 0;  // embed_one()'s width
+  std::unique_ptr<onednn::LiteEngine> m_engine;  // set by fuse_for_inference()
+  std::vector<int> m_scales;                     // further input sides the backbone looks at
+  std::int64_t m_dim_one = 0;                    // embed_one()'s width
   std::map<std::pair<int, int>, at::Tensor> m_resize_kernels;  // resized_graph(), by (n, side)
   at::Tensor m_fused_weight, m_fused_bias;                     // fold_imagenet_into_head()
   bool m_folded = false;

@@ -86,6 +86,12 @@ at::Tensor conv_bn(nn::Conv2d& conv, nn::BatchNorm2d& bn, bool folded, const at:
   return folded ? y : bn->forward(y);
 }
 
+onednn::LiteConv lite_conv(const nn::Conv2d& conv, bool clip6) {
+  const auto& o = conv->options;
+  return {conv->weight.contiguous(), conv->bias.contiguous(), static_cast<int>(o.stride()->at(0)),
+          static_cast<int>(o.groups()), clip6};
+}
+
 MBConvImpl::MBConvImpl(const BlockSpec& s, double eps) : m_spec(s) {
   int mid = s.in * s.expand;
   if (s.expand != 1) {
@@ -122,6 +128,16 @@ void MBConvImpl::fold() {
   m_depthwise = replace_module("depthwise_conv", fold_batch_norm(*m_depthwise, *m_bn1));
   m_project = replace_module("project_conv", fold_batch_norm(*m_project, *m_bn2));
   m_folded = true;
+}
+
+onednn::LiteBlock MBConvImpl::folded() const {
+  onednn::LiteBlock b;
+  b.has_expand = !m_expand.is_empty();
+  if (b.has_expand) b.expand = lite_conv(m_expand, true);
+  b.depthwise = lite_conv(m_depthwise, true);
+  b.project = lite_conv(m_project, false);
+  b.residual = m_spec.stride == 1 && m_spec.in == m_spec.out;
+  return b;
 }
 
 double MBConvImpl::flops(std::int64_t& n) const {

@@ -14,6 +14,7 @@
 #include <string>
 
 #include "nn/graph.h"
+#include "nn/onednn_lite.h"
 
 namespace cd::lite {
 
@@ -27,6 +28,9 @@ torch::nn::BatchNorm2d make_bn(int channels, double eps);
 // ReLU6, in place.
 at::Tensor clip6(at::Tensor x);
 std::string clip6(GraphBuilder& g, const std::string& x);
+
+// A folded conv as the oneDNN engine takes it.
+onednn::LiteConv lite_conv(const torch::nn::Conv2d& conv, bool clip6);
 
 // A conv with TF "SAME" padding, then its batch norm unless folded into it.
 at::Tensor conv_bn(torch::nn::Conv2d& conv, torch::nn::BatchNorm2d& bn, bool folded,
@@ -44,6 +48,8 @@ class MBConvImpl : public torch::nn::Module {
   void fold();
   // Multiply-adds x 2 for an input of side n; returns the output side.
   double flops(std::int64_t& n) const;
+  // The folded convs, for the oneDNN engine; fold() first.
+  onednn::LiteBlock folded() const;
   const BlockSpec& spec() const { return m_spec; }
 
  private:

@@ -6,7 +6,9 @@
 // Prints one JSON object. Usage: bench_floor [PRETRAINED_DIR] [threads] [NAME:SIZE...]
 // (PRETRAINED_DIR holds darknet-tiny-imagenet and efficientnet-liteN; the
 // Lite variants that are absent are left out; each NAME:SIZE adds that
-// backbone at another input, e.g. efficientnet-lite2:300, as NAME@SIZE).
+// backbone at another input, e.g. efficientnet-lite2:300, as NAME@SIZE; a
+// trailing /aten runs an EfficientNet-Lite on LibTorch's ops instead of the
+// oneDNN engine, for the two side by side: efficientnet-lite2:300/aten).
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <malloc.h>
@@ -14,6 +16,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <filesystem>
 #include <iostream>
 #include <nlohmann/json.hpp>
@@ -57,7 +60,8 @@ int main(int argc, char** argv) {
     std::string name;
     int size;
     nlohmann::json params;
-    std::string key;  // in the JSON: the name, or NAME@SIZE for an extra entry
+    std::string key;    // in the JSON: the name, or NAME@SIZE for an extra entry
+    bool aten = false;  // CATDOG_LITE_ENGINE=aten while it folds
   };
   auto darknet =
       cd::import_tfjs_darknet(pretrained + "/darknet-tiny-imagenet", cd::DarknetFeatures::k_rich);
@@ -78,26 +82,34 @@ int main(int argc, char** argv) {
   // also looks at the image at SECOND (model.second_input_size).
   for (int i = 3; i < argc; ++i) {
     std::string spec = argv[i];
+    const std::string aten_suffix = "/aten";
+    bool aten =
+        spec.size() > aten_suffix.size() &&
+        spec.compare(spec.size() - aten_suffix.size(), aten_suffix.size(), aten_suffix) == 0;
+    if (aten) spec.resize(spec.size() - aten_suffix.size());
     std::size_t colon = spec.find(':'), plus = spec.find('+');
     int size = colon == std::string::npos ? 0 : std::atoi(spec.c_str() + colon + 1);
     int second = plus == std::string::npos ? 0 : std::atoi(spec.c_str() + plus + 1);
     std::string name = spec.substr(0, colon);
     bool is_lite = name.rfind("efficientnet-lite", 0) == 0;
     bool bad_second = plus != std::string::npos && (!is_lite || second <= 0);
-    if (size <= 0 || (name != "darknet" && !is_lite) || bad_second) {
+    if (size <= 0 || (name != "darknet" && !is_lite) || bad_second || (aten && !is_lite)) {
       std::cerr << "bench_floor: " << spec
-                << " is not darknet:SIZE or efficientnet-liteN:SIZE[+SECOND]\n";
+                << " is not darknet:SIZE or efficientnet-liteN:SIZE[+SECOND][/aten]\n";
       return 2;
     }
     nlohmann::json params = is_lite ? lite(name) : darknet.params;
     if (second > 0) params["scales"] = {second};
-    archs.push_back({name, size, params, name + "@" + spec.substr(colon + 1)});
+    archs.push_back({name, size, params,
+                     name + "@" + spec.substr(colon + 1) + (aten ? aten_suffix : ""), aten});
   }
   for (const auto& arch : archs) {
     cd::Network net = cd::build_network(arch.name, arch.size, arch.params);
     net->eval();
     double gflops = net->flops(arch.size) / 1e9;
+    if (arch.aten) setenv("CATDOG_LITE_ENGINE", "aten", 1);
     net->fuse_for_inference();
+    unsetenv("CATDOG_LITE_ENGINE");
     cd::to_channels_last(*net);
     auto input = [&](int batch) {
       return at::rand({batch, 3, arch.size, arch.size}).contiguous(at::MemoryFormat::ChannelsLast);

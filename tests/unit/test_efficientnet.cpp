@@ -1,6 +1,7 @@
 #include "catch_torch.h"
 
 #include "helpers.h"
+#include "lite0.h"
 #include "nn/efficientnet.h"
 #include "nn/image_tensor.h"
 #include "nn/nets.h"
@@ -8,36 +9,14 @@
 #include "util/atomic_file.h"
 #include "util/errors.h"
 
+using cd::test::imported_lite0;
+using cd::test::k_lite0;
+using cd::test::reference_input;
 using cd::test::source_path;
-
-namespace {
-
-// Written by `make pretrained` from the pinned wheel that `make deps` installs.
-const std::string k_lite0 = "data/pretrained/efficientnet-lite0";
-
-cd::Network imported(const std::string& features = "pooled", const std::vector<int>& scales = {}) {
-  auto import = cd::import_efficientnet_lite(source_path(k_lite0), "efficientnet-lite0",
-                                             cd::parse_darknet_features(features), scales);
-  cd::Network net = cd::build_network("efficientnet-lite0", 224, import.params);
-  cd::deserialize_module(*net, import.weights, "import");
-  net->eval();
-  return net;
-}
-
-// The input the numpy reference (tests/unit/efficientnet_reference.py) used:
-// x[c, h, w] = sin(0.05 * (h + 2w) + c) at 224 x 224.
-at::Tensor reference_input() {
-  at::Tensor h = at::arange(224, at::kFloat).view({1, 1, 224, 1});
-  at::Tensor w = at::arange(224, at::kFloat).view({1, 1, 1, 224});
-  at::Tensor c = at::arange(3, at::kFloat).view({1, 3, 1, 1});
-  return at::sin(0.05 * (h + 2 * w) + c);
-}
-
-}  // namespace
 
 TEST_CASE("Lite0's untouched ImageNet head puts cats in cat classes and dogs in dog breeds",
           "[efficientnet]") {
-  cd::Network net = imported();
+  cd::Network net = imported_lite0();
   // Standard ImageNet order: 281-285 the domestic cats, 151-268 the dog breeds.
   cd::PreprocessSpec spec{224, cd::ResizePolicy::k_stretch, cd::Normalization::k_signed};
   torch::NoGradGuard no_grad;
@@ -80,7 +59,7 @@ TEST_CASE("the import reads Lite0's topology off the weights", "[efficientnet]")
 }
 
 TEST_CASE("Lite0 matches an independent numpy forward pass, folded or not", "[efficientnet]") {
-  cd::Network net = imported("rich");
+  cd::Network net = imported_lite0("rich");
   torch::NoGradGuard no_grad;
   at::Tensor x = reference_input();
   at::Tensor logits = net->imagenet_logits(x)[0];
@@ -102,7 +81,7 @@ TEST_CASE("Lite0 matches an independent numpy forward pass, folded or not", "[ef
 }
 
 TEST_CASE("rich-max is rich plus the head features' maximum over the positions", "[efficientnet]") {
-  cd::Network rich = imported("rich"), rich_max = imported("rich-max");
+  cd::Network rich = imported_lite0("rich"), rich_max = imported_lite0("rich-max");
   torch::NoGradGuard no_grad;
   at::Tensor x = reference_input();
   at::Tensor a = rich->embed(x), b = rich_max->embed(x);
@@ -131,7 +110,7 @@ TEST_CASE("folded for inference, the head takes the ImageNet layer into its own 
   torch::manual_seed(7);
   for (std::string mode : {"pooled", "logits", "both", "rich", "rich-max"}) {
     INFO(mode);
-    cd::Network net = imported(mode);
+    cd::Network net = imported_lite0(mode);
     torch::NoGradGuard no_grad;
     for (auto& p : net->head_parameters()) p.normal_(0.0, 0.05);  // imported, the head is zero
     at::Tensor reference = net->classify(net->embed(x));
@@ -156,7 +135,7 @@ TEST_CASE("folded for inference, the head takes the ImageNet layer into its own 
 
 TEST_CASE("a second input size puts the resized image's features beside the first look's",
           "[efficientnet]") {
-  cd::Network one = imported("rich"), two = imported("rich", {160});
+  cd::Network one = imported_lite0("rich"), two = imported_lite0("rich", {160});
   torch::NoGradGuard no_grad;
   at::Tensor x = reference_input();
   constexpr int64_t k_rich = 192 + 320 + 1280 + 1000;
@@ -184,12 +163,12 @@ TEST_CASE("a second input size puts the resized image's features beside the firs
   // The backbone's work once more, at the second side (test_onnx_export.cpp
   // checks the exported graph of such a model).
   CHECK(two->flops(224) > 1.4 * one->flops(224));
-  CHECK_THROWS_AS(imported("rich", {16}), cd::UsageError);
+  CHECK_THROWS_AS(imported_lite0("rich", {16}), cd::UsageError);
 }
 
 TEST_CASE("fine-tuning the last stages leaves the earlier ones and their BN statistics alone",
           "[efficientnet]") {
-  cd::Network net = imported();
+  cd::Network net = imported_lite0();
   CHECK_THROWS_AS(net->freeze_all_but_last_stages(0), cd::UsageError);
   CHECK_THROWS_AS(net->freeze_all_but_last_stages(10), cd::UsageError);  // stem + 7 + head = 9
   net->freeze_all_but_last_stages(2);  // stage 7 (blocks.15) and the head conv learn
@@ -213,7 +192,7 @@ TEST_CASE("fine-tuning the last stages leaves the earlier ones and their BN stat
 }
 
 TEST_CASE("kept BN statistics make a training step see what evaluation sees", "[efficientnet]") {
-  cd::Network net = imported();
+  cd::Network net = imported_lite0();
   net->freeze_all_but_last_stages(2);
   net->keep_bn_statistics();
   auto params = net->named_parameters();

@@ -1,42 +1,16 @@
 #include "catch_torch.h"
 
 #include <ATen/Parallel.h>
-#include <ATen/record_function.h>
 
 #include <string>
 #include <vector>
 
 #include "nn/fold.h"
+#include "op_log.h"
 
 namespace {
 
-// The ATen ops that ran on this thread while an OpLog was alive.
-std::vector<std::string>& op_names() {
-  static thread_local std::vector<std::string> names;
-  return names;
-}
-
-class OpLog {
- public:
-  OpLog() {
-    op_names().clear();
-    m_handle = at::addThreadLocalCallback(
-        at::RecordFunctionCallback([](const at::RecordFunction& fn)
-                                       -> std::unique_ptr<at::ObserverContext> {
-          op_names().emplace_back(fn.name());
-          return nullptr;
-        }).scopes({at::RecordScope::FUNCTION}));
-  }
-  ~OpLog() { at::removeCallback(m_handle); }
-  OpLog(const OpLog&) = delete;
-  OpLog& operator=(const OpLog&) = delete;
-  bool ran(const std::string& op) const {
-    return std::find(op_names().begin(), op_names().end(), op) != op_names().end();
-  }
-
- private:
-  at::CallbackHandle m_handle;
-};
+using cd::test::OpLog;
 
 class OneThread {
  public:
@@ -100,5 +74,5 @@ TEST_CASE("cd::conv2d leaves training, strides and larger batches to at::conv2d"
   CHECK(strided.sizes() == at::IntArrayRef({1, 8, 5, 5}));
   at::Tensor batch = cd::conv2d(at::randn({16, 6, 9, 9}), w.detach(), b, {1, 1}, {0, 0}, {1, 1}, 1);
   CHECK(batch.size(0) == 16);
-  CHECK(std::count(op_names().begin(), op_names().end(), "aten::conv2d") == 2);
+  CHECK(log.count("aten::conv2d") == 2);
 }
