@@ -54,7 +54,10 @@ def prepare_sample(dest, extra=()):
     return out
 
 
-FAST_TRAIN = ["--architecture", "compact", "--input-size", "48", "--threads", "2", "--log-level", "warn"]
+# Two compute threads, or CD_THREADS: the ThreadSanitizer run sets 1, as LibTorch's OpenMP pool
+# (oneDNN's kernels in it) is not instrumented and its barriers look like races.
+FAST_TRAIN = ["--architecture", "compact", "--input-size", "48", "--threads", os.environ.get("CD_THREADS", "2"),
+              "--log-level", "warn"]
 
 
 def train_small(dest, data, name, epochs, extra=(), env=None):

@@ -39,6 +39,19 @@ class Server:
             time.sleep(0.1)
         raise AssertionError("cd-serve never became ready: " + self.log())
 
+    def wait_answering(self, path="/ready", timeout=120):
+        """The status of the first answer to GET path: for a server that is up but never ready."""
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            try:
+                return self.request("GET", path)[0]
+            except OSError:
+                pass
+            if self.proc.poll() is not None:
+                raise AssertionError("cd-serve exited: " + self.log())
+            time.sleep(0.1)
+        raise AssertionError("cd-serve never answered: " + self.log())
+
     def log(self):
         with open(self.log_path) as f:
             return f.read()

@@ -247,7 +247,10 @@ class CorruptModels(TempDirTest):
         self.assertIn("bn_eps is out of range", r.stderr)
         server = Server(path, log_path=self.path("serve.log"))
         try:
-            time.sleep(2)
+            # Listening (a slow start under a sanitizer may take seconds), then past
+            # the model load that fails: still not ready.
+            self.assertEqual(server.wait_answering(), 503)
+            time.sleep(1)
             self.assertEqual(server.request("GET", "/ready")[0], 503)
             status, _, body = server.request("POST", "/predict", photo("dog.1.jpg"),
                                              {"Content-Type": "image/jpeg"})
