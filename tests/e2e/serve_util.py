@@ -27,30 +27,25 @@ class Server:
             stdout=subprocess.DEVNULL, stderr=open(log_path, "w"), env=full_env)
 
     def wait_ready(self, timeout=120):
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            try:
-                if self.request("GET", "/ready")[0] == 200:
-                    return
-            except OSError:
-                pass
-            if self.proc.poll() is not None:
-                raise AssertionError("cd-serve exited: " + self.log())
-            time.sleep(0.1)
-        raise AssertionError("cd-serve never became ready: " + self.log())
+        self._poll(lambda status: status == 200, "became ready", timeout)
 
     def wait_answering(self, path="/ready", timeout=120):
         """The status of the first answer to GET path: for a server that is up but never ready."""
+        return self._poll(lambda status: True, "answered", timeout, path)
+
+    def _poll(self, done, what, timeout, path="/ready"):
         deadline = time.time() + timeout
         while time.time() < deadline:
             try:
-                return self.request("GET", path)[0]
+                status = self.request("GET", path)[0]
+                if done(status):
+                    return status
             except OSError:
                 pass
             if self.proc.poll() is not None:
                 raise AssertionError("cd-serve exited: " + self.log())
             time.sleep(0.1)
-        raise AssertionError("cd-serve never answered: " + self.log())
+        raise AssertionError(f"cd-serve never {what}: " + self.log())
 
     def log(self):
         with open(self.log_path) as f:
