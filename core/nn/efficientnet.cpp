@@ -34,7 +34,9 @@ using lite::MBConvImpl;
 
 class EfficientNetLite : public NetworkImpl {
  public:
-  explicit EfficientNetLite(const json& p) {
+  // trunk: the backbone alone, without a cat/dog head: the second backbone
+  // ("second" in the params) that another EfficientNetLite's head also reads.
+  explicit EfficientNetLite(const json& p, bool trunk = false) {
     m_mode = parse_darknet_features(p.value("features", "pooled"));
     double eps = p.at("bn_eps").get<double>();
     int stem = p.at("stem"), head = p.at("head"), classes = p.at("classes");
@@ -66,6 +68,8 @@ class EfficientNetLite : public NetworkImpl {
                                                     : head + classes;
     if (has_taps(m_mode)) dim += m_tap_channels;
     if (m_mode == DarknetFeatures::k_rich_max) dim += head;
+    m_dim_one = dim;
+    if (trunk) return;
     for (const auto& side : p.value("scales", json::array())) {
       int s = side.get<int>();
       if (s < 32 || s > 1024)
@@ -73,14 +77,27 @@ class EfficientNetLite : public NetworkImpl {
                          " is outside 32-1024");
       m_scales.push_back(s);
     }
-    m_dim_one = dim;
-    m_head = register_module("head", nn::Linear(dim * (1 + m_scales.size()), 1));
+    std::int64_t width = dim * static_cast<std::int64_t>(1 + m_scales.size());
+    if (p.contains("second")) {
+      const json& q = p.at("second");
+      m_second_side = q.at("side").get<int>();
+      if (m_second_side < 32 || m_second_side > 1024)
+        throw UsageError("efficientnet-lite second backbone's input size " +
+                         std::to_string(m_second_side) + " is outside 32-1024");
+      if (q.value("features", "pooled") != p.value("features", "pooled"))
+        throw UsageError("efficientnet-lite second backbone reads other features than the first");
+      m_second = register_module("second", std::make_shared<EfficientNetLite>(q, true));
+      width += m_second->m_dim_one;
+    }
+    m_head = register_module("head", nn::Linear(width, 1));
   }
 
-  // Each look's features side by side (one look unless scales are set).
+  // Each look's features side by side (one look unless scales or a second
+  // backbone are set).
   at::Tensor embed(const at::Tensor& x) override {
     std::vector<at::Tensor> parts;
     for (const at::Tensor& look : looks(x)) parts.push_back(embed_one(look));
+    if (m_second) parts.push_back(m_second->embed_one(resized(x, m_second_side)));
     return parts.size() == 1 ? parts[0] : at::cat(parts, 1);
   }
   at::Tensor classify(const at::Tensor& f) override { return m_head->forward(f); }
@@ -90,13 +107,8 @@ class EfficientNetLite : public NetworkImpl {
   at::Tensor forward(const at::Tensor& x) override {
     if (!m_fused_weight.defined()) return NetworkImpl::forward(x);
     std::vector<at::Tensor> parts;
-    for (const at::Tensor& look : looks(x)) {
-      at::Tensor peak;
-      at::Tensor pooled = features(look, has_taps(m_mode) ? &parts : nullptr,
-                                   m_mode == DarknetFeatures::k_rich_max ? &peak : nullptr);
-      parts.push_back(pooled);
-      if (peak.defined()) parts.push_back(peak);
-    }
+    for (const at::Tensor& look : looks(x)) pooled_parts(look, parts);
+    if (m_second) m_second->pooled_parts(resized(x, m_second_side), parts);
     return at::addmm(m_fused_bias, parts.size() == 1 ? parts[0] : at::cat(parts, 1),
                      m_fused_weight.t());
   }
@@ -112,24 +124,26 @@ class EfficientNetLite : public NetworkImpl {
     std::vector<std::string> parts;
     describe_look(g, x, size, parts);
     for (int s : m_scales) describe_look(g, resized_graph(g, x, size, s), s, parts);
+    if (m_second)
+      m_second->describe_look(g,
+                              m_second_side == size ? x : resized_graph(g, x, size, m_second_side),
+                              m_second_side, parts);
     std::string in = parts.size() == 1 ? parts[0] : g.add("Concat", parts, {{"axis", {1}}});
     return g.gemm(in, m_fused_weight, m_fused_bias);
   }
 
   void fuse_for_inference() override {
-    m_stem_conv = replace_module("stem_conv", fold_batch_norm(*m_stem_conv, *m_stem_bn));
-    m_head_conv = replace_module("head_conv", fold_batch_norm(*m_head_conv, *m_head_bn));
-    for (std::size_t i = 0; i < m_blocks->size(); ++i) block(i).fold();
-    m_folded = true;
+    fold_backbone();
     fold_imagenet_into_head();
-    if (lite_engine_wanted() && m_stem_conv->weight.is_cpu())
-      m_engine = std::make_unique<onednn::LiteEngine>(folded_net());
   }
 
   // The stem, the seven stages (a stage ends where the width changes), and
-  // the 1x1 head conv with the ImageNet classifier.
+  // the 1x1 head conv with the ImageNet classifier; a second backbone comes
+  // first, whole, so fine-tuning the last stages leaves it frozen.
   std::vector<Modules> stages() override {
-    std::vector<Modules> out{{m_stem_conv.ptr(), m_stem_bn.ptr()}};
+    std::vector<Modules> out;
+    if (m_second) out.push_back({m_second});
+    out.push_back({m_stem_conv.ptr(), m_stem_bn.ptr()});
     for (std::size_t i = 0; i < m_blocks->size(); ++i) {
       if (i == 0 || block(i).spec().out != block(i - 1).spec().out) out.emplace_back();
       out.back().push_back(m_blocks[i]);
@@ -141,6 +155,7 @@ class EfficientNetLite : public NetworkImpl {
   double flops(int size) override {
     double f = flops_one(size) + 2.0 * m_head->options.in_features();
     for (int s : m_scales) f += flops_one(s);
+    if (m_second) f += m_second->flops_one(m_second_side);
     return f;
   }
 
@@ -165,8 +180,34 @@ class EfficientNetLite : public NetworkImpl {
   // (antialiased bilinear, which shrinks without aliasing).
   std::vector<at::Tensor> looks(const at::Tensor& x) const {
     std::vector<at::Tensor> out{x};
-    for (int side : m_scales) out.push_back(at::_upsample_bilinear2d_aa(x, {side, side}, false));
+    for (int side : m_scales) out.push_back(resized(x, side));
     return out;
+  }
+  static at::Tensor resized(const at::Tensor& x, int side) {
+    if (x.size(2) == side && x.size(3) == side) return x;
+    return at::_upsample_bilinear2d_aa(x, {side, side}, false);
+  }
+
+  // BN into the convolutions, here and in a second backbone; then the oneDNN
+  // engine on the folded weights.
+  void fold_backbone() {
+    m_stem_conv = replace_module("stem_conv", fold_batch_norm(*m_stem_conv, *m_stem_bn));
+    m_head_conv = replace_module("head_conv", fold_batch_norm(*m_head_conv, *m_head_bn));
+    for (std::size_t i = 0; i < m_blocks->size(); ++i) block(i).fold();
+    m_folded = true;
+    if (m_second) m_second->fold_backbone();
+    if (lite_engine_wanted() && m_stem_conv->weight.is_cpu())
+      m_engine = std::make_unique<onednn::LiteEngine>(folded_net());
+  }
+
+  // One look's head input as the folded head reads it: the tapped stage
+  // outputs, the pooled head features and, with rich-max, their maximum.
+  void pooled_parts(const at::Tensor& look, std::vector<at::Tensor>& parts) {
+    at::Tensor peak;
+    at::Tensor pooled = features(look, has_taps(m_mode) ? &parts : nullptr,
+                                 m_mode == DarknetFeatures::k_rich_max ? &peak : nullptr);
+    parts.push_back(pooled);
+    if (peak.defined()) parts.push_back(peak);
   }
 
   // A further look as a graph. The antialiased bilinear map from n to side is
@@ -257,34 +298,42 @@ class EfficientNetLite : public NetworkImpl {
   // of its 24). The head's input is then the features without the logits, in
   // embed()'s order. forward() and describe() read the result; embed() still
   // gives the logits, for the feature cache.
-  // With scales, each look's block of head weights folds on its own. Pooled
-  // features have no ImageNet layer to fold: the head's weights as they are.
+  // With scales or a second backbone, each look's block of head weights folds
+  // on its own, through its own backbone's ImageNet layer. Pooled features
+  // have no ImageNet layer to fold: the head's weights as they are.
   void fold_imagenet_into_head() {
     torch::NoGradGuard no_grad;
+    std::vector<at::Tensor> parts;
+    at::Tensor bias = m_head->bias.clone();
+    std::int64_t offset = 0;
+    for (std::size_t k = 0; k <= m_scales.size(); ++k, offset += m_dim_one)
+      fold_look(m_head->weight.narrow(1, offset, m_dim_one), parts, bias);
+    if (m_second)
+      m_second->fold_look(m_head->weight.narrow(1, offset, m_second->m_dim_one), parts, bias);
+    // Buffers, so that they follow the network to its device.
+    m_fused_weight = register_buffer("fused_head_weight", at::cat(parts, 1).contiguous());
+    m_fused_bias = register_buffer("fused_head_bias", bias);
+  }
+
+  // One look's block w of head weights, folded through this backbone's
+  // ImageNet layer: its parts of the fused weight, its share of the bias.
+  void fold_look(const at::Tensor& w, std::vector<at::Tensor>& parts, at::Tensor& bias) {
+    if (m_mode == DarknetFeatures::k_pooled) {
+      parts.push_back(w);
+      return;
+    }
     const at::Tensor& imagenet = m_imagenet->weight;
     const std::int64_t pooled = imagenet.size(1), classes = imagenet.size(0);
     const std::int64_t taps = has_taps(m_mode) ? m_tap_channels : 0;
     const std::int64_t at_logits = m_mode == DarknetFeatures::k_logits ? 0 : taps + pooled;
-    std::vector<at::Tensor> parts;
-    at::Tensor bias = m_head->bias.clone();
-    for (std::size_t k = 0; k <= m_scales.size(); ++k) {
-      at::Tensor w = m_head->weight.narrow(1, static_cast<std::int64_t>(k) * m_dim_one, m_dim_one);
-      if (m_mode == DarknetFeatures::k_pooled) {
-        parts.push_back(w);
-        continue;
-      }
-      at::Tensor h = w.narrow(1, at_logits, classes);
-      at::Tensor on_pooled = h.mm(imagenet);
-      if (m_mode != DarknetFeatures::k_logits) on_pooled += w.narrow(1, taps, pooled);
-      parts.push_back(w.narrow(1, 0, taps));
-      parts.push_back(on_pooled);
-      if (m_mode == DarknetFeatures::k_rich_max)
-        parts.push_back(w.narrow(1, at_logits + classes, pooled));
-      bias += h.mm(m_imagenet->bias.unsqueeze(1)).view({-1});
-    }
-    // Buffers, so that they follow the network to its device.
-    m_fused_weight = register_buffer("fused_head_weight", at::cat(parts, 1).contiguous());
-    m_fused_bias = register_buffer("fused_head_bias", bias);
+    at::Tensor h = w.narrow(1, at_logits, classes);
+    at::Tensor on_pooled = h.mm(imagenet);
+    if (m_mode != DarknetFeatures::k_logits) on_pooled += w.narrow(1, taps, pooled);
+    parts.push_back(w.narrow(1, 0, taps));
+    parts.push_back(on_pooled);
+    if (m_mode == DarknetFeatures::k_rich_max)
+      parts.push_back(w.narrow(1, at_logits + classes, pooled));
+    bias += h.mm(m_imagenet->bias.unsqueeze(1)).view({-1});
   }
 
   // The oneDNN engine's view of the folded network: the same tensors.
@@ -308,6 +357,8 @@ class EfficientNetLite : public NetworkImpl {
   DarknetFeatures m_mode = DarknetFeatures::k_pooled;
   std::unique_ptr<onednn::LiteEngine> m_engine;  // set by fuse_for_inference()
   std::vector<int> m_scales;                     // further input sides the backbone looks at
+  std::shared_ptr<EfficientNetLite> m_second;    // a second backbone ("second"), or none
+  int m_second_side = 0;                         // the input side it looks at
   std::int64_t m_dim_one = 0;                    // embed_one()'s width
   std::map<std::pair<int, int>, at::Tensor> m_resize_kernels;  // resized_graph(), by (n, side)
   at::Tensor m_fused_weight, m_fused_bias;                     // fold_imagenet_into_head()

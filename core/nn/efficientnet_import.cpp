@@ -100,41 +100,67 @@ json read_blocks(const TensorFile& file, const std::string& dir) {
   return blocks;
 }
 
-}  // namespace
-
-PretrainedImport import_efficientnet_lite(const std::string& dir, const std::string& architecture,
-                                          DarknetFeatures features,
-                                          const std::vector<int>& scales) {
+// The weights in dir, which must hold `architecture`.
+TensorFile read_tensor_file(const std::string& dir, const std::string& architecture) {
   TensorFile file = read_tensor_file(dir);
   std::string found = file.header.value("architecture", "");
   if (found != architecture)
     throw ModelError(dir + " holds " + (found.empty() ? "an unnamed network" : found) + ", not " +
                      architecture + "; point model.pretrained at data/pretrained/" + architecture);
-  json params = {{"bn_eps", 1e-3},
-                 {"stem", tensor(file, "stem_conv.weight", dir).size(0)},
-                 {"head", tensor(file, "head_conv.weight", dir).size(0)},
-                 {"classes", tensor(file, "imagenet.weight", dir).size(0)},
-                 {"features", to_string(features)},
-                 {"blocks", read_blocks(file, dir)}};
+  return file;
+}
+
+json topology(const TensorFile& file, const std::string& dir, DarknetFeatures features) {
+  return {{"bn_eps", 1e-3},
+          {"stem", tensor(file, "stem_conv.weight", dir).size(0)},
+          {"head", tensor(file, "head_conv.weight", dir).size(0)},
+          {"classes", tensor(file, "imagenet.weight", dir).size(0)},
+          {"features", to_string(features)},
+          {"blocks", read_blocks(file, dir)}};
+}
+
+void check_all_used(const TensorFile& file, const std::set<std::string>& used,
+                    const std::string& dir) {
+  if (used.size() != file.tensors.size())
+    for (const auto& [name, t] : file.tensors)
+      if (!used.count(name)) throw ModelError(dir + ": tensor " + name + " fits no layer");
+}
+
+}  // namespace
+
+PretrainedImport import_efficientnet_lite(const std::string& dir, const std::string& architecture,
+                                          DarknetFeatures features, const std::vector<int>& scales,
+                                          const SecondBackbone& second) {
+  TensorFile file = read_tensor_file(dir, architecture);
+  json params = topology(file, dir, features);
   if (!scales.empty()) params["scales"] = scales;
+  TensorFile second_file;
+  if (!second.architecture.empty()) {
+    second_file = read_tensor_file(second.dir, second.architecture);
+    params["second"] = topology(second_file, second.dir, features);
+    params["second"]["side"] = second.side;
+  }
   Network net = efficientnet_lite(params);
   torch::NoGradGuard no_grad;
-  std::set<std::string> used;
+  std::set<std::string> used, second_used;
+  const std::string prefix = "second.";
   auto assign = [&](const std::string& name, at::Tensor& target) {
     if (starts_with(name, "head.")) return;  // the cat/dog head starts at zero
-    const at::Tensor& source = tensor(file, name, dir);
+    const bool in_second = starts_with(name, prefix);
+    const std::string key = in_second ? name.substr(prefix.size()) : name;
+    const std::string& from = in_second ? second.dir : dir;
+    const at::Tensor& source = tensor(in_second ? second_file : file, key, from);
     if (source.sizes() != target.sizes())
-      throw ModelError(dir + ": " + name + " has shape " + c10::str(source.sizes()) +
+      throw ModelError(from + ": " + key + " has shape " + c10::str(source.sizes()) +
                        ", the network " + c10::str(target.sizes()));
     target.copy_(source);
-    used.insert(name);
+    (in_second ? second_used : used).insert(key);
   };
   for (auto& p : net->named_parameters()) assign(p.key(), p.value());
   for (auto& b : net->named_buffers())
     if (!ends_with(b.key(), "num_batches_tracked")) assign(b.key(), b.value());
-  if (used.size() != file.tensors.size())
-    for (const auto& [name, t] : file.tensors)
-      if (!used.count(name)) throw ModelError(dir + ": tensor " + name + " fits no layer");
+  check_all_used(file, used, dir);
+  if (!second.architecture.empty()) check_all_used(second_file, second_used, second.dir);
   for (auto& param : net->head_parameters()) param.zero_();
   return {params, serialize_module(*net)};
 }

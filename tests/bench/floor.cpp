@@ -79,7 +79,9 @@ int main(int argc, char** argv) {
   }
   // More entries as NAME:SIZE (an EfficientNet-Lite or darknet at another
   // input), reported as NAME@SIZE in the same run; efficientnet-liteN:SIZE+SECOND
-  // also looks at the image at SECOND (model.second_input_size).
+  // also looks at the image at SECOND (model.second_input_size), and
+  // efficientnet-liteN:SIZE,efficientnet-liteM:SIDE has Lite M beside it at
+  // SIDE (model.second_backbone, model.second_backbone_size).
   for (int i = 3; i < argc; ++i) {
     std::string spec = argv[i];
     const std::string aten_suffix = "/aten";
@@ -87,21 +89,38 @@ int main(int argc, char** argv) {
         spec.size() > aten_suffix.size() &&
         spec.compare(spec.size() - aten_suffix.size(), aten_suffix.size(), aten_suffix) == 0;
     if (aten) spec.resize(spec.size() - aten_suffix.size());
+    const std::string label = spec;
+    std::size_t comma = spec.find(',');
+    std::string other = comma == std::string::npos ? "" : spec.substr(comma + 1);
+    if (comma != std::string::npos) spec.resize(comma);
+    std::size_t other_colon = other.find(':');
+    std::string other_name = other.substr(0, other_colon);
+    int other_side =
+        other_colon == std::string::npos ? 0 : std::atoi(other.c_str() + other_colon + 1);
+    bool bad_other =
+        !other.empty() && (other_side <= 0 || other_name.rfind("efficientnet-lite", 0) != 0 ||
+                           !std::filesystem::exists(pretrained + "/" + other_name));
     std::size_t colon = spec.find(':'), plus = spec.find('+');
     int size = colon == std::string::npos ? 0 : std::atoi(spec.c_str() + colon + 1);
     int second = plus == std::string::npos ? 0 : std::atoi(spec.c_str() + plus + 1);
     std::string name = spec.substr(0, colon);
     bool is_lite = name.rfind("efficientnet-lite", 0) == 0;
     bool bad_second = plus != std::string::npos && (!is_lite || second <= 0);
-    if (size <= 0 || (name != "darknet" && !is_lite) || bad_second || (aten && !is_lite)) {
-      std::cerr << "bench_floor: " << spec
-                << " is not darknet:SIZE or efficientnet-liteN:SIZE[+SECOND][/aten]\n";
+    if (size <= 0 || (name != "darknet" && !is_lite) || bad_second || (aten && !is_lite) ||
+        bad_other || (!other.empty() && !is_lite)) {
+      std::cerr << "bench_floor: " << label
+                << " is not darknet:SIZE or "
+                   "efficientnet-liteN:SIZE[+SECOND][,efficientnet-liteM:SIDE][/aten]\n";
       return 2;
     }
     nlohmann::json params = is_lite ? lite(name) : darknet.params;
     if (second > 0) params["scales"] = {second};
+    if (!other.empty()) {
+      params["second"] = lite(other_name);
+      params["second"]["side"] = other_side;
+    }
     archs.push_back({name, size, params,
-                     name + "@" + spec.substr(colon + 1) + (aten ? aten_suffix : ""), aten});
+                     name + "@" + label.substr(colon + 1) + (aten ? aten_suffix : ""), aten});
   }
   for (const auto& arch : archs) {
     cd::Network net = cd::build_network(arch.name, arch.size, arch.params);

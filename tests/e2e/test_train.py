@@ -260,6 +260,30 @@ class EfficientNetLite(TempDirTest):
         self.assertExit(r, 2)
         self.assertIn("model.init is for mode full or finetune", r.stderr)
 
+    def test_a_second_backbone_trains_beside_the_first_and_its_errors_are_named(self):
+        r = self.train("pair", "--mode", "frozen", "--input-size", "128", "--features", "rich",
+                       "--second-backbone", "efficientnet-lite1", "--second-backbone-size", "112",
+                       "--batch-size", "256", "--epochs", "30")
+        self.assertExit(r, 0)
+        # The head reads Lite0's rich features and Lite1's side by side (2,792 each).
+        self.assertIn("feature rows of 5584", r.stderr)
+        photos = os.path.join(FIXTURES, "photos")
+        r = run([tool("cd-predict"), "--model", self.path("pair", "model.cdm"), photos])
+        self.assertExit(r, 0)
+        rows = [line.split("\t") for line in r.stdout.splitlines()]
+        self.assertEqual(len(rows), 8)
+        for path, label, _ in rows:
+            self.assertEqual(label, os.path.basename(path).split(".")[0], path)
+
+        r = self.train("missing", "--mode", "frozen", "--second-backbone", "efficientnet-lite7")
+        self.assertExit(r, 2)
+        self.assertIn("model.second_backbone efficientnet-lite7 needs its weights in", r.stderr)
+        r = run([tool("cd-train"), "--data", self.data, "--output", self.path("c"), "--metrics",
+                 self.path("c", "m.json"), "--live", self.path("c", "live"), "--architecture", "compact",
+                 "--second-backbone", "efficientnet-lite1"])
+        self.assertExit(r, 2)
+        self.assertIn("beside an efficientnet-lite model.architecture", r.stderr)
+
     def test_wrong_weights_folder_is_named(self):
         r = self.train("w", pretrained=os.path.join(SOURCE_DIR, "data", "pretrained", "darknet-tiny-imagenet"))
         self.assertExit(r, 1)

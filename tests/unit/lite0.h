@@ -17,14 +17,24 @@ namespace cd::test {
 // Written by `make pretrained` from the pinned wheel that `make deps` installs.
 inline const std::string k_lite0 = "data/pretrained/efficientnet-lite0";
 
-inline cd::Network imported_lite0(const std::string& features = "pooled",
-                                  const std::vector<int>& scales = {}) {
-  auto import = cd::import_efficientnet_lite(source_path(k_lite0), "efficientnet-lite0",
-                                             cd::parse_darknet_features(features), scales);
-  cd::Network net = cd::build_network("efficientnet-lite0", 224, import.params);
+// Lite0 and Lite1 both come from `make pretrained`; Lite1 as a second backbone.
+inline const std::string k_lite1 = "data/pretrained/efficientnet-lite1";
+
+inline cd::Network imported_lite(const std::string& architecture, const std::string& features,
+                                 const std::vector<int>& scales = {},
+                                 const cd::SecondBackbone& second = {}) {
+  auto import =
+      cd::import_efficientnet_lite(source_path("data/pretrained/" + architecture), architecture,
+                                   cd::parse_darknet_features(features), scales, second);
+  cd::Network net = cd::build_network(architecture, 224, import.params);
   cd::deserialize_module(*net, import.weights, "import");
   net->eval();
   return net;
+}
+
+inline cd::Network imported_lite0(const std::string& features = "pooled",
+                                  const std::vector<int>& scales = {}) {
+  return imported_lite("efficientnet-lite0", features, scales);
 }
 
 // The input the numpy reference (tests/unit/efficientnet_reference.py) used:

@@ -9,6 +9,7 @@
 #include "util/atomic_file.h"
 #include "util/errors.h"
 
+using cd::test::imported_lite;
 using cd::test::imported_lite0;
 using cd::test::k_lite0;
 using cd::test::reference_input;
@@ -164,6 +165,72 @@ TEST_CASE("a second input size puts the resized image's features beside the firs
   // checks the exported graph of such a model).
   CHECK(two->flops(224) > 1.4 * one->flops(224));
   CHECK_THROWS_AS(imported_lite0("rich", {16}), cd::UsageError);
+}
+
+TEST_CASE("a second backbone puts its features of the resized image beside the first's",
+          "[efficientnet]") {
+  const cd::SecondBackbone lite1_at_160{source_path(cd::test::k_lite1), "efficientnet-lite1", 160};
+  cd::Network one = imported_lite0("rich"), lite1 = imported_lite("efficientnet-lite1", "rich");
+  cd::Network two = imported_lite("efficientnet-lite0", "rich", {}, lite1_at_160);
+  torch::NoGradGuard no_grad;
+  at::Tensor x = reference_input();
+  at::Tensor first = one->embed(x);
+  at::Tensor small = at::_upsample_bilinear2d_aa(x, {160, 160}, false);
+  at::Tensor second = lite1->embed(small);
+  at::Tensor both = two->embed(x);
+  REQUIRE(both.size(1) == first.size(1) + second.size(1));
+  CHECK((both.slice(1, 0, first.size(1)) - first).abs().max().item<double>() == 0.0);
+  // Lite1's own weights, not Lite0's, on the image shrunk to 160 x 160.
+  CHECK((both.slice(1, first.size(1)) - second).abs().max().item<double>() < 1e-5);
+  CHECK((both.slice(1, first.size(1)) - one->embed(small)).abs().max().item<double>() > 0.1);
+
+  // Folded, each backbone's share of the head folds through its own ImageNet
+  // layer, and both count.
+  torch::manual_seed(13);
+  for (auto& p : two->head_parameters()) p.normal_(0.0, 0.05);
+  at::Tensor reference = two->classify(both);
+  two->fuse_for_inference();
+  cd::to_channels_last(*two);
+  at::Tensor x_last = x.contiguous(at::MemoryFormat::ChannelsLast);
+  at::Tensor after = two->forward(x_last);
+  CHECK(after.item<double>() == Approx(reference.item<double>()).margin(1e-3));
+  auto buffers = two->named_buffers();
+  at::Tensor fused = buffers["fused_head_weight"];
+  REQUIRE(fused.size(1) == first.size(1) + second.size(1) - 2000);  // no ImageNet logits
+  fused.slice(1, first.size(1) - 1000).zero_();
+  CHECK(std::abs(two->forward(x_last).item<double>() - after.item<double>()) > 1e-3);
+  CHECK(two->flops(224) > one->flops(224) + 0.3 * lite1->flops(160));
+}
+
+TEST_CASE(
+    "a second backbone stays frozen while the first one's last stages fine-tune, and "
+    "must fit its features and weights",
+    "[efficientnet]") {
+  const cd::SecondBackbone lite1{source_path(cd::test::k_lite1), "efficientnet-lite1", 128};
+  cd::Network two = imported_lite("efficientnet-lite0", "rich", {}, lite1);
+  two->freeze_all_but_last_stages(2);
+  int second = 0, learning = 0;
+  for (const auto& p : two->named_parameters())
+    if (p.key().rfind("second.", 0) == 0) {
+      ++second;
+      CHECK_FALSE(p.value().requires_grad());
+    } else if (p.value().requires_grad()) {
+      ++learning;
+    }
+  CHECK(second > 50);
+  CHECK(learning > 4);
+
+  // Lite0's weights claimed as Lite1's, and a second backbone reading other features.
+  CHECK_THROWS_AS(imported_lite("efficientnet-lite0", "rich", {},
+                                {source_path(cd::test::k_lite0), "efficientnet-lite1", 128}),
+                  cd::ModelError);
+  auto import = cd::import_efficientnet_lite(source_path(cd::test::k_lite0), "efficientnet-lite0",
+                                             cd::DarknetFeatures::k_rich, {}, lite1);
+  import.params["second"]["features"] = "pooled";
+  CHECK_THROWS_AS(cd::build_network("efficientnet-lite0", 224, import.params), cd::UsageError);
+  import.params["second"]["features"] = "rich";
+  import.params["second"]["side"] = 8;
+  CHECK_THROWS_AS(cd::build_network("efficientnet-lite0", 224, import.params), cd::UsageError);
 }
 
 TEST_CASE("fine-tuning the last stages leaves the earlier ones and their BN statistics alone",

@@ -29,7 +29,9 @@ struct Case {
   cd::Normalization norm;
   std::string features;  // for the pretrained backbones
   bool tta;
-  int second = 0;  // efficientnet-lite: model.second_input_size
+  int second = 0;                    // efficientnet-lite: model.second_input_size
+  std::string second_backbone = "";  // efficientnet-lite: model.second_backbone
+  int second_backbone_size = 0;
 };
 
 // A model file for the case: pretrained backbones get their ImageNet
@@ -46,7 +48,11 @@ std::string write_model(const cd::test::TempDir& dir, const Case& c) {
     auto imported = cd::import_efficientnet_lite(
         source_path("data/pretrained/" + c.architecture), c.architecture,
         cd::parse_darknet_features(c.features),
-        c.second > 0 ? std::vector<int>{c.second} : std::vector<int>{});
+        c.second > 0 ? std::vector<int>{c.second} : std::vector<int>{},
+        c.second_backbone.empty()
+            ? cd::SecondBackbone{}
+            : cd::SecondBackbone{source_path("data/pretrained/" + c.second_backbone),
+                                 c.second_backbone, c.second_backbone_size});
     params = imported.params;
     weights = imported.weights;
   }
@@ -125,6 +131,11 @@ TEST_CASE("an exported model gives cd-predict's P(dog) in ONNX Runtime and OpenC
       {"efficientnet-lite2", 260, cd::Normalization::k_signed, "both", false},
       // A second look at the photo shrunk to 160 (the graph's resize: Transposes and 1x1 Convs).
       {"efficientnet-lite0", 224, cd::Normalization::k_signed, "rich", true, 160},
+      // A second backbone (Lite1) on the photo shrunk to 192, and one at the same side.
+      {"efficientnet-lite0", 224, cd::Normalization::k_signed, "rich", false, 0,
+       "efficientnet-lite1", 192},
+      {"efficientnet-lite0", 224, cd::Normalization::k_signed, "pooled", false, 0,
+       "efficientnet-lite1", 224},
   };
   for (const auto& c : cases) {
     INFO(c.architecture << " " << c.features << (c.tta ? " with test-time flip" : "")

@@ -23,6 +23,14 @@ void declare_model(cd::Config& c, cd::TrainParams& p, Choices& t) {
             "efficientnet-lite: the backbone also looks at the image resized to this side and "
             "the head reads both looks (about twice the cost); 0: one look",
             0, 1024, "second-input-size");
+  c.add_string("model.second_backbone", p.second_backbone,
+               "efficientnet-lite: a second ImageNet backbone (efficientnet-lite0|1|2, its weights "
+               "beside model.pretrained's) also looks at the image and the head reads both "
+               "(an ensemble; the cost of both); \"\": one backbone",
+               "second-backbone");
+  c.add_int("model.second_backbone_size", p.second_backbone_size,
+            "model.second_backbone looks at the image resized to this side; 0: model.input_size", 0,
+            1024, "second-backbone-size");
   c.add_choice("model.resize", t.resize, "how images reach the input size",
                {"stretch", "center-crop", "letterbox"}, "resize");
   c.add_string("model.pretrained", p.pretrained,

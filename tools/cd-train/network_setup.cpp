@@ -3,6 +3,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <filesystem>
+
 #include "nn/darknet_import.h"
 #include "nn/efficientnet.h"
 #include "nn/weights.h"
@@ -31,6 +33,20 @@ void start_from(const std::string& path, const ModelMeta& wanted, NetworkImpl& n
   spdlog::info("starting from the weights of {}", path);
 }
 
+// model.second_backbone's weights sit beside model.pretrained's, as `make
+// pretrained` leaves them: data/pretrained/efficientnet-liteN.
+SecondBackbone second_backbone(const TrainParams& p) {
+  if (p.second_backbone.empty()) return {};
+  std::filesystem::path first(p.pretrained);
+  if (!first.has_filename()) first = first.parent_path();  // a trailing slash
+  std::string dir = (first.parent_path() / p.second_backbone).string();
+  if (!std::filesystem::is_directory(dir))
+    throw UsageError("model.second_backbone " + p.second_backbone + " needs its weights in " + dir +
+                     " (beside model.pretrained); run `make pretrained`");
+  return {dir, p.second_backbone,
+          p.second_backbone_size > 0 ? p.second_backbone_size : p.input_size};
+}
+
 }  // namespace
 
 Network initial_network(const TrainParams& p, ModelMeta& meta) {
@@ -38,6 +54,12 @@ Network initial_network(const TrainParams& p, ModelMeta& meta) {
   if (p.second_input_size > 0 && !lite)
     throw UsageError("model.second_input_size is for efficientnet-lite; set it to 0 for " +
                      p.architecture);
+  if (!p.second_backbone.empty() && !(lite && is_efficientnet_lite(p.second_backbone)))
+    throw UsageError(
+        "model.second_backbone " + p.second_backbone +
+        " must be efficientnet-lite0|1|2 beside an efficientnet-lite model.architecture"
+        " (this one is " +
+        p.architecture + "); set it to \"\" for one backbone");
   if (!p.init.empty() && p.mode == TrainMode::k_frozen)
     throw UsageError(
         "model.init is for mode full or finetune; a frozen run fits its head from "
@@ -51,7 +73,8 @@ Network initial_network(const TrainParams& p, ModelMeta& meta) {
     std::vector<int> scales;
     if (p.second_input_size > 0) scales.push_back(p.second_input_size);
     PretrainedImport imported =
-        lite ? import_efficientnet_lite(p.pretrained, p.architecture, p.features, scales)
+        lite ? import_efficientnet_lite(p.pretrained, p.architecture, p.features, scales,
+                                        second_backbone(p))
              : import_tfjs_darknet(p.pretrained, p.features);
     meta.arch_params = imported.params;
     net = build_network(p.architecture, p.input_size, meta.arch_params);

@@ -27,7 +27,9 @@ struct TrainParams {
   // model
   std::string architecture = "compact";
   int input_size = 128;
-  int second_input_size = 0;  // efficientnet-lite: also look at the image at this side (0: no)
+  int second_input_size = 0;     // efficientnet-lite: also look at the image at this side (0: no)
+  std::string second_backbone;   // efficientnet-lite: another Lite beside it ("": none)
+  int second_backbone_size = 0;  // the side that one looks at (0: input_size)
   ResizePolicy resize = ResizePolicy::k_stretch;
   std::string pretrained;  // Tiny Darknet TF.js folder (architecture darknet)
   DarknetFeatures features = DarknetFeatures::k_both;

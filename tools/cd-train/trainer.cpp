@@ -48,6 +48,8 @@ json run_identity(const TrainParams& p, const std::string& fingerprint) {
   return {{"architecture", p.architecture},
           {"input_size", p.input_size},
           {"second_input_size", p.second_input_size},
+          {"second_backbone", p.second_backbone},
+          {"second_backbone_size", p.second_backbone_size},
           {"resize", to_string(p.resize)},
           {"mode", to_string(p.mode)},
           {"features", to_string(p.features)},
