@@ -131,15 +131,16 @@ TEST_CASE("an exported model gives cd-predict's P(dog) in ONNX Runtime and OpenC
       {"efficientnet-lite2", 260, cd::Normalization::k_signed, "both", false},
       // A second look at the photo shrunk to 160 (the graph's resize: Transposes and 1x1 Convs).
       {"efficientnet-lite0", 224, cd::Normalization::k_signed, "rich", true, 160},
-      // A second backbone (Lite1) on the photo shrunk to 192, and one at the same side.
-      {"efficientnet-lite0", 224, cd::Normalization::k_signed, "rich", false, 0,
-       "efficientnet-lite1", 192},
-      {"efficientnet-lite0", 224, cd::Normalization::k_signed, "pooled", false, 0,
-       "efficientnet-lite1", 224},
+      // A second backbone (Lite1) on the photo shrunk to 128, and one at the same side.
+      {"efficientnet-lite0", 160, cd::Normalization::k_signed, "rich", false, 0,
+       "efficientnet-lite1", 128},
+      {"efficientnet-lite0", 128, cd::Normalization::k_signed, "pooled", false, 0,
+       "efficientnet-lite1", 128},
   };
   for (const auto& c : cases) {
     INFO(c.architecture << " " << c.features << (c.tta ? " with test-time flip" : "")
-                        << (c.second > 0 ? " and a second look" : ""));
+                        << (c.second > 0 ? " and a second look" : "")
+                        << (c.second_backbone.empty() ? "" : " beside " + c.second_backbone));
     cd::test::TempDir dir;
     std::string model = write_model(dir, c);
     std::string onnx = dir.file("model.onnx");
