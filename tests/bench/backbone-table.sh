@@ -107,6 +107,9 @@ variant() {
     lite2-300-lpft-2e5) lpft "$1" 2 2 0.00002 1 ;;
     lite2-300-lpft-flip) lpft "$1" 2 2 0.00001 1 --rotation 0 --shift 0 --zoom 0 ;;
     lite2-300-lpft-strong) lpft "$1" 2 2 0.00001 1 --rotation 30 --shift 0.25 --zoom 0.3 ;;
+    # A second backbone: Lite1 at 280 beside the default's Lite2 at 300, one head on both (5,632
+    # inputs); the head's weight decay searched again (0.01, 0.03, 0.1, 0.3, 1; lr 1e-4, 1e-3).
+    lite2-300-lite1-280) run "$1" efficientnet-lite2 300 frozen --features rich --epochs 60 --lr 0.0003 --weight-decay 0.1 --batch-size 256 --frozen-views 2 --second-backbone efficientnet-lite1 --second-backbone-size 280 ;;
     darknet-frozen) run "$1" darknet 288 frozen --features rich --epochs 60 --lr 0.001 --batch-size 256 ;;
     *) echo "unknown variant $1" >&2; exit 2 ;;
   esac
