@@ -100,13 +100,16 @@ json read_blocks(const TensorFile& file, const std::string& dir) {
   return blocks;
 }
 
-// The weights in dir, which must hold `architecture`.
-TensorFile read_tensor_file(const std::string& dir, const std::string& architecture) {
+// The weights in dir, which must hold `architecture`; `setting` names the key
+// that chose dir, for the message.
+TensorFile read_tensor_file(const std::string& dir, const std::string& architecture,
+                            const std::string& setting) {
   TensorFile file = read_tensor_file(dir);
   std::string found = file.header.value("architecture", "");
   if (found != architecture)
     throw ModelError(dir + " holds " + (found.empty() ? "an unnamed network" : found) + ", not " +
-                     architecture + "; point model.pretrained at data/pretrained/" + architecture);
+                     architecture + "; " + setting + " needs data/pretrained/" + architecture +
+                     " (`make pretrained`)");
   return file;
 }
 
@@ -131,12 +134,12 @@ void check_all_used(const TensorFile& file, const std::set<std::string>& used,
 PretrainedImport import_efficientnet_lite(const std::string& dir, const std::string& architecture,
                                           DarknetFeatures features, const std::vector<int>& scales,
                                           const SecondBackbone& second) {
-  TensorFile file = read_tensor_file(dir, architecture);
+  TensorFile file = read_tensor_file(dir, architecture, "model.pretrained");
   json params = topology(file, dir, features);
   if (!scales.empty()) params["scales"] = scales;
   TensorFile second_file;
   if (!second.architecture.empty()) {
-    second_file = read_tensor_file(second.dir, second.architecture);
+    second_file = read_tensor_file(second.dir, second.architecture, "model.second_backbone");
     params["second"] = topology(second_file, second.dir, features);
     params["second"]["side"] = second.side;
   }

@@ -148,18 +148,20 @@ class EfficientNetLite(TempDirTest):
                     "--metrics", self.path(name, "m.json"), "--live", self.path(name, "live"),
                     "--architecture", "efficientnet-lite0", "--pretrained", pretrained, "--threads", "2", *extra])
 
-    def test_frozen_head_on_the_sample_gets_every_fixture_right(self):
-        r = self.train("frozen", "--mode", "frozen", "--input-size", "160", "--features", "rich",
-                       "--batch-size", "256", "--epochs", "30")
-        self.assertExit(r, 0)
-        self.assertIn("efficientnet-lite0:", r.stderr)
-        photos = os.path.join(FIXTURES, "photos")
-        r = run([tool("cd-predict"), "--model", self.path("frozen", "model.cdm"), photos])
+    def assert_every_fixture_right(self, model):
+        r = run([tool("cd-predict"), "--model", model, os.path.join(FIXTURES, "photos")])
         self.assertExit(r, 0)
         rows = [line.split("\t") for line in r.stdout.splitlines()]
         self.assertEqual(len(rows), 8)
         for path, label, _ in rows:
             self.assertEqual(label, os.path.basename(path).split(".")[0], path)
+
+    def test_frozen_head_on_the_sample_gets_every_fixture_right(self):
+        r = self.train("frozen", "--mode", "frozen", "--input-size", "160", "--features", "rich",
+                       "--batch-size", "256", "--epochs", "30")
+        self.assertExit(r, 0)
+        self.assertIn("efficientnet-lite0:", r.stderr)
+        self.assert_every_fixture_right(self.path("frozen", "model.cdm"))
 
     def test_feature_cache_skips_the_feature_pass_and_changes_nothing(self):
         cache = self.path("cache")
@@ -267,13 +269,7 @@ class EfficientNetLite(TempDirTest):
         self.assertExit(r, 0)
         # The head reads Lite0's rich features and Lite1's side by side (2,792 each).
         self.assertIn("feature rows of 5584", r.stderr)
-        photos = os.path.join(FIXTURES, "photos")
-        r = run([tool("cd-predict"), "--model", self.path("pair", "model.cdm"), photos])
-        self.assertExit(r, 0)
-        rows = [line.split("\t") for line in r.stdout.splitlines()]
-        self.assertEqual(len(rows), 8)
-        for path, label, _ in rows:
-            self.assertEqual(label, os.path.basename(path).split(".")[0], path)
+        self.assert_every_fixture_right(self.path("pair", "model.cdm"))
 
         r = self.train("missing", "--mode", "frozen", "--second-backbone", "efficientnet-lite7")
         self.assertExit(r, 2)
