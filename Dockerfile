@@ -7,32 +7,52 @@
 #                                                   # (run `make run` first to train it)
 #   docker build --target trainer -t catdog-train . # cd-prepare and cd-train, for the PyTorchJob
 #                                                   # in configs/k8s/jobs/
+# Each compiles inside the image; `make ship` then --build-arg BINARIES=prebuilt
+# takes the binaries the local build made instead (seconds, no compiler).
 ARG BASE=debian:bookworm-slim
 
-# ---- build: compilers and -dev packages, never shipped ----
+# ---- build: the binaries and exactly the shared libraries they load ----
+# BINARIES=source (the default) compiles them here. BINARIES=prebuilt takes
+# them from build/ship/ instead, which `make ship` fills from the build the
+# tests ran (Debian 12's same packages), so the image holds what was tested:
+#   make ship && docker build --build-arg BINARIES=prebuilt --target runtime -t catdog .
 FROM ${BASE} AS build
-RUN apt-get update \
- && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      build-essential cmake ninja-build pkg-config ca-certificates \
-      libtorch-dev libopenblas0-openmp libopencv-dev libyaml-cpp-dev libspdlog-dev libcli11-dev \
-      libcpp-httplib-dev nlohmann-json3-dev libpng-dev libturbojpeg0-dev libwebp-dev libdnnl-dev \
-      libblas3 liblapack3 \
- && rm -rf /var/lib/apt/lists/*
+ARG BINARIES=source
+RUN case "$BINARIES" in \
+      prebuilt) ;; \
+      source) apt-get update \
+        && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+             build-essential cmake ninja-build pkg-config ca-certificates \
+             libtorch-dev libopenblas0-openmp libopencv-dev libyaml-cpp-dev libspdlog-dev libcli11-dev \
+             libcpp-httplib-dev nlohmann-json3-dev libpng-dev libturbojpeg0-dev libwebp-dev libdnnl-dev \
+             libblas3 liblapack3 \
+        && rm -rf /var/lib/apt/lists/* ;; \
+      *) echo "BINARIES must be source or prebuilt, not '$BINARIES'" >&2; exit 1 ;; \
+    esac
 WORKDIR /src
 COPY CMakeLists.txt ./
 COPY core core
 COPY tools tools
-RUN cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DCATDOG_BUILD_TESTS=OFF \
- && cmake --build build -j2 --target cd-serve cd-predict
-# Ship the two binaries and exactly the shared libraries they load: with the
-# LibTorch module (loaded from beside them for .cdm models) into /out, and
-# without it into /out-slim, for the ONNX path alone. OpenCV's core links a
+COPY configs/docker/ship-binaries.sh /usr/local/bin/
+# build/shi[p] matches nothing in a plain checkout; CMakeLists.txt keeps the
+# COPY valid then. With it, build/ship's runtime/, slim/ and trainer/ land in /src.
+COPY CMakeLists.txt build/shi[p] /src/
+# Compiled: ship the two binaries and exactly the shared libraries they load:
+# with the LibTorch module (loaded from beside them for .cdm models) into /out,
+# and without it into /out-slim, for the ONNX path alone. OpenCV's core links a
 # BLAS and LAPACK that the ONNX path never calls: the slim image gets the
 # reference ones (1 MB and 7 MB) instead of OpenBLAS (36 MB).
-COPY configs/docker/ship-binaries.sh /usr/local/bin/
-RUN ship-binaries.sh /out build/bin/cd-serve build/bin/cd-predict build/bin/libcatdog_torch.so \
- && LD_LIBRARY_PATH=/usr/lib/x86_64-linux-gnu/blas:/usr/lib/x86_64-linux-gnu/lapack \
-    ship-binaries.sh /out-slim build/bin/cd-serve build/bin/cd-predict
+RUN if [ "$BINARIES" = prebuilt ]; then \
+      [ -x runtime/usr/local/bin/cd-serve ] && [ -x slim/usr/local/bin/cd-serve ] \
+        || { echo "BINARIES=prebuilt: build/ship/ has no binaries; run make ship first" >&2; exit 1; }; \
+      mv runtime /out && mv slim /out-slim; \
+    else \
+      cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DCATDOG_BUILD_TESTS=OFF \
+      && cmake --build build -j2 --target cd-serve cd-predict \
+      && ship-binaries.sh /out build/bin/cd-serve build/bin/cd-predict build/bin/libcatdog_torch.so \
+      && LD_LIBRARY_PATH=/usr/lib/x86_64-linux-gnu/blas:/usr/lib/x86_64-linux-gnu/lapack \
+         ship-binaries.sh /out-slim build/bin/cd-serve build/bin/cd-predict; \
+    fi
 
 # ---- service: what both serving images share, binaries aside ----
 FROM ${BASE} AS service
@@ -72,12 +92,19 @@ COPY --chown=10001 models/model.cdm /models/model.cdm
 # ---- trainer: cd-prepare and cd-train (data-parallel over c10d/Gloo) ----
 # Last, so the legacy builder never builds it for the targets above.
 FROM build AS build-trainer
-RUN apt-get update \
- && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends libgloo-dev \
- && rm -rf /var/lib/apt/lists/* \
- && cmake -S . -B build -DCATDOG_BUILD_TESTS=OFF \
- && cmake --build build -j2 --target cd-prepare cd-train \
- && rm -rf /out && ship-binaries.sh /out build/bin/cd-prepare build/bin/cd-train
+ARG BINARIES=source
+RUN if [ "$BINARIES" = prebuilt ]; then \
+      [ -x trainer/usr/local/bin/cd-train ] \
+        || { echo "BINARIES=prebuilt: build/ship/trainer has no cd-train; run make ship first" >&2; exit 1; }; \
+      rm -rf /out && mv trainer /out; \
+    else \
+      apt-get update \
+      && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends libgloo-dev \
+      && rm -rf /var/lib/apt/lists/* \
+      && cmake -S . -B build -DCATDOG_BUILD_TESTS=OFF \
+      && cmake --build build -j2 --target cd-prepare cd-train \
+      && rm -rf /out && ship-binaries.sh /out build/bin/cd-prepare build/bin/cd-train; \
+    fi
 
 FROM ${BASE} AS trainer
 COPY --from=build-trainer /out/ /

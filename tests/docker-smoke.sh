@@ -36,8 +36,9 @@ docker_build_catdog docker-smoke "$image"
 # The slim image serves the same model exported to ONNX.
 build/bin/cd-export --model "$model_dir/model.cdm" --output "$model_dir/model.onnx" --log-level warn
 chmod a+r "$model_dir/model.onnx"
-log "docker build --target slim -t $slim"
-docker build --network host --target slim -t "$slim" . >"$root/build-slim.log" 2>&1 ||
+log "docker build --build-arg BINARIES=prebuilt --target slim -t $slim"
+docker build --network host --build-arg BINARIES=prebuilt --target slim -t "$slim" . \
+  >"$root/build-slim.log" 2>&1 ||
   { tail -40 "$root/build-slim.log"; exit 1; }
 
 # Runs one image on the model folder: /ready, the service's own smoke test,

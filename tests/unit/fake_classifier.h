@@ -1,47 +1,15 @@
-// A Classifier, and a Predictor, that need no weights: P(dog) is the mean of
-// each image's values, so a test can tell which answer belongs to which
-// input, and every batch it was given is recorded.
+// The fake Predictor (fake_predictor.h) behind the Classifier's tensor
+// interface, for tests of code that hands LibTorch tensors to a model.
 #pragma once
 
 #include <ATen/ATen.h>
 
-#include <mutex>
-#include <numeric>
 #include <vector>
 
+#include "fake_predictor.h"
 #include "nn/classifier.h"
 
 namespace cd::test {
-
-class FakePredictor : public Predictor {
- public:
-  explicit FakePredictor(int size = 8) { m_meta.preprocess.size = size; }
-  const ModelMeta& meta() const override { return m_meta; }
-  void set_tta_flip(bool on) override { m_meta.tta_flip = on; }
-  std::string runtime() const override { return "fake"; }
-  std::vector<float> predict(const float* images, std::size_t n) override {
-    {
-      std::lock_guard<std::mutex> lock(m_mutex);
-      m_batch_sizes.push_back(static_cast<int>(n));
-    }
-    std::size_t per_image =
-        3 * static_cast<std::size_t>(m_meta.preprocess.size) * m_meta.preprocess.size;
-    std::vector<float> p(n);
-    for (std::size_t i = 0; i < n; ++i)
-      p[i] = std::accumulate(images + i * per_image, images + (i + 1) * per_image, 0.0f) /
-             static_cast<float>(per_image);
-    return p;
-  }
-  std::vector<int> batch_sizes() const {
-    std::lock_guard<std::mutex> lock(m_mutex);
-    return m_batch_sizes;
-  }
-
- private:
-  ModelMeta m_meta;
-  mutable std::mutex m_mutex;
-  std::vector<int> m_batch_sizes;
-};
 
 // The same model behind the tensor interface.
 class FakeClassifier : public Classifier {

@@ -1,4 +1,4 @@
-#include "catch_torch.h"
+#include <catch2/catch.hpp>
 
 #include <chrono>
 #include <future>
@@ -6,7 +6,7 @@
 #include <vector>
 
 #include "cd-serve/batcher.h"
-#include "fake_classifier.h"
+#include "fake_predictor.h"
 
 using cd::serve::Batcher;
 using cd::serve::Inference;

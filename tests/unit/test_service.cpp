@@ -1,6 +1,4 @@
-#include "catch_torch.h"
-
-#include <ATen/Parallel.h>
+#include <catch2/catch.hpp>
 
 #include <algorithm>
 
