@@ -9,9 +9,10 @@
 
 namespace cd::test {
 
-inline std::string source_path(const std::string& rel) {
-  return std::string(CD_SOURCE_DIR) + "/" + rel;
-}
+// A path under the source tree. The tree's location is compiled into one
+// generated file only (source_dir.cpp), so every other test file's object is
+// the same in any checkout and ccache shares it between clones.
+std::string source_path(const std::string& rel);
 
 // A fresh empty directory under the system temp dir, removed at scope exit.
 class TempDir {

@@ -8,6 +8,10 @@
 
 namespace cd::test {
 
+extern const char* const k_source_dir;  // source_dir.cpp, generated
+
+std::string source_path(const std::string& rel) { return std::string(k_source_dir) + "/" + rel; }
+
 TempDir::TempDir() {
   std::random_device rd;
   m_path =
