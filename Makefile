@@ -146,13 +146,19 @@ k8s-check: py-deps $(VENV)/bin/kubeconform
 # The slim set links the reference BLAS and LAPACK instead of OpenBLAS.
 SHIP := $(BUILD)/ship
 REF_BLAS := /usr/lib/x86_64-linux-gnu/blas:/usr/lib/x86_64-linux-gnu/lapack
+SHIPPED := $(addprefix $(BUILD)/bin/,cd-serve cd-predict libcatdog_torch.so cd-prepare cd-train)
 ship: build
-	rm -rf $(SHIP) && mkdir -p $(SHIP)
-	configs/docker/ship-binaries.sh $(SHIP)/runtime $(BUILD)/bin/cd-serve $(BUILD)/bin/cd-predict \
-	  $(BUILD)/bin/libcatdog_torch.so
-	LD_LIBRARY_PATH=$(REF_BLAS) configs/docker/ship-binaries.sh $(SHIP)/slim \
-	  $(BUILD)/bin/cd-serve $(BUILD)/bin/cd-predict
-	configs/docker/ship-binaries.sh $(SHIP)/trainer $(BUILD)/bin/cd-prepare $(BUILD)/bin/cd-train
+	@if [ -f $(SHIP)/.complete ] && [ -z "$$(find $(SHIPPED) -newer $(SHIP)/.complete)" ]; then \
+	  echo "ship: $(SHIP) holds the current binaries"; \
+	else \
+	  rm -rf $(SHIP) && mkdir -p $(SHIP) && \
+	  configs/docker/ship-binaries.sh $(SHIP)/runtime $(BUILD)/bin/cd-serve $(BUILD)/bin/cd-predict \
+	    $(BUILD)/bin/libcatdog_torch.so && \
+	  LD_LIBRARY_PATH=$(REF_BLAS) configs/docker/ship-binaries.sh $(SHIP)/slim \
+	    $(BUILD)/bin/cd-serve $(BUILD)/bin/cd-predict && \
+	  configs/docker/ship-binaries.sh $(SHIP)/trainer $(BUILD)/bin/cd-prepare $(BUILD)/bin/cd-train && \
+	  touch $(SHIP)/.complete; \
+	fi
 
 docker-smoke: build ship
 	tests/docker-smoke.sh
