@@ -6,9 +6,10 @@
 # table as FAIL and the stages after it still run, so one run reports every
 # failure; the run then exits 1. deps and build are the exceptions: nothing
 # after them can run without them.
-# A STAGE of the form a+b runs a and b at once (each its own make, its output
-# in $BUILD/ci-logs/ and printed when both have ended); each keeps its own row
-# and time, and the total is wall-clock time.
+# A STAGE of the form a,b+c runs two lanes at once: a then b, and beside them
+# c. Each stage is its own make with its output in $BUILD/ci-logs/, printed
+# when every lane has ended; each keeps its own row and time, the group's
+# spec in the last column, and the total is wall-clock time.
 # Usage: tests/ci-stages.sh STAGE...   (MAKE and BUILD come from the Makefile)
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
@@ -53,17 +54,20 @@ for spec in "$@"; do
   logs=$build/ci-logs
   mkdir -p "$logs"
   pids=()
-  for stage in "${group[@]}"; do
+  for lane in "${group[@]}"; do
     (
-      t0=$(date +%s.%N)
-      if run_one "$stage" >"$logs/$stage.log" 2>&1; then r=ok; else r=FAIL; fi
-      printf '%s\t%s\n' "$r" "$(seconds_since "$t0")" >"$logs/$stage.result"
+      IFS=, read -r -a stages <<<"$lane"
+      for stage in "${stages[@]}"; do
+        t0=$(date +%s.%N)
+        if run_one "$stage" >"$logs/$stage.log" 2>&1; then r=ok; else r=FAIL; fi
+        printf '%s\t%s\n' "$r" "$(seconds_since "$t0")" >"$logs/$stage.result"
+      done
     ) &
     pids+=($!)
   done
   wait "${pids[@]}"
-  for stage in "${group[@]}"; do
-    echo "==== stage $stage (beside ${spec//+/, }): output"
+  for stage in ${spec//[+,]/ }; do
+    echo "==== stage $stage (in $spec): output"
     cat "$logs/$stage.log"
     IFS=$'\t' read -r result secs <"$logs/$stage.result" || { result=FAIL secs=0; }
     [[ $result == ok ]] || failed=1
