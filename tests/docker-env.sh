@@ -31,8 +31,18 @@ docker_start() {  # $1: the caller's name, for log lines
   export DOCKER_HOST=unix://$docker_state/docker.sock
   if ! docker info >/dev/null 2>&1; then
     echo "$1: starting dockerd (state: $docker_state; log: $docker_root/dockerd.log)"
-    # A dockerd killed with its clone leaves its pid file; it is not running now.
-    rm -f "$docker_state/docker.pid"
+    # A dockerd killed with its clone leaves its pid file. One still running
+    # (shutting down, or not answering yet) is waited for, never doubled.
+    if [[ -f $docker_state/docker.pid ]]; then
+      local old
+      old=$(cat "$docker_state/docker.pid")
+      for _ in $(seq 30); do kill -0 "$old" 2>/dev/null || break; sleep 1; done
+      if kill -0 "$old" 2>/dev/null; then
+        echo "$1: dockerd $old holds $docker_state but does not answer; stop it first" >&2
+        return 1
+      fi
+      rm -f "$docker_state/docker.pid"
+    fi
     dockerd --host "$DOCKER_HOST" --data-root "$docker_state/data" --exec-root "$docker_state/exec" \
       --pidfile "$docker_state/docker.pid" --iptables=false --ip-masq=false --bridge=none \
       >"$docker_root/dockerd.log" 2>&1 &
