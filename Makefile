@@ -104,7 +104,7 @@ pretrained: py-deps
 # prints the table at the end and writes it to $(BUILD)/ci-times.tsv.
 # tests/ci-stages.sh can run two lanes at once (a,b+c), but every stage here
 # runs alone: measured on 2 cores, the image checks beside the sanitizer
-# builds made the ASan build 2.3x slower and docker-smoke 3.7x, a net loss.
+# builds made the ASan build 2.3x slower and compose-smoke 2.1x, a net loss.
 CI_STAGES := deps build pretrained check-unit check-e2e lint format-check k8s-check \
   sanitize-address-build sanitize-address-unit sanitize-address-e2e \
   sanitize-thread-build sanitize-thread-unit sanitize-thread-e2e \
