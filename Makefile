@@ -102,8 +102,7 @@ pretrained: py-deps
 # manifests, the sanitizer builds, the image and the compose stack. Each stage
 # is one make target, run in this order and timed by tests/ci-stages.sh, which
 # prints the table at the end and writes it to $(BUILD)/ci-times.tsv.
-# tests/ci-stages.sh can run two lanes at once (a,b+c), but every stage here
-# runs alone: measured on 2 cores, the image checks beside the sanitizer
+# Every stage runs alone: measured on 2 cores, the image checks beside the sanitizer
 # builds made the ASan build 2.3x slower and compose-smoke 2.1x, a net loss.
 CI_STAGES := deps build pretrained check-unit check-e2e lint format-check k8s-check \
   sanitize-address-build sanitize-address-unit sanitize-address-e2e \
