@@ -24,7 +24,7 @@ RUN case "$BINARIES" in \
         && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
              build-essential cmake ninja-build pkg-config ca-certificates \
              libtorch-dev libopenblas0-openmp libopencv-dev libyaml-cpp-dev libspdlog-dev libcli11-dev \
-             libcpp-httplib-dev nlohmann-json3-dev libpng-dev libturbojpeg0-dev libwebp-dev libdnnl-dev \
+             libcpp-httplib-dev nlohmann-json3-dev libpng-dev libjpeg62-turbo-dev libwebp-dev libdnnl-dev \
              libblas3 liblapack3 \
         && rm -rf /var/lib/apt/lists/* ;; \
       *) echo "BINARIES must be source or prebuilt, not '$BINARIES'" >&2; exit 1 ;; \

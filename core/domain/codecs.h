@@ -1,13 +1,15 @@
 // The image decoders behind decode_rgb (domain/image.h), one per format, each
 // on its own library and none on OpenCV's imgcodecs (which drags GDAL, GDCM
-// and HDF5 into every process that links it): JPEG on TurboJPEG, PNG on
+// and HDF5 into every process that links it): JPEG on libjpeg-turbo, PNG on
 // libpng, WebP on libwebp, BMP here. Each returns 8-bit RGB or throws
-// DataError naming the format and the reason. Internal to cd::domain.
+// DataError naming the format and the reason, and BudgetError when its work
+// goes over DecodeWork's bounds. Internal to cd::domain.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 #include <optional>
+#include <string>
 #include <string_view>
 
 #include <opencv2/core/mat.hpp>
@@ -35,11 +37,42 @@ inline std::uint32_t le32(std::string_view b, std::size_t at) {
   return le16(b, at) | (le16(b, at + 2) << 16);
 }
 
+// The work one decode may do beyond its pixels (input_budget()): CPU seconds
+// on the decoding thread, and a progressive JPEG's scans. A file within every
+// byte and pixel budget can still cost minutes: one small scan repeated
+// thousands of times, each pass over every block. The decoders ask as they
+// go (per row, per iMCU row, per chunk of input), so the bound holds whatever
+// the format spends its time on.
+class DecodeWork {
+ public:
+  DecodeWork();  // starts the clock; the bounds are input_budget()'s now
+  // Empty while within the CPU budget; else the sentence a BudgetError says.
+  std::string over_time() const;
+  std::string over_scans(int scans) const;
+  void check() const;  // throws CostError (a BudgetError) when over the CPU budget
+
+ private:
+  double m_start = 0, m_limit = 0;
+  int m_max_scans = 0;
+};
+
+// This thread's CPU time in seconds.
+double thread_cpu_seconds();
+
 // Width and height from a JPEG's frame header (SOF), without decoding.
 struct Size2 {
   std::uint32_t width = 0, height = 0;
 };
 std::optional<Size2> jpeg_size(std::string_view bytes);
+
+// True when the frame header (SOF) says progressive (or lossless-progressive).
+bool jpeg_progressive(std::string_view bytes);
+
+// The bytes the decoder of an image with this header holds at its peak
+// (output at the scale decode_jpeg picks, a progressive JPEG's coefficients,
+// libwebp's lossless ARGB plane): what decode_rgb's memory gate counts.
+std::uint64_t decode_memory_estimate(std::string_view bytes, const std::string& format,
+                                     std::uint32_t width, std::uint32_t height, int min_side);
 
 // EXIF orientation (1..8) from a JPEG's APP1 segment; 1 when there is none.
 int exif_orientation(std::string_view bytes);
@@ -52,16 +85,18 @@ cv::Mat apply_orientation(cv::Mat rgb, int orientation);
 // sides at least min_side: a phone photo costs a fraction of its full decode,
 // and the resize that follows loses little it would have kept. Grayscale
 // becomes RGB; CMYK and YCCK (Adobe's inverted ink values) are converted.
-cv::Mat decode_jpeg(std::string_view bytes, int min_side);
+cv::Mat decode_jpeg(std::string_view bytes, int min_side, const DecodeWork& work);
 
 // 16-bit to 8 by the high byte, palette and gray expanded, alpha dropped.
-cv::Mat decode_png(std::string_view bytes);
+// Text, ICC and other ancillary chunks are skipped unread.
+cv::Mat decode_png(std::string_view bytes, const DecodeWork& work);
 
-// Lossy, lossless and extended (VP8X) still images; alpha dropped.
-cv::Mat decode_webp(std::string_view bytes);
+// Lossy, lossless and extended (VP8X) still images; alpha dropped. Fed to
+// libwebp's incremental decoder a slice at a time, the budget checked between.
+cv::Mat decode_webp(std::string_view bytes, const DecodeWork& work);
 
 // Uncompressed BMP: 1/4/8-bit palettes, 16-bit (5-5-5 or bit fields), 24-bit,
 // 32-bit (bit fields included), bottom-up or top-down. RLE is refused.
-cv::Mat decode_bmp(std::string_view bytes);
+cv::Mat decode_bmp(std::string_view bytes, const DecodeWork& work);
 
 }  // namespace cd::codecs

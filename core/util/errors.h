@@ -35,6 +35,13 @@ class BudgetError : public DataError {
   using DataError::DataError;
 };
 
+// Input whose decoding went over its work budget (CPU seconds, JPEG scans):
+// within every byte and pixel budget, yet costly to decode.
+class CostError : public BudgetError {
+ public:
+  using BudgetError::BudgetError;
+};
+
 // Reading or writing a file failed.
 class IoError : public Error {
  public:

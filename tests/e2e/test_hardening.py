@@ -1,12 +1,15 @@
 """Hostile clients and careless users against the real binaries: decompression bombs, bodies
-over budget (chunked and gzip), slow and idle connections, SIGTERM under load, pipelining,
-half-closed clients, bytes that are not UTF-8, corrupt model files, devices and FIFOs as
-inputs, and file names that would break line-oriented output."""
+over budget (chunked and gzip), images cheap in bytes and pixels but costly to decode, batches
+over their pixel budget, slow and idle connections, clients that never read, memory after a
+burst of large images, SIGTERM under load, pipelining, half-closed clients, bytes that are not
+UTF-8, corrupt model files, devices and FIFOs as inputs, and file names that would break
+line-oriented output."""
 import concurrent.futures as futures
 import gzip
 import json
 import os
 import re
+import resource
 import signal
 import socket
 import struct
@@ -19,6 +22,7 @@ import unittest
 import zlib
 
 from common import FIXTURES, TempDirTest, prepare_sample, run, tool, train_small
+from costly import flat_png, many_scans_jpeg
 from serve_util import Server, free_port, multipart
 
 PHOTOS = os.path.join(FIXTURES, "photos")
@@ -71,6 +75,32 @@ def rss_kb(pid):
             if line.startswith("VmRSS:"):
                 return int(line.split()[1])
     return 0
+
+
+def cpu_s(pid):
+    """User plus system CPU seconds a process has used."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def children_cpu_s():
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def read_to_end(sock, timeout=10):
+    """Every byte until the server closes (or resets) the connection."""
+    sock.settimeout(timeout)
+    out = b""
+    while True:
+        try:
+            chunk = sock.recv(65536)
+        except (ConnectionResetError, socket.timeout):
+            return out, False
+        if not chunk:
+            return out, True
+        out += chunk
 
 
 def raw_exchange(port, data, shut_write=False, timeout=10):
@@ -135,6 +165,26 @@ class Budgets(TempDirTest):
         with open(self.path("out", "report.json")) as f:
             rejected = {os.path.basename(x["path"]): x["reason"] for x in json.load(f)["rejected"]}
         self.assertIn("over the budget", rejected["cat.9.png"])
+
+    def test_a_jpeg_of_thousands_of_scans_is_refused_within_its_decoding_budget(self):
+        # 368 KB and 4 MP, inside every byte and pixel budget; decoded in full it costs ~7 s of
+        # CPU here (one end-of-band scan copied 20,000 times, each copy a walk over every block).
+        costly = self.path("scans.jpg")
+        with open(costly, "wb") as f:
+            f.write(many_scans_jpeg(2048, 20000))
+        honest = self.path("few-scans.jpg")
+        with open(honest, "wb") as f:
+            f.write(many_scans_jpeg(2048, 8))
+        for extra, setting in (((), "--max-jpeg-scans"),
+                               (("--max-jpeg-scans", "100000", "--max-decode-seconds", "0.5"),
+                                "--max-decode-seconds")):
+            before = children_cpu_s()
+            r = run([tool("cd-predict"), "--model", MODEL, *extra, honest, costly])
+            self.assertLess(children_cpu_s() - before, 2.0 * SLACK, setting)
+            self.assertExit(r, 3)
+            self.assertEqual(len(r.stderr.strip().splitlines()), 1, r.stderr)
+            self.assertIn(setting, r.stderr)
+            self.assertIn("few-scans.jpg\t", r.stdout)  # the honest file is still answered
 
     def test_decoder_warnings_stay_off_stderr(self):
         with open(os.path.join(FIXTURES, "formats", "cat-png.png"), "rb") as f:
@@ -451,10 +501,151 @@ class Hostile(TempDirTest):
         self.assertEqual(statuses(answer), [200], answer[:300])
         self.assertIn(b'"class_label"', answer)
 
+    def test_clients_that_never_read_are_closed_and_cannot_stall_probes(self):
+        # 64 connections each pipeline 500 GET /metrics and read nothing, first against the
+        # cap on pipelined requests, then against the cap on unread bytes alone.
+        one = b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"
+        servers = [(self.server, 64), (Server(MODEL, "--max-pipelined", "100000", "--max-unread-mb", "0.0625",
+                                              log_path=self.path("unread.log")), 16)]
+        servers[1][0].wait_ready()
+        try:
+            for server, clients in servers:
+                socks = []
+                for _ in range(clients):
+                    socks.append(socket.create_connection(("127.0.0.1", server.port), timeout=5))
+                floods = [threading.Thread(target=lambda s=s: s.sendall(one * 500)) for s in socks]
+                for t in floods:
+                    t.start()
+                try:
+                    slow = []
+                    for _ in range(10):
+                        t0 = time.monotonic()
+                        self.assertEqual(server.request("GET", "/health", timeout=5)[0], 200)
+                        slow.append((time.monotonic() - t0) * 1000)
+                        time.sleep(0.1)
+                    self.assertLess(max(slow), 1000 * SLACK, slow)
+                    for t in floods:
+                        t.join(timeout=30)
+                    # The server gave up on each: fewer answers than requests, then the end.
+                    for s in socks[:4]:
+                        data, _ = read_to_end(s)
+                        self.assertLess(len(statuses(data)), 500)
+                        self.assertGreater(len(statuses(data)), 0)
+                finally:
+                    for s in socks:
+                        s.close()
+                self.assertEqual(server.request("GET", "/ready")[0], 200)
+        finally:
+            servers[1][0].stop()
+
+    def test_batch_pixels_are_summed_from_the_headers_before_decoding(self):
+        # 8 parts of 36 MP each, every one under the per-image budget, 288 MP in all.
+        big = png_declaring(6000, 6000)
+        body, headers = multipart([(f"{i}.png", "image/png", big) for i in range(8)])
+        before = cpu_s(self.server.proc.pid)
+        status, _, answer = self.server.request("POST", "/predict/batch", body, headers)
+        self.assertEqual(status, 413, answer)
+        self.assertIn(b"--max-batch-megapixels", answer)
+        self.assertLess(cpu_s(self.server.proc.pid) - before, 0.5 * SLACK)
+        body, headers = multipart([(f"{i}.png", "image/png", big) for i in range(2)])
+        status, _, answer = self.server.request("POST", "/predict/batch", body, headers)
+        self.assertEqual(status, 200, answer)  # within the budget: each part is tried
+
     def test_a_second_server_on_a_busy_port_fails(self):
         r = run([tool("cd-serve"), "--model", MODEL, "--host", "127.0.0.1", "--port", str(self.port)], timeout=30)
         self.assertNotEqual(r.returncode, 0)
         self.assertIn(f"cannot listen on 127.0.0.1:{self.port}", r.stderr)
+
+
+class Costly(TempDirTest):
+    """Uploads inside every byte and pixel budget that cost CPU or memory far beyond their size."""
+
+    def start(self, *extra):
+        server = Server(MODEL, *extra, log_path=self.path("serve.log"))
+        self.addCleanup(server.stop)
+        server.wait_ready()
+        return server
+
+    def test_costly_jpegs_get_413_within_the_budget_while_probes_and_honest_clients_are_served(self):
+        server = self.start("--max-jpeg-scans", "100000")  # the CPU budget alone stops them
+        costly = many_scans_jpeg(2048, 20000)
+        honest = photo("cat.1.jpg")
+        errors, answers, probes = [], [], []
+        stop = threading.Event()
+
+        def honest_client():
+            while not stop.is_set():
+                status = server.request("POST", "/predict", honest, {"Content-Type": "image/jpeg"}, timeout=30)[0]
+                (answers if status == 200 else errors).append(status)
+
+        def attacker():
+            return server.request("POST", "/predict", costly, {"Content-Type": "image/jpeg"}, timeout=60)
+
+        helper = threading.Thread(target=honest_client)
+        helper.start()
+        before = cpu_s(server.proc.pid)
+        try:
+            with futures.ThreadPoolExecutor(4) as pool:
+                attacks = [pool.submit(attacker) for _ in range(4)]
+                while not all(a.done() for a in attacks):
+                    t0 = time.monotonic()
+                    self.assertEqual(server.request("GET", "/health", timeout=5)[0], 200)
+                    probes.append((time.monotonic() - t0) * 1000)
+                    time.sleep(0.1)
+                results = [a.result() for a in attacks]
+        finally:
+            stop.set()
+            helper.join()
+        # Refused within 2 s of CPU each (the budget is 1 s), never decoded in full (~7 s each).
+        self.assertLess(cpu_s(server.proc.pid) - before, 4 * 2.0 * SLACK)
+        for status, _, body in results:
+            self.assertEqual(status, 413, body)
+            self.assertIn(b"--max-decode-seconds", body)
+        self.assertLess(max(probes), 1000 * SLACK, probes)
+        self.assertEqual(errors, [])
+        self.assertGreater(len(answers), 0)
+        status, _, body = server.request("GET", "/metrics")
+        self.assertRegex(body.decode(), r'catdog_images_refused_total\{reason="decode_cost"\} 4\b')
+        # With the default scan limit the same file is refused at its 65th scan, at once.
+        server2 = Server(MODEL, log_path=self.path("serve2.log"))
+        self.addCleanup(server2.stop)
+        server2.wait_ready()
+        status, _, body = server2.request("POST", "/predict", costly, {"Content-Type": "image/jpeg"})
+        self.assertEqual(status, 413, body)
+        self.assertIn(b"--max-jpeg-scans", body)
+
+    def test_memory_goes_back_after_a_burst_of_large_images(self):
+        server = self.start()
+        big = flat_png(6000, 6000)  # 36 MP, 108 MB decoded, ~120 KB of upload
+        server.request("POST", "/predict", photo("dog.1.jpg"), {"Content-Type": "image/jpeg"})
+        time.sleep(0.5)
+        idle_before = rss_kb(server.proc.pid)
+        uploads = 4 if SLACK > 1 else 16  # a sanitizer keeps freed memory in quarantine
+        peak = [idle_before]
+        done = threading.Event()
+
+        def sample():
+            while not done.is_set():
+                peak.append(rss_kb(server.proc.pid))
+                time.sleep(0.02)
+
+        sampler = threading.Thread(target=sample)
+        sampler.start()
+        try:
+            with futures.ThreadPoolExecutor(uploads) as pool:
+                results = list(pool.map(
+                    lambda _: server.request("POST", "/predict", big, {"Content-Type": "image/png"}, timeout=120),
+                    range(uploads)))
+        finally:
+            done.set()
+            sampler.join()
+        for status, _, body in results:
+            self.assertEqual(status, 200, body)
+        self.assertLess(max(peak) - idle_before, 1024 * 1024)
+        time.sleep(0.5)
+        if SLACK == 1:
+            self.assertLess(rss_kb(server.proc.pid) - idle_before, 100 * 1024,
+                            f"idle RSS {idle_before} KB before the burst, peak {max(peak)} KB")
 
 
 class Drain(TempDirTest):

@@ -10,6 +10,8 @@ import sys
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 FIXTURES = os.path.join(ROOT, "tests", "fixtures")
+sys.path.insert(0, os.path.join(ROOT, "tests", "e2e"))
+from costly import flat_png, many_scans_jpeg  # noqa: E402
 
 
 def fnv1a64(data):
@@ -49,6 +51,12 @@ def main(out):
     for path in glob.glob(os.path.join(FIXTURES, "photos", "*")) + glob.glob(os.path.join(FIXTURES, "formats", "*")):
         with open(path, "rb") as f:
             put("image", os.path.basename(path), f.read())
+    # Progressive JPEGs of one scan copied many times, below and above the scan limit, for
+    # the mutator to find the other ways a scan's cost escapes its bytes.
+    put("image", "scans-8.jpg", many_scans_jpeg(256, 8))
+    put("image", "scans-60.jpg", many_scans_jpeg(256, 60))
+    put("image", "scans-400.jpg", many_scans_jpeg(512, 400))
+    put("image", "flat-640x480.png", flat_png(640, 480))
     for path in glob.glob(os.path.join(ROOT, "configs", "*.yaml")):
         with open(path, "rb") as f:
             put("config", os.path.basename(path), f.read())

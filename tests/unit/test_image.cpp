@@ -291,7 +291,7 @@ std::string bmp(int width, int height, int bpp, int compression, const std::stri
 
 }  // namespace
 
-TEST_CASE("JPEG decodes through TurboJPEG to the same pixels as OpenCV's reader", "[image]") {
+TEST_CASE("JPEG decodes through libjpeg-turbo to the same pixels as OpenCV's reader", "[image]") {
   std::vector<std::string> names{"formats/dog-gray.jpg", "formats/cat-cmyk.jpg"};
   for (std::string cls : {"cat", "dog"})
     for (int i = 1; i <= 4; ++i)
@@ -365,6 +365,21 @@ TEST_CASE("WebP decodes through libwebp to the same pixels as OpenCV's reader", 
   std::string webp = encoded(photo, ".webp");
   CHECK_THROWS_WITH(cd::decode_rgb(webp.substr(0, 40) + std::string(webp.size() - 40, '\0')),
                     Catch::StartsWith("not a decodable WebP"));
+}
+
+TEST_CASE("every decoder stops at the CPU budget with a CostError naming the setting", "[image]") {
+  cv::Mat noise(1000, 1000, CV_8UC3);
+  cv::randu(noise, 0, 255);
+  auto saved = cd::input_budget();
+  for (const char* ext : {".png", ".webp", ".bmp", ".jpg"}) {
+    CAPTURE(ext);
+    std::string bytes = encoded(noise, ext);
+    cd::input_budget().max_decode_seconds = 1e-7;
+    CHECK_THROWS_AS(cd::decode_rgb(bytes), cd::CostError);
+    CHECK_THROWS_WITH(cd::decode_rgb(bytes), Catch::Contains("--max-decode-seconds"));
+    cd::input_budget() = saved;
+    CHECK(cd::decode_rgb(bytes).size() == cv::Size(1000, 1000));
+  }
 }
 
 TEST_CASE("BMP decodes without OpenCV: 24-bit, palettes, bit fields, top-down", "[image]") {

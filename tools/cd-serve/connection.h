@@ -30,6 +30,11 @@ struct Conn {
   bool served = false;       // at least one request answered on it
   std::size_t need = 0;      // bytes (header and body) to hold before a worker takes it
   std::size_t reserved = 0;  // of the event thread's body budget
+  // Requests answered while the next was already here, since the client last
+  // waited for an answer; past a few, the connection is served in turns on
+  // the main lane (`bulk`), never the probes' (event_loop.cpp).
+  int pipelined = 0;
+  bool bulk = false;
   std::string remote_ip;
   int remote_port = 0;
   std::size_t unread() const { return in.size() - pos; }
@@ -54,8 +59,9 @@ class Exchange {
   // before its body is read.
   void handle(Handler dispatcher, ErrorHandler on_error, Screen screen);
   // Serves the requests whose headers have arrived on conn (a response says
-  // Connection: close once `draining`): false when the connection must
-  // close, true when it waits for its next request.
+  // Connection: close once `draining`), a few at a time: false when the
+  // connection must close, true when it goes back to the event thread (to
+  // wait for its next request, or for its next turn when more are here).
   bool serve_ready(Conn& conn, const std::atomic<bool>& draining);
 
  private:

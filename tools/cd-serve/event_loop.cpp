@@ -187,7 +187,7 @@ void EventLoop::dispatch(Conn* conn) {
   release(conn);
   forget(conn);
   ++m_busy;
-  (is_probe(*conn) ? m_probe_lane : m_main_lane).push(conn);
+  (is_probe(*conn) && !conn->bulk ? m_probe_lane : m_main_lane).push(conn);
 }
 
 void EventLoop::accept_all() {
@@ -299,6 +299,11 @@ void EventLoop::take_returned() {
       conn->pos = 0;
     }
     conn->started = conn->unread() > 0;
+    // Its turn ended with requests still here: to the back of the queue.
+    if (conn->started && !m_draining && ready(conn)) {
+      dispatch(conn);
+      continue;
+    }
     // While draining, a client that just had an answer gets a moment to
     // send its next request, which is answered with Connection: close.
     double timeout = m_draining      ? 0.5

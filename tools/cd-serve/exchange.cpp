@@ -3,8 +3,10 @@
 // a time on it, and the conversions between httplib's types and ours.
 #include <httplib.h>
 
+#include <linux/sockios.h>
 #include <netdb.h>
 #include <poll.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -24,8 +26,9 @@ namespace {
 // then the socket, within this request's deadline and byte budget.
 class ConnStream final : public httplib::Stream {
  public:
-  ConnStream(Conn& conn, Clock::time_point deadline, std::size_t budget)
-      : m_conn(conn), m_deadline(deadline), m_budget(budget) {}
+  ConnStream(Conn& conn, Clock::time_point deadline, std::size_t budget,
+             const ServerOptions& options)
+      : m_conn(conn), m_deadline(deadline), m_budget(budget), m_options(options) {}
 
   bool is_readable() const override { return m_conn.unread() > 0 || wait(POLLIN, 0); }
   bool is_writable() const override { return wait(POLLOUT, 0); }
@@ -58,7 +61,17 @@ class ConnStream final : public httplib::Stream {
     }
   }
 
+  // Output a client does not read is bounded twice: by the answer bytes
+  // still queued in the kernel for it (max_unread_bytes), and by how long a
+  // write may make no progress (write_stall_s). Past either the write fails
+  // and the connection closes, so no worker waits on such a client.
   ssize_t write(const char* ptr, size_t size) override {
+    int queued = 0;
+    if (ioctl(m_conn.fd, SIOCOUTQ, &queued) == 0 &&
+        static_cast<std::size_t>(queued) + size > m_options.max_unread_bytes + (64u << 10)) {
+      m_unread_overflow = true;
+      return -1;
+    }
     size_t done = 0;
     auto deadline = after(30);
     while (done < size) {
@@ -69,8 +82,13 @@ class ConnStream final : public httplib::Stream {
       }
       if (n < 0 && errno == EINTR) continue;
       if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) return -1;
-      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
-      if (left.count() <= 0 || !wait(POLLOUT, static_cast<int>(left.count()))) return -1;
+      auto stall = after(m_options.write_stall_s);
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(std::min(deadline, stall) -
+                                                                        Clock::now());
+      if (left.count() <= 0 || !wait(POLLOUT, static_cast<int>(left.count()))) {
+        m_unread_overflow = true;
+        return -1;
+      }
     }
     return static_cast<ssize_t>(done);
   }
@@ -97,6 +115,7 @@ class ConnStream final : public httplib::Stream {
   std::size_t consumed() const { return m_consumed; }
   bool over_budget() const { return m_over_budget; }
   bool timed_out() const { return m_timed_out; }
+  bool unread_overflow() const { return m_unread_overflow; }
 
  private:
   bool wait(short events, int timeout_ms) const {
@@ -110,7 +129,8 @@ class ConnStream final : public httplib::Stream {
   Conn& m_conn;
   Clock::time_point m_deadline;
   std::size_t m_budget, m_consumed = 0;
-  bool m_over_budget = false, m_timed_out = false;
+  const ServerOptions& m_options;
+  bool m_over_budget = false, m_timed_out = false, m_unread_overflow = false;
 };
 
 // What the worker thread serving a request needs to know about it, set
@@ -190,6 +210,10 @@ class Engine : public httplib::Server {
 };
 
 }  // namespace
+
+// Pipelined requests served on one connection before it goes back to the
+// end of the queue.
+constexpr int k_turn = 4;
 
 struct Exchange::Impl {
   ServerOptions options;
@@ -350,21 +374,33 @@ void Exchange::handle(Handler dispatcher, ErrorHandler on_error, Screen screen) 
 
 bool Exchange::serve_ready(Conn& conn, const std::atomic<bool>& draining) {
   Impl& impl = *m_impl;
-  for (;;) {
-    ConnStream stream(conn, after(impl.options.body_timeout_s), impl.read_budget());
+  for (int turn = 1;; ++turn) {
+    ConnStream stream(conn, after(impl.options.body_timeout_s), impl.read_budget(), impl.options);
     t_current = Current{};
     t_current.stream = &stream;
     bool close = draining.load();
     bool closed = false;
     bool ok = impl.engine.serve_one(stream, close, closed);
     run_sent();  // a response whose write never reached the logger
-    bool must_close =
-        !ok || closed || close || t_current.close || stream.over_budget() || stream.timed_out();
+    bool must_close = !ok || closed || close || t_current.close || stream.over_budget() ||
+                      stream.timed_out() || stream.unread_overflow();
     conn.served = true;
     t_current = Current{};
     if (must_close || (conn.peer_eof && !conn.has_header())) return false;
-    if (!conn.has_header()) return true;  // back to the event thread to wait
-    // pipelined: the next request is already here
+    if (!conn.has_header()) {  // the client waits for its answers: back to wait with it
+      conn.pipelined = 0;
+      conn.bulk = false;
+      return true;
+    }
+    // Pipelined: the next request was already here. A client that keeps
+    // sending without reading is closed past max_pipelined; short of that
+    // it is served a few requests per turn, so one connection never holds a
+    // worker, and after its first turn never a probe worker.
+    if (++conn.pipelined >= impl.options.max_pipelined) return false;
+    if (turn >= k_turn) {
+      conn.bulk = true;
+      return true;
+    }
   }
 }
 

@@ -67,6 +67,12 @@ struct ServerOptions {
   double body_timeout_s = 60;    // reading one request's body
   int max_connections = 4096;    // open at once; more are answered 503 and closed
   int probe_threads = 2;
+  // A client that sends requests and never reads the answers: requests it
+  // may pipeline ahead of its answers, bytes of answers queued in the kernel
+  // for it, and seconds a write may make no progress. Past any, it is closed.
+  int max_pipelined = 32;
+  std::size_t max_unread_bytes = 1 << 20;
+  double write_stall_s = 2;
 };
 
 class Server {

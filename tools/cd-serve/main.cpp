@@ -1,5 +1,6 @@
 // cd-serve: the HTTP inference service.
 #include "cd-serve/serve.h"
+#include "util/atomic_file.h"
 #include "util/config.h"
 #include "util/errors.h"
 #include "util/options.h"
@@ -34,6 +35,15 @@ int serve_main(int argc, char** argv) {
                "max-body-mb");
   c.add_int("max_batch_files", p.max_batch_files, "most images in one /predict/batch request", 1,
             4096, "max-batch-files");
+  c.add_double("max_batch_megapixels", p.max_batch_megapixels,
+               "pixels across one /predict/batch request's images, from their headers (413 above)",
+               0.001, 1e6, "max-batch-megapixels");
+  c.add_int("max_pipelined", p.max_pipelined,
+            "requests a connection may pipeline ahead of reading its answers (closed above)", 1,
+            100000, "max-pipelined");
+  c.add_double("max_unread_mb", p.max_unread_mb,
+               "MB of answers queued for a client that does not read them (closed above)", 0.0625,
+               1024.0, "max-unread-mb");
   c.add_double("header_timeout_s", p.header_timeout_s,
                "seconds a request's header may take to arrive (408 after)", 0.1, 3600.0,
                "header-timeout-s");
@@ -45,6 +55,7 @@ int serve_main(int argc, char** argv) {
   cd::add_common_options(c, common);
   if (c.parse(argc, argv) == cd::ParseOutcome::k_exit_ok) return 0;
   p.threads = cd::apply_common_options(common);
+  cd::input_budget().return_decode_memory = true;  // a burst of large images must not stay resident
   return cd::run_serve(p);
 }
 

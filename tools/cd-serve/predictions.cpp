@@ -51,6 +51,12 @@ bool Service::submit(const std::string& bytes, Pending& pending, Stages& stages,
   PreprocessTiming timing;
   try {
     preprocess_into(bytes, spec, image.data(), &timing);
+  } catch (const CostError& e) {
+    pending.costly = true;
+    m_metrics.inc("catdog_images_refused_total", {{"reason", "decode_cost"}});
+    error = json_error(413, std::string("image too costly to decode: ") + e.what(),
+                       "payload_too_large");
+    return false;
   } catch (const BudgetError& e) {
     error = json_error(413, std::string("image over budget: ") + e.what(), "payload_too_large");
     return false;
@@ -139,9 +145,26 @@ http::Response Service::predict_batch(const http::Request& req, Stages& stages) 
     return json_error(413,
                       "at most " + std::to_string(m_params.max_batch_files) + " files per batch",
                       "payload_too_large");
+  // Every part may be within the per-image budget while the request is not:
+  // the pixels its headers declare are summed before anything is decoded.
+  std::uint64_t pixels = 0;
+  for (const auto& part : req.parts)
+    if (auto header = read_image_header(part.data))
+      pixels += std::uint64_t{header->width} * header->height;
+  auto max_pixels = static_cast<std::uint64_t>(m_params.max_batch_megapixels * 1e6);
+  if (pixels > max_pixels)
+    return json_error(413,
+                      "the images of this request declare " + std::to_string(pixels) +
+                          " pixels in all, over the budget of " + std::to_string(max_pixels) +
+                          " per request (--max-batch-megapixels raises it; or send fewer per "
+                          "request)",
+                      "payload_too_large");
   // Queue every image first so the worker can batch them, then collect in order.
+  // After one part proved too costly to decode, the rest are not tried: one
+  // request gets one image's decoding budget of waste, not one per part.
   std::vector<Pending> pending(req.parts.size());
   std::vector<json> items(req.parts.size());
+  bool costly = false;
   for (std::size_t i = 0; i < req.parts.size(); ++i) {
     const auto& part = req.parts[i];
     http::Response error;
@@ -149,8 +172,13 @@ http::Response Service::predict_batch(const http::Request& req, Stages& stages) 
     if (!part_type.empty() && !starts_with(part_type, "image/") &&
         part_type != "application/octet-stream")
       error = json_error(400, "not an image: the upload is " + part.content_type, "invalid_image");
+    else if (costly)
+      error =
+          json_error(413, "not decoded: an earlier image of this request was too costly to decode",
+                     "payload_too_large");
     else if (submit(part.data, pending[i], stages, error))
       continue;
+    costly = costly || pending[i].costly;
     if (error.status == 503 && !m_ready) return error;
     items[i] = json::parse(error.body);
   }

@@ -22,6 +22,15 @@ struct ServeParams {
   int queue_capacity = 256;
   double max_body_mb = 10.0;
   int max_batch_files = 64;
+  // Pixels across all of one /predict/batch request's images, from their
+  // headers before any is decoded: each part may be under the per-image
+  // budget, yet 64 of 36 MP cost 15 s of decoding.
+  double max_batch_megapixels = 256;
+  // Per connection: requests answered while the client had not read the
+  // answers before them, and response bytes queued in the kernel for it.
+  // Past either, the connection closes (a client that never reads).
+  int max_pipelined = 32;
+  double max_unread_mb = 1.0;
   double header_timeout_s = 10.0;  // a request's header must arrive within this
   int max_connections = 4096;      // open connections; more get 503
   double grace_s = 20.0;

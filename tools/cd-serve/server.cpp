@@ -69,6 +69,8 @@ int run_serve(const ServeParams& params) {
   options.max_parts = static_cast<std::size_t>(params.max_batch_files);
   options.header_timeout_s = params.header_timeout_s;
   options.max_connections = params.max_connections;
+  options.max_pipelined = params.max_pipelined;
+  options.max_unread_bytes = static_cast<std::size_t>(params.max_unread_mb * 1024 * 1024);
   http::Server server(options);
   server.handle([&](const http::Request& r) { return service.dispatch(r); },
                 [&](int status, const std::string& reason, const http::Request& r) {

@@ -119,6 +119,9 @@ Service::Service(const ServeParams& params)
                       "(its batch's forward pass) and respond (answer to last byte written).",
                       k_stage_buckets);
   m_metrics.counter("catdog_predictions_total", "Predictions by predicted class.");
+  m_metrics.counter("catdog_images_refused_total",
+                    "Images refused before inference, by reason (decode_cost: over the CPU or "
+                    "scan budget of one decode).");
   m_metrics.histogram("catdog_p_dog", "Distribution of P(dog), to watch for drift.",
                       {0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9});
   m_metrics.gauge("catdog_model_info", "The loaded model (value 1), by version and architecture.");

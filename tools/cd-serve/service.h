@@ -61,6 +61,7 @@ class Service {
     std::shared_ptr<LoadedModel> model;
     std::future<Inference> result;
     std::chrono::steady_clock::time_point start, admitted;
+    bool costly = false;  // refused: its decoding went over the work budget
   };
   bool submit(const std::string& bytes, Pending& pending, Stages& stages, http::Response& error);
   nlohmann::ordered_json finish(Pending& pending, Stages& stages);
