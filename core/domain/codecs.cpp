@@ -81,8 +81,9 @@ struct JpegDecoder {
   static JpegDecoder& of(j_common_ptr info) {
     return *static_cast<JpegDecoder*>(info->client_data);
   }
-  [[noreturn]] void stop(std::string reason, bool budget) {
-    why = std::move(reason);
+  // Back to decode_jpeg with `why` set. The frames in between (libjpeg's,
+  // and the hook's) hold nothing that needs destroying.
+  [[noreturn]] void stop(bool budget) {
     over_budget = budget;
     std::longjmp(jump, 1);
   }
@@ -131,12 +132,14 @@ struct PngSource {
   unsigned reads = 0;
 };
 
+// png_error longjmps, so no local may need destroying: the reason goes
+// into the source first, and the error hook leaves it there.
 void check_png_budget(png_structp p) {
   auto* s = static_cast<PngSource*>(png_get_io_ptr(p));
-  if (std::string why = s->work->over_time(); !why.empty()) {
-    s->over_budget = true;
-    png_error(p, why.c_str());
-  }
+  if (!s->work->over_time()) return;
+  s->over_budget = true;
+  s->error = s->work->time_message();
+  png_error(p, "over the decoding budget");
 }
 
 }  // namespace
@@ -152,22 +155,24 @@ DecodeWork::DecodeWork()
       m_limit(input_budget().max_decode_seconds),
       m_max_scans(input_budget().max_jpeg_scans) {}
 
-std::string DecodeWork::over_time() const {
-  if (thread_cpu_seconds() - m_start <= m_limit) return {};
+bool DecodeWork::over_time() const { return thread_cpu_seconds() - m_start > m_limit; }
+
+bool DecodeWork::over_scans(int scans) const { return scans > m_max_scans; }
+
+std::string DecodeWork::time_message() const {
   char limit[32];
   std::snprintf(limit, sizeof limit, "%g", m_limit);
   return std::string("decoding took more than ") + limit +
          " s of CPU, the budget per image (--max-decode-seconds raises it)";
 }
 
-std::string DecodeWork::over_scans(int scans) const {
-  if (scans <= m_max_scans) return {};
+std::string DecodeWork::scans_message() const {
   return "the progressive JPEG has more than " + std::to_string(m_max_scans) +
          " scans, the budget per image (photos have about 10; --max-jpeg-scans raises it)";
 }
 
 void DecodeWork::check() const {
-  if (std::string why = over_time(); !why.empty()) throw CostError(why);
+  if (over_time()) throw CostError(time_message());
 }
 
 bool jpeg_progressive(std::string_view b) {
@@ -273,7 +278,8 @@ cv::Mat decode_jpeg(std::string_view bytes, int min_side, const DecodeWork& work
   d.errors.error_exit = [](j_common_ptr info) {
     char message[JMSG_LENGTH_MAX];
     (*info->err->format_message)(info, message);
-    JpegDecoder::of(info).stop(message, false);
+    JpegDecoder::of(info).why = message;
+    JpegDecoder::of(info).stop(false);
   };
   // Warnings ("Corrupt JPEG data", a bogus progression) stay off stderr, and
   // the data decoded is kept: the budgets bound what they can cost.
@@ -283,9 +289,14 @@ cv::Mat decode_jpeg(std::string_view bytes, int min_side, const DecodeWork& work
   d.progress.progress_monitor = [](j_common_ptr info) {
     JpegDecoder& self = JpegDecoder::of(info);
     auto* in = reinterpret_cast<j_decompress_ptr>(info);
-    if (std::string why = self.work->over_scans(in->input_scan_number); !why.empty())
-      self.stop(why, true);
-    if (std::string why = self.work->over_time(); !why.empty()) self.stop(why, true);
+    if (self.work->over_scans(in->input_scan_number)) {
+      self.why = self.work->scans_message();
+      self.stop(true);
+    }
+    if (self.work->over_time()) {
+      self.why = self.work->time_message();
+      self.stop(true);
+    }
   };
   if (setjmp(d.jump)) {
     if (d.over_budget) throw CostError(d.why);
@@ -327,7 +338,8 @@ cv::Mat decode_png(std::string_view bytes, const DecodeWork& work) {
   png_structp png = png_create_read_struct(
       PNG_LIBPNG_VER_STRING, &src,
       [](png_structp p, png_const_charp message) {
-        static_cast<PngSource*>(png_get_error_ptr(p))->error = message;
+        auto* s = static_cast<PngSource*>(png_get_error_ptr(p));
+        if (!s->over_budget) s->error = message;
         png_longjmp(p, 1);
       },
       [](png_structp, png_const_charp) {});  // warnings (a bad ancillary CRC): decoded anyway

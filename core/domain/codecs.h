@@ -46,9 +46,11 @@ inline std::uint32_t le32(std::string_view b, std::size_t at) {
 class DecodeWork {
  public:
   DecodeWork();  // starts the clock; the bounds are input_budget()'s now
-  // Empty while within the CPU budget; else the sentence a BudgetError says.
-  std::string over_time() const;
-  std::string over_scans(int scans) const;
+  bool over_time() const;
+  bool over_scans(int scans) const;
+  // The sentences a CostError says, naming the setting that raises the bound.
+  std::string time_message() const;
+  std::string scans_message() const;
   void check() const;  // throws CostError (a BudgetError) when over the CPU budget
 
  private:

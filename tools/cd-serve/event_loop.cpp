@@ -300,9 +300,15 @@ void EventLoop::take_returned() {
     }
     conn->started = conn->unread() > 0;
     // Its turn ended with requests still here: to the back of the queue.
-    if (conn->started && !m_draining && ready(conn)) {
-      dispatch(conn);
-      continue;
+    if (conn->started && !m_draining) {
+      if (ready(conn)) {
+        dispatch(conn);
+        continue;
+      }
+      if (conn->need) {  // the next request's body is on its way
+        watch(conn, m_options.body_timeout_s);
+        continue;
+      }
     }
     // While draining, a client that just had an answer gets a moment to
     // send its next request, which is answered with Connection: close.
