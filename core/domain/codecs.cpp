@@ -23,9 +23,10 @@ namespace cd::codecs {
 
 namespace {
 
-// Visits each marker segment of a JPEG before its first scan, as
-// visit(marker, pos, length) with pos at the segment's 0xFF; a true return
-// ends the walk. Fill bytes and the markers that carry no length are skipped.
+// Visits each marker segment of a JPEG up to its first scan's header (SOS,
+// the last one visited), as visit(marker, pos, length) with pos at the
+// segment's 0xFF; a true return ends the walk. Fill bytes and the markers that carry no length are
+// skipped.
 template <class Visit>
 void walk_jpeg_segments(std::string_view b, Visit visit) {
   std::size_t pos = 2;  // after SOI
@@ -41,8 +42,8 @@ void walk_jpeg_segments(std::string_view b, Visit visit) {
       continue;
     }
     std::uint32_t length = be16(b, pos + 2);
-    if (marker == 0xDA || marker == 0xD9 || length < 2) return;  // the scan, or nonsense
-    if (visit(marker, pos, length)) return;
+    if (marker == 0xD9 || length < 2) return;  // the end, or nonsense
+    if (visit(marker, pos, length) || marker == 0xDA) return;
     pos += 2 + length;
   }
 }
@@ -175,16 +176,23 @@ void DecodeWork::check() const {
   if (over_time()) throw CostError(time_message());
 }
 
-bool jpeg_progressive(std::string_view b) {
+int jpeg_buffered_components(std::string_view b) {
   bool progressive = false;
-  walk_jpeg_segments(b, [&](std::uint32_t marker, std::size_t, std::uint32_t) {
+  std::uint32_t in_frame = 0, in_first_scan = 0;
+  walk_jpeg_segments(b, [&](std::uint32_t marker, std::size_t pos, std::uint32_t) {
     bool sof =
         marker >= 0xC0 && marker <= 0xCF && marker != 0xC4 && marker != 0xC8 && marker != 0xCC;
-    if (!sof) return false;
-    progressive = marker == 0xC2 || marker == 0xC6 || marker == 0xCA || marker == 0xCE;
-    return true;
+    if (sof && pos + 10 <= b.size()) {
+      progressive = marker == 0xC2 || marker == 0xC6 || marker == 0xCA || marker == 0xCE;
+      in_frame = byte_at(b, pos + 9);
+    }
+    if (marker == 0xDA && pos + 5 <= b.size()) in_first_scan = byte_at(b, pos + 4);
+    return false;
   });
-  return progressive;
+  // libjpeg keeps every coefficient of the image when the frame is
+  // progressive, or when its first scan does not carry every component.
+  if (progressive || in_first_scan < in_frame) return static_cast<int>(std::max(in_frame, 1u));
+  return 0;
 }
 
 std::uint64_t decode_memory_estimate(std::string_view bytes, const std::string& format,
@@ -194,9 +202,9 @@ std::uint64_t decode_memory_estimate(std::string_view bytes, const std::string& 
     std::uint64_t denom =
         static_cast<std::uint64_t>(smallest_scale_keeping(width, height, min_side));
     std::uint64_t out = ((width + denom - 1) / denom) * ((height + denom - 1) / denom) * 4;
-    // a whole-image coefficient buffer: two bytes per coefficient, three
-    // full-size components at worst
-    return out + (jpeg_progressive(bytes) ? pixels * 6 : 0);
+    // a whole-image coefficient buffer: two bytes per coefficient, every
+    // component at full size at worst
+    return out + pixels * 2 * static_cast<std::uint64_t>(jpeg_buffered_components(bytes));
   }
   if (format == "webp") return pixels * 7;
   return pixels * 3;
@@ -302,9 +310,9 @@ cv::Mat decode_jpeg(std::string_view bytes, int min_side, const DecodeWork& work
     if (d.over_budget) throw CostError(d.why);
     throw DataError("not a decodable JPEG (" + d.why + ")");
   }
+  d.info.client_data = &d;  // kept by jpeg_create_decompress, which the error hook needs
   jpeg_create_decompress(&d.info);
   d.created = true;
-  d.info.client_data = &d;
   d.info.progress = &d.progress;
   jpeg_mem_src(&d.info, reinterpret_cast<const unsigned char*>(bytes.data()),
                static_cast<unsigned long>(bytes.size()));

@@ -67,8 +67,10 @@ struct Size2 {
 };
 std::optional<Size2> jpeg_size(std::string_view bytes);
 
-// True when the frame header (SOF) says progressive (or lossless-progressive).
-bool jpeg_progressive(std::string_view bytes);
+// The components whose every coefficient libjpeg will hold at once (a
+// progressive frame, or a first scan without every component); 0 when it
+// decodes row by row.
+int jpeg_buffered_components(std::string_view bytes);
 
 // The bytes the decoder of an image with this header holds at its peak
 // (output at the scale decode_jpeg picks, a progressive JPEG's coefficients,

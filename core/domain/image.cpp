@@ -81,7 +81,9 @@ class DecodeMemory {
   int m_running = 0;
 };
 
-// A decode's place in the memory gate, held until its buffers are freed.
+// A decode's place in the memory gate, held while the decoder runs: in
+// preprocess_into until the full-size pixels are freed too; decode_rgb's
+// callers (cd-prepare, training's loaders) hold the image a moment longer.
 class DecodeTicket {
  public:
   explicit DecodeTicket(std::uint64_t bytes) : m_bytes(DecodeMemory::instance().acquire(bytes)) {}

@@ -300,7 +300,7 @@ void EventLoop::take_returned() {
     }
     conn->started = conn->unread() > 0;
     // Its turn ended with requests still here: to the back of the queue.
-    if (conn->started && !m_draining) {
+    if (conn->started) {  // while draining too: the answer then says Connection: close
       if (ready(conn)) {
         dispatch(conn);
         continue;

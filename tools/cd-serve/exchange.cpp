@@ -66,9 +66,11 @@ class ConnStream final : public httplib::Stream {
   // write may make no progress (write_stall_s). Past either the write fails
   // and the connection closes, so no worker waits on such a client.
   ssize_t write(const char* ptr, size_t size) override {
-    int queued = 0;  // sent and not yet acknowledged: on loopback, not yet read
-    if (ioctl(m_conn.fd, SIOCOUTQ, &queued) == 0 && queued > 0 &&
-        static_cast<std::size_t>(queued) + size > m_options.max_unread_bytes) {
+    // Sent and not yet acknowledged: past what the client's receive buffer
+    // took, the answers it has not read.
+    int queued = 0;
+    if (ioctl(m_conn.fd, SIOCOUTQ, &queued) == 0 &&
+        static_cast<std::size_t>(queued) > m_options.max_unread_bytes) {
       m_unread_overflow = true;
       return -1;
     }

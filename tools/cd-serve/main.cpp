@@ -44,6 +44,9 @@ int serve_main(int argc, char** argv) {
   c.add_double("max_unread_mb", p.max_unread_mb,
                "MB of answers queued for a client that does not read them (closed above)", 0.0625,
                1024.0, "max-unread-mb");
+  c.add_double("write_stall_s", p.write_stall_s,
+               "seconds a write to a client may make no progress (closed after)", 0.1, 3600.0,
+               "write-stall-s");
   c.add_double("header_timeout_s", p.header_timeout_s,
                "seconds a request's header may take to arrive (408 after)", 0.1, 3600.0,
                "header-timeout-s");

@@ -31,6 +31,7 @@ struct ServeParams {
   // Past either, the connection closes (a client that never reads).
   int max_pipelined = 32;
   double max_unread_mb = 1.0;
+  double write_stall_s = 2.0;
   double header_timeout_s = 10.0;  // a request's header must arrive within this
   int max_connections = 4096;      // open connections; more get 503
   double grace_s = 20.0;

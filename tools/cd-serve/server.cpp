@@ -71,6 +71,7 @@ int run_serve(const ServeParams& params) {
   options.max_connections = params.max_connections;
   options.max_pipelined = params.max_pipelined;
   options.max_unread_bytes = static_cast<std::size_t>(params.max_unread_mb * 1024 * 1024);
+  options.write_stall_s = params.write_stall_s;
   http::Server server(options);
   server.handle([&](const http::Request& r) { return service.dispatch(r); },
                 [&](int status, const std::string& reason, const http::Request& r) {
