@@ -651,11 +651,12 @@ class Costly(TempDirTest):
             sampler.join()
         for status, _, body in results:
             self.assertEqual(status, 200, body)
+        if SLACK > 1:
+            return  # ASan's quarantine and TSan's shadow memory are in the RSS: sizes say nothing
         self.assertLess(max(peak) - idle_before, 1024 * 1024)
         time.sleep(0.5)
-        if SLACK == 1:
-            self.assertLess(rss_kb(server.proc.pid) - idle_before, 100 * 1024,
-                            f"idle RSS {idle_before} KB before the burst, peak {max(peak)} KB")
+        self.assertLess(rss_kb(server.proc.pid) - idle_before, 100 * 1024,
+                        f"idle RSS {idle_before} KB before the burst, peak {max(peak)} KB")
 
 
 class Drain(TempDirTest):
