@@ -1,7 +1,7 @@
 // The image decoders behind decode_rgb (domain/image.h), one per format, each
 // on its own library and none on OpenCV's imgcodecs (which drags GDAL, GDCM
 // and HDF5 into every process that links it): JPEG on libjpeg-turbo, PNG on
-// libpng, WebP on libwebp, BMP here. Each returns 8-bit RGB or throws
+// libpng, WebP on libwebp, BMP in bmp.cpp. Each returns 8-bit RGB or throws
 // DataError naming the format and the reason, and BudgetError when its work
 // goes over DecodeWork's bounds. Internal to cd::domain.
 #pragma once
@@ -57,9 +57,6 @@ class DecodeWork {
   double m_start = 0, m_limit = 0;
   int m_max_scans = 0;
 };
-
-// This thread's CPU time in seconds.
-double thread_cpu_seconds();
 
 // Width and height from a JPEG's frame header (SOF), without decoding.
 struct Size2 {
