@@ -75,6 +75,10 @@ class DvcPipeline(TempDirTest):
         cfg = os.path.join(self.clone, "configs", "train.yaml")
         text = open(cfg).read()
         self.assertRegex(text, r"\n  epochs: \d+\n")
+        # From here on the backbone's features are cached outside the clone, so the
+        # experiment below (a head setting) skips the feature pass this run makes.
+        self.assertIn('\n  feature_cache: ""', text)
+        text = text.replace('\n  feature_cache: ""', '\n  feature_cache: "%s"' % self.path("features"))
         with open(cfg, "w") as f:
             f.write(re.sub(r"\n  epochs: \d+\n", "\n  epochs: 2\n", text))
         out = self.dvc("repro")
