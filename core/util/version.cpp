@@ -15,4 +15,6 @@ std::string version_string(const std::string& tool) {
 
 std::string git_commit() { return k_git_commit; }
 
+std::string catdog_version() { return CD_VERSION; }
+
 }  // namespace cd

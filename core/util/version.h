@@ -11,6 +11,9 @@ namespace cd {
 // The line printed by --version: tool, version, git commit, LibTorch.
 std::string version_string(const std::string& tool);
 
+// catdog's release, e.g. "0.3.0".
+std::string catdog_version();
+
 // `git describe --always --dirty` of the source tree at build time, or "unknown".
 std::string git_commit();
 

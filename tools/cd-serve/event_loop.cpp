@@ -43,7 +43,7 @@ std::optional<std::size_t> simple_body_length(const Conn& conn, std::size_t head
 
 bool is_probe(const Conn& conn) {
   std::string_view line(conn.in.data() + conn.pos, std::min<std::size_t>(conn.unread(), 64));
-  for (const char* probe : {"/health", "/ready", "/metrics"})
+  for (const char* probe : {"/health", "/ready", "/metrics", "/v2/health/live", "/v2/health/ready"})
     for (const char* method : {"GET ", "HEAD "}) {
       std::string prefix = std::string(method) + probe;
       if (starts_with(line, prefix) && line.size() > prefix.size() &&

@@ -12,9 +12,12 @@ int serve_main(int argc, char** argv) {
   cd::ServeParams p;
   cd::CommonOptions common;
   cd::Config c("cd-serve",
-               "Serve a cat/dog model over HTTP: /predict, /health, /ready, /metrics, /docs and a "
-               "page at /.");
+               "Serve a cat/dog model over HTTP: /predict, /health, /ready, /metrics, /docs, a "
+               "page at /, and the Open Inference Protocol (V2) under /v2.");
   c.add_string("model", p.model, "model file from cd-train (SIGHUP reloads it)");
+  c.add_string("model_name", p.model_name,
+               "the model's name in the Open Inference Protocol's routes (/v2/models/NAME)",
+               "model-name");
   c.add_string("host", p.host, "address to listen on");
   c.add_int("port", p.port, "TCP port; 0 picks a free one", 0, 65535);
   c.add_string("api_key", p.api_key, "require this key on /predict, /predict/batch and /model",

@@ -42,7 +42,34 @@ json schemas() {
                      {{"code", {{"type", "integer"}}},
                       {"message", {{"type", "string"}}},
                       {"type", {{"type", "string"}}}}}}}}}};
-  return {{"Prediction", prediction}, {"Error", error}};
+  json v2_error = {{"type", "object"},
+                   {"required", {"error"}},
+                   {"properties", {{"error", {{"type", "string"}}}}}};
+  json tensor = {{"type", "object"},
+                 {"required", {"name", "datatype", "shape"}},
+                 {"properties",
+                  {{"name", {{"type", "string"}, {"enum", {"image", "input"}}}},
+                   {"datatype", {{"type", "string"}, {"enum", {"BYTES", "FP32"}}}},
+                   {"shape", {{"type", "array"}, {"items", {{"type", "integer"}}}}},
+                   {"data", {{"type", "array"}}},
+                   {"parameters", {{"type", "object"}}}}}};
+  json infer_request = {{"type", "object"},
+                        {"required", {"inputs"}},
+                        {"properties",
+                         {{"id", {{"type", "string"}}},
+                          {"parameters", {{"type", "object"}}},
+                          {"inputs", {{"type", "array"}, {"items", tensor}}},
+                          {"outputs",
+                           {{"type", "array"},
+                            {"items",
+                             {{"type", "object"},
+                              {"properties",
+                               {{"name", {{"type", "string"}, {"enum", {"p_dog", "label"}}}},
+                                {"parameters", {{"type", "object"}}}}}}}}}}}};
+  return {{"Prediction", prediction},
+          {"Error", error},
+          {"V2Error", v2_error},
+          {"V2InferRequest", infer_request}};
 }
 
 // A GET route answering 200 with `description`, plus any extra responses.
@@ -95,6 +122,66 @@ json paths() {
       {"/", get_route("A page to try the model with a photo", "HTML")}};
 }
 
+// The Open Inference Protocol (V2) routes, with its {"error": message} body.
+json v2_paths() {
+  json v2_error = {
+      {"content",
+       {{"application/json", {{"schema", {{"$ref", "#/components/schemas/V2Error"}}}}}}}};
+  auto described = [&](const std::string& description) {
+    json r = v2_error;
+    r["description"] = description;
+    return r;
+  };
+  json name = {{"name", "model_name"},
+               {"in", "path"},
+               {"required", true},
+               {"schema", {{"type", "string"}}},
+               {"description", "--model-name (catdog)"}};
+  json version = {{"name", "model_version"},
+                  {"in", "path"},
+                  {"required", true},
+                  {"schema", {{"type", "string"}}},
+                  {"description", "the loaded model file's version hash (/model)"}};
+  json flag = {{"400", {{"description", "no (the status alone answers)"}}}};
+  json infer_body = {
+      {"application/json", {{"schema", {{"$ref", "#/components/schemas/V2InferRequest"}}}}},
+      {"application/octet-stream",
+       {{"schema", {{"type", "string"}, {"format", "binary"}}},
+        {"description",
+         "the binary tensor data extension: Inference-Header-Content-Length bytes of JSON, then "
+         "each input's binary_data_size bytes"}}}};
+  json infer_responses = {
+      {"200", {{"description", "outputs p_dog (FP32 [N,1]) and label (BYTES [N,1])"}}},
+      {"400", described("malformed request: datatype, shape, data or binary sections")},
+      {"401", described("an API key is configured and missing or wrong")},
+      {"404", described("unknown model name or version")},
+      {"413", described("over a body, batch, pixel or decoding budget")},
+      {"503", described("not ready, draining, or the queue is full")}};
+  json metadata_responses = {{"404", described("unknown model name or version")},
+                             {"503", described("no model yet")}};
+  auto with_params = [](json route, const json& params) {
+    for (auto& [method, op] : route.items()) op["parameters"] = params;
+    return route;
+  };
+  json infer = post_route("V2 inference: encoded images as BYTES, or a preprocessed FP32 tensor",
+                          infer_body, infer_responses);
+  json metadata = get_route("V2 model metadata: name, versions, inputs and outputs", "metadata",
+                            metadata_responses);
+  metadata["get"]["security"] = infer["post"]["security"];
+  json ready = get_route("V2 model readiness", "yes", flag);
+  json paths = {{"/v2", get_route("V2 server metadata: name, version, extensions", "metadata")},
+                {"/v2/health/live", get_route("V2 liveness", "yes")},
+                {"/v2/health/ready", get_route("V2 readiness", "yes", flag)}};
+  json one = json::array({name}), both = json::array({name, version});
+  paths["/v2/models/{model_name}"] = with_params(metadata, one);
+  paths["/v2/models/{model_name}/ready"] = with_params(ready, one);
+  paths["/v2/models/{model_name}/infer"] = with_params(infer, one);
+  paths["/v2/models/{model_name}/versions/{model_version}"] = with_params(metadata, both);
+  paths["/v2/models/{model_name}/versions/{model_version}/ready"] = with_params(ready, both);
+  paths["/v2/models/{model_name}/versions/{model_version}/infer"] = with_params(infer, both);
+  return paths;
+}
+
 }  // namespace
 
 std::string openapi_json() {
@@ -111,6 +198,8 @@ std::string openapi_json() {
          {{"bearer", {{"type", "http"}, {"scheme", "bearer"}}},
           {"apiKey", {{"type", "apiKey"}, {"in", "header"}, {"name", "X-API-Key"}}}}}}},
       {"paths", paths()}};
+  json v2 = v2_paths();
+  for (auto& [path, route] : v2.items()) doc["paths"][path] = route;
   return doc.dump(2);
 }
 

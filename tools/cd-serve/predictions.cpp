@@ -21,8 +21,7 @@ using Millis = std::chrono::duration<double, std::milli>;
 
 }  // namespace
 
-bool Service::submit(const std::string& bytes, Pending& pending, Stages& stages,
-                     http::Response& error) {
+bool Service::enqueue(Pending& pending, http::Response& error, const Fill& fill) {
   pending.start = std::chrono::steady_clock::now();
   pending.model = current();
   if (!m_ready || !pending.model || m_draining) {
@@ -48,31 +47,39 @@ bool Service::submit(const std::string& bytes, Pending& pending, Stages& stages,
   } admission{m_batcher};
   const PreprocessSpec& spec = pending.model->model->meta().preprocess;
   std::vector<float> image(3 * static_cast<std::size_t>(spec.size) * spec.size);
-  PreprocessTiming timing;
-  try {
-    preprocess_into(bytes, spec, image.data(), &timing);
-  } catch (const CostError& e) {
-    pending.costly = true;
-    m_metrics.inc("catdog_images_refused_total", {{"reason", "decode_cost"}});
-    error = json_error(413, std::string("image too costly to decode: ") + e.what(),
-                       "payload_too_large");
-    return false;
-  } catch (const BudgetError& e) {
-    error = json_error(413, std::string("image over budget: ") + e.what(), "payload_too_large");
-    return false;
-  } catch (const DataError& e) {
-    error = json_error(400, std::string("not an image: ") + e.what(), "invalid_image");
-    return false;
-  }
-  m_metrics.observe("catdog_stage_duration_seconds", {{"stage", "decode"}}, timing.decode_s);
-  m_metrics.observe("catdog_stage_duration_seconds", {{"stage", "preprocess"}},
-                    timing.preprocess_s);
-  stages.decode += timing.decode_s;
-  stages.preprocess += timing.preprocess_s;
+  if (!fill(spec, image.data())) return false;
   admission.pending = false;
   pending.result = m_batcher.submit(pending.model->model, std::move(image), true);
   if (!pending.result.valid()) return overloaded();
   return true;
+}
+
+bool Service::submit(const std::string& bytes, Pending& pending, Stages& stages,
+                     http::Response& error) {
+  return enqueue(pending, error, [&](const PreprocessSpec& spec, float* image) {
+    PreprocessTiming timing;
+    try {
+      preprocess_into(bytes, spec, image, &timing);
+    } catch (const CostError& e) {
+      pending.costly = true;
+      m_metrics.inc("catdog_images_refused_total", {{"reason", "decode_cost"}});
+      error = json_error(413, std::string("image too costly to decode: ") + e.what(),
+                         "payload_too_large");
+      return false;
+    } catch (const BudgetError& e) {
+      error = json_error(413, std::string("image over budget: ") + e.what(), "payload_too_large");
+      return false;
+    } catch (const DataError& e) {
+      error = json_error(400, std::string("not an image: ") + e.what(), "invalid_image");
+      return false;
+    }
+    m_metrics.observe("catdog_stage_duration_seconds", {{"stage", "decode"}}, timing.decode_s);
+    m_metrics.observe("catdog_stage_duration_seconds", {{"stage", "preprocess"}},
+                      timing.preprocess_s);
+    stages.decode += timing.decode_s;
+    stages.preprocess += timing.preprocess_s;
+    return true;
+  });
 }
 
 json Service::finish(Pending& pending, Stages& stages) {

@@ -14,10 +14,11 @@ struct ServeParams {
   std::string model = k_default_model_path;
   std::string host = "0.0.0.0";
   int port = 8000;
-  std::string api_key;       // also CD_API_KEY
-  std::string api_key_file;  // first line is the key
-  int http_threads = 128;    // workers for requests in progress; admission bounds the work
-  int max_batch = 0;         // 0: resolve_max_batch() picks it from the core count
+  std::string model_name = "catdog";  // the Open Inference Protocol's /v2/models/NAME
+  std::string api_key;                // also CD_API_KEY
+  std::string api_key_file;           // first line is the key
+  int http_threads = 128;             // workers for requests in progress; admission bounds the work
+  int max_batch = 0;                  // 0: resolve_max_batch() picks it from the core count
   double max_delay_ms = 5.0;
   int queue_capacity = 256;
   double max_body_mb = 10.0;

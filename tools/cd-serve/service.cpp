@@ -210,7 +210,14 @@ bool Service::authorized(const http::Request& req) const {
 http::Response Service::on_http_error(int status, const std::string& reason,
                                       const http::Request& req) {
   http::Response res;
-  if (status == 413)
+  bool v2 = req.path == "/v2" || starts_with(req.path, "/v2/");
+  if (v2)
+    res = v2_error(status >= 500 ? 500 : status,
+                   status == 413
+                       ? reason + "; the limit is " + std::to_string(m_params.max_body_mb) + " MB"
+                   : status >= 500 ? "internal error"
+                                   : reason);
+  else if (status == 413)
     res = json_error(413, reason + "; the limit is " + std::to_string(m_params.max_body_mb) + " MB",
                      "payload_too_large");
   else if (status == 408)
@@ -290,7 +297,9 @@ http::Response Service::dispatch(const http::Request& req) {
     res = route(req, label, stages);
   } catch (const std::exception& e) {
     spdlog::error("request {} {} failed: {}", req.method, req.path, e.what());
-    res = json_error(500, "internal error; see the server log", "server_error");
+    res = starts_with(label, "/v2")
+              ? v2_error(500, "internal error; see the server log")
+              : json_error(500, "internal error; see the server log", "server_error");
   }
   return finalize(req, std::move(res), label, t0, stages);
 }
@@ -308,6 +317,7 @@ std::optional<http::Response> Service::refusal(const http::Request& req, std::st
   };
   if (!valid_utf8(req.path))
     return json_error(400, "the request path is not valid UTF-8", "invalid_request");
+  if (req.path == "/v2" || starts_with(req.path, "/v2/")) return v2_refusal(req, label);
   std::string method = req.method == "HEAD" ? "GET" : req.method;
   const Route* found = nullptr;
   for (const auto& r : k_routes)
@@ -346,6 +356,7 @@ std::optional<http::Response> Service::refusal(const http::Request& req, std::st
 
 http::Response Service::route(const http::Request& req, std::string& label, Stages& stages) {
   if (auto refused = refusal(req, label)) return std::move(*refused);
+  if (starts_with(label, "/v2")) return v2_route(req, label, stages);
   if (label == "/health") return health();
   if (label == "/ready") return ready();
   if (label == "/metrics")

@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <future>
 #include <memory>
 #include <mutex>
@@ -14,6 +15,7 @@
 #include "cd-serve/batcher.h"
 #include "cd-serve/http.h"
 #include "cd-serve/serve.h"
+#include "domain/image.h"
 #include "util/prometheus.h"
 
 namespace cd::serve {
@@ -63,6 +65,10 @@ class Service {
     std::chrono::steady_clock::time_point start, admitted;
     bool costly = false;  // refused: its decoding went over the work budget
   };
+  // Checks readiness, admits, fills the model's input (a decoded image, or a
+  // client's tensor) and queues it; on false, `error` is the answer.
+  using Fill = std::function<bool(const PreprocessSpec& spec, float* input)>;
+  bool enqueue(Pending& pending, http::Response& error, const Fill& fill);
   bool submit(const std::string& bytes, Pending& pending, Stages& stages, http::Response& error);
   nlohmann::ordered_json finish(Pending& pending, Stages& stages);
   http::Response route(const http::Request& req, std::string& route_label, Stages& stages);
@@ -73,6 +79,12 @@ class Service {
   std::string request_id(const http::Request& req);
   http::Response predict(const http::Request& req, Stages& stages);
   http::Response predict_batch(const http::Request& req, Stages& stages);
+  // The Open Inference Protocol's routes (v2_routes.cpp). The refusal
+  // matches /v2 paths to route labels, with the protocol's error bodies.
+  std::optional<http::Response> v2_refusal(const http::Request& req, std::string& label) const;
+  http::Response v2_route(const http::Request& req, const std::string& label, Stages& stages);
+  http::Response v2_model_metadata();
+  http::Response v2_infer(const http::Request& req, Stages& stages);
   bool authorized(const http::Request& req) const;
   std::shared_ptr<LoadedModel> current() const;
 
@@ -88,6 +100,8 @@ class Service {
 };
 
 http::Response json_error(int status, const std::string& message, const std::string& type);
+// The Open Inference Protocol's error: {"error": message}.
+http::Response v2_error(int status, const std::string& message);
 
 // --max-batch 0 (the default): twice the compute threads, from 2 to 32.
 // Measured on 2 cores (README, "Serving performance"): a forward pass costs
