@@ -80,6 +80,22 @@ def main(out):
                                 [("Content-Type", "image/png"), ("Content-Encoding", "gzip")]))
     put("http", "expect", request("POST", "/predict", png, [("Content-Type", "image/png"),
                                                            ("Expect", "100-continue")]))
+    # The Open Inference Protocol: JSON tensors, and the binary extension (a 3-byte prefix
+    # for fuzz_v2: bit 0 of the first byte turns the extension on, the next two give the
+    # JSON's length, little-endian).
+    tensor = {"inputs": [{"name": "input", "datatype": "FP32", "shape": [1, 3, 2, 2], "data": [0.5] * 12}],
+              "outputs": [{"name": "p_dog"}, {"name": "label", "parameters": {"binary_data": True}}]}
+    section = struct.pack("<I", len(png)) + png
+    binary = {"id": "b", "inputs": [{"name": "image", "datatype": "BYTES", "shape": [1],
+                                     "parameters": {"binary_data_size": len(section)}}],
+              "parameters": {"binary_data_output": True}}
+    head = json.dumps(binary).encode()
+    put("v2", "json", b"\x00\x00\x00" + json.dumps(tensor).encode())
+    put("v2", "binary", b"\x01" + struct.pack("<H", len(head)) + head + section)
+    put("http", "v2-infer", request("POST", "/v2/models/catdog/infer", head + section,
+                                    [("Inference-Header-Content-Length", str(len(head)))]))
+    put("http", "v2-metadata", request("GET", "/v2") + request("GET", "/v2/models/catdog") +
+        request("GET", "/v2/health/ready"))
 
 
 if __name__ == "__main__":
