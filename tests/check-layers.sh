@@ -38,21 +38,24 @@ forbid() {  # forbid <regex> <description> <files...>
 allowed core/util util
 allowed core/domain util domain
 allowed core/runtime util domain runtime
+allowed core/registry util domain registry
 allowed core/nn util domain runtime nn
 for tool in tools/cd-*; do
-  allowed "$tool" util domain runtime nn "$(basename "$tool")"
+  allowed "$tool" util domain runtime registry nn "$(basename "$tool")"
 done
 # cd-predict and cd-serve load LibTorch only through the runtime module: no core/nn.
 allowed tools/cd-predict util domain runtime cd-predict
-allowed tools/cd-serve util domain runtime cd-serve
+allowed tools/cd-serve util domain runtime registry cd-serve
+allowed tools/cd-model util domain registry cd-model
 
 forbid '#include <(torch|ATen|c10)/' "LibTorch outside core/nn and the torch-using tools" \
-  core/util/* core/domain/* core/runtime/* tools/cd-prepare/* tools/cd-predict/* tools/cd-serve/*
+  core/util/* core/domain/* core/runtime/* core/registry/* tools/cd-prepare/* tools/cd-predict/* \
+  tools/cd-serve/* tools/cd-model/*
 forbid '#include <opencv2/imgcodecs' "OpenCV's imgcodecs (GDAL and all) in the core or the tools that predict" \
   core/*/* tools/cd-predict/* tools/cd-serve/*
 mapfile -t sources < <(git ls-files 'core/*' 'tools/*' |
-  grep -vE '^tools/(cd-serve/exchange\.cpp|cd-train/mlflow\.cpp)$')
-forbid '#include <httplib.h>' "cpp-httplib outside cd-serve's exchange.cpp and cd-train's MLflow client" \
+  grep -vE '^(tools/cd-serve/exchange\.cpp|tools/cd-train/mlflow\.cpp|core/registry/mlflow\.cpp)$')
+forbid '#include <httplib.h>' "cpp-httplib outside cd-serve's exchange.cpp and the MLflow clients" \
   "${sources[@]}"
 mapfile -t not_export < <(git ls-files 'core/*' 'tools/*' | grep -v '^tools/cd-export/')
 forbid '#include <onnx/' "libonnx outside cd-export" "${not_export[@]}"

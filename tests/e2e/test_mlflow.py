@@ -1,17 +1,9 @@
 """cd-train against a real MLflow tracking server on loopback, checked with MLflow's own client."""
 import os
-import shutil
-import socket
-import subprocess
-import time
 import unittest
-import urllib.request
 
-from common import SOURCE_DIR, TempDirTest, prepare_sample, run, train_small
-
-VENV_BIN = os.path.join(SOURCE_DIR, ".venv", "bin")
-MLFLOW = shutil.which("mlflow") or os.path.join(VENV_BIN, "mlflow")
-PYTHON = os.path.join(os.path.dirname(MLFLOW), "python")
+from common import TempDirTest, prepare_sample, run, train_small
+from mlflow_util import MLFLOW, PYTHON, start_mlflow, stop_mlflow
 
 CHECK = r"""
 import sys
@@ -39,35 +31,13 @@ print("ok")
 """
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @unittest.skipUnless(os.path.exists(MLFLOW), "mlflow is not installed; run make deps")
 class MlflowTracking(TempDirTest):
     def start_server(self):
-        port = free_port()
-        self.uri = f"http://127.0.0.1:{port}"
-        self.server = subprocess.Popen(
-            [MLFLOW, "server", "--backend-store-uri", f"sqlite:///{self.path('mlflow.db')}",
-             "--artifacts-destination", self.path("artifacts"), "--host", "127.0.0.1", "--port", str(port),
-             "--workers", "1"],
-            cwd=self.tmp, stdout=subprocess.DEVNULL, stderr=open(self.path("server.log"), "w"), start_new_session=True)
-        deadline = time.time() + 120
-        while time.time() < deadline:
-            try:
-                with urllib.request.urlopen(self.uri + "/health", timeout=2) as resp:
-                    if resp.status == 200:
-                        return
-            except OSError:
-                time.sleep(0.5)
-        self.fail("mlflow server did not start: " + open(self.path("server.log")).read()[-2000:])
+        self.server, self.uri = start_mlflow(self.tmp)
 
     def stop_server(self):
-        os.killpg(self.server.pid, 15)
-        self.server.wait(timeout=60)
+        stop_mlflow(self.server)
 
     def tearDown(self):
         if getattr(self, "server", None) and self.server.poll() is None:

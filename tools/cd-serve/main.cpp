@@ -14,7 +14,20 @@ int serve_main(int argc, char** argv) {
   cd::Config c("cd-serve",
                "Serve a cat/dog model over HTTP: /predict, /health, /ready, /metrics, /docs, a "
                "page at /, and the Open Inference Protocol (V2) under /v2.");
-  c.add_string("model", p.model, "model file from cd-train (SIGHUP reloads it)");
+  c.add_string(
+      "model", p.model,
+      "model file from cd-train, or models:/NAME@ALIAS (models:/NAME/VERSION) from MLflow's "
+      "Model Registry (SIGHUP reloads it, following the alias)");
+  c.add_string("tracking_uri", p.tracking_uri,
+               "MLflow tracking server for a models:/ model (default: MLFLOW_TRACKING_URI)",
+               "tracking-uri");
+  c.add_string("model_cache", p.model_cache,
+               "folder for registered models' files (default: ~/.cache/catdog/models)",
+               "model-cache");
+  c.add_double(
+      "registry_poll_s", p.registry_poll_s,
+      "seconds between checks that a models:/NAME@ALIAS alias has moved (0: on SIGHUP only)", 0.0,
+      86400.0, "registry-poll-s");
   c.add_string("model_name", p.model_name,
                "the model's name in the Open Inference Protocol's routes (/v2/models/NAME)",
                "model-name");

@@ -14,6 +14,11 @@ struct ServeParams {
   std::string model = k_default_model_path;
   std::string host = "0.0.0.0";
   int port = 8000;
+  // A models:/NAME@ALIAS model: the tracking server (default MLFLOW_TRACKING_URI),
+  // the folder its files are kept in, and how often to follow the alias (0: on SIGHUP only).
+  std::string tracking_uri;
+  std::string model_cache;
+  double registry_poll_s = 0;
   std::string model_name = "catdog";  // the Open Inference Protocol's /v2/models/NAME
   std::string api_key;                // also CD_API_KEY
   std::string api_key_file;           // first line is the key

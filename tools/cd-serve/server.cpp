@@ -6,7 +6,9 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
+#include <ctime>
 #include <thread>
 
 #include <spdlog/spdlog.h>
@@ -32,8 +34,19 @@ sigset_t serve_signals() {
   return set;
 }
 
-int next_signal() {
+// The next signal, or 0 after timeout_s (when positive) without one.
+int next_signal(double timeout_s) {
   sigset_t set = serve_signals();
+  if (timeout_s > 0) {
+    timespec wait{};
+    wait.tv_sec = static_cast<time_t>(timeout_s);
+    wait.tv_nsec = static_cast<long>((timeout_s - static_cast<double>(wait.tv_sec)) * 1e9);
+    for (;;) {
+      int sig = sigtimedwait(&set, nullptr, &wait);
+      if (sig > 0) return sig;
+      if (errno == EAGAIN) return 0;
+    }
+  }
   int sig = 0;
   while (sigwait(&set, &sig) != 0) {
   }
@@ -91,7 +104,11 @@ int run_serve(const ServeParams& params) {
   });
   std::thread signal_thread([&] {
     for (;;) {
-      int sig = next_signal();
+      int sig = next_signal(service.from_registry() ? params.registry_poll_s : 0);
+      if (sig == 0) {  // the registry poll's interval passed
+        service.follow_registry();
+        continue;
+      }
       if (sig == SIGUSR2) return;  // the server stopped by itself
       if (sig == SIGHUP) {
         spdlog::info("SIGHUP: reloading {}", params.model);

@@ -100,6 +100,7 @@ Service::Service(const ServeParams& params)
       m_batcher({m_params.max_batch, m_params.max_delay_ms,
                  static_cast<std::size_t>(m_params.queue_capacity)},
                 [this](int n) { m_metrics.observe("catdog_batch_size", {}, n); }) {
+  m_registry_uri = registry::parse_model_uri(params.model);  // a malformed one: UsageError
   m_api_key = params.api_key;
   if (!params.api_key_file.empty()) {
     std::string text = read_file(params.api_key_file);
@@ -164,8 +165,12 @@ bool Service::load_model() {
   try {
     auto loaded = std::make_shared<LoadedModel>();
     RuntimeOptions runtime{m_params.device, m_params.threads, k_tensor_cache_bytes};
-    loaded->model = open_predictor(m_params.model, runtime);
-    loaded->version = hex64(fnv1a64(read_file(m_params.model))).substr(0, 12);
+    std::string path = m_params.model;
+    if (m_registry_uri)
+      path = fetch_registered(*m_registry_uri, m_params.tracking_uri,
+                              model_cache_dir(m_params.model_cache), loaded->registered);
+    loaded->model = open_predictor(path, runtime);
+    loaded->version = hex64(fnv1a64(read_file(path))).substr(0, 12);
     loaded->loaded_at = utc_now_iso8601();
     std::size_t size = loaded->model->meta().preprocess.size;
     std::vector<float> zeros(3 * size * size, 0.0f);
@@ -188,7 +193,8 @@ bool Service::load_model() {
     m_ready = true;
     old.reset();
     malloc_trim(0);  // the file's bytes, the unfolded weights and the warm-up's buffers
-    spdlog::info("model {} loaded (version {}, {}) and warmed up in {:.0f} ms", m_params.model,
+    spdlog::info("model {}{} loaded (version {}, {}) and warmed up in {:.0f} ms", m_params.model,
+                 m_registry_uri ? " (registered version " + loaded->registered.version + ")" : "",
                  loaded->version, loaded->model->meta().architecture, since_ms(t0));
     return true;
   } catch (const std::exception& e) {
@@ -197,6 +203,22 @@ bool Service::load_model() {
                   current() ? "; keeping the model already loaded" : "");
     return false;
   }
+}
+
+void Service::follow_registry() {
+  if (!m_registry_uri) return;
+  auto loaded = current();
+  try {
+    std::string now = resolve_version(*m_registry_uri, m_params.tracking_uri);
+    if (loaded && now == loaded->registered.version) return;
+    spdlog::info("{} now resolves to version {}{}; loading it", m_registry_uri->text(), now,
+                 loaded ? " (was " + loaded->registered.version + ")" : "");
+  } catch (const std::exception& e) {
+    spdlog::warn("cannot resolve {}: {}; keeping the model already loaded", m_registry_uri->text(),
+                 e.what());
+    return;
+  }
+  load_model();
 }
 
 bool Service::authorized(const http::Request& req) const {
@@ -396,6 +418,12 @@ http::Response Service::model_info() {
   body["model_path"] = m_params.model;
   body["runtime"] = loaded->model->runtime();  // opencv-dnn (.onnx) or libtorch
   body["loaded_at"] = loaded->loaded_at;
+  if (m_registry_uri)
+    body["registry"] = {{"uri", loaded->registered.uri},
+                        {"name", loaded->registered.name},
+                        {"version", loaded->registered.version},
+                        {"alias", loaded->registered.alias},
+                        {"source", loaded->registered.source}};
   return {200, "application/json", body.dump(-1, ' ', false, json::error_handler_t::replace)};
 }
 

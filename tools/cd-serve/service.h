@@ -14,6 +14,7 @@
 
 #include "cd-serve/batcher.h"
 #include "cd-serve/http.h"
+#include "cd-serve/registered.h"
 #include "cd-serve/serve.h"
 #include "domain/image.h"
 #include "util/prometheus.h"
@@ -24,6 +25,7 @@ struct LoadedModel {
   std::shared_ptr<Predictor> model;
   std::string version;  // content hash of the model file
   std::string loaded_at;
+  Registered registered;  // set when the model came from the Model Registry
 };
 
 class Service {
@@ -42,6 +44,9 @@ class Service {
 
   // Loads and warms up the model file; keeps the old model on failure.
   bool load_model();
+  // For a models:/NAME@ALIAS model: reloads when the alias has moved.
+  void follow_registry();
+  bool from_registry() const { return m_registry_uri.has_value(); }
   void begin_drain() { m_draining = true; }
   void stop_worker() { m_batcher.stop(); }
 
@@ -94,6 +99,7 @@ class Service {
   Batcher m_batcher;
   mutable std::mutex m_model_mutex;
   std::shared_ptr<LoadedModel> m_loaded;
+  std::optional<registry::ModelUri> m_registry_uri;
   std::atomic<bool> m_ready{false}, m_draining{false};
   std::atomic<long> m_served{0}, m_request_seq{0};
   std::atomic<long long> m_latency_sum_us{0};

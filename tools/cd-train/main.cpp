@@ -114,6 +114,10 @@ void declare_run(cd::Config& c, cd::TrainParams& p, Choices& t, cd::CommonOption
   c.add_bool("resume", p.resume, "continue from <output>/checkpoint.cdm");
   c.add_string("tracking.experiment", p.experiment,
                "MLflow experiment name (used when MLFLOW_TRACKING_URI is set)", "experiment");
+  c.add_string("tracking.register_model", p.register_model,
+               "register the trained model as a new version of this model in MLflow's Model "
+               "Registry (with MLFLOW_TRACKING_URI)",
+               "register-model");
   c.add_choice("distributed.backend", p.dist_backend,
                "process group backend when WORLD_SIZE > 1 (nccl needs a CUDA LibTorch)",
                {"gloo", "nccl"}, "dist-backend");
@@ -142,7 +146,8 @@ int train_main(int argc, char** argv) {
   // torchrun / PyTorchJob rendezvous variables; rank 0 alone reports to MLflow.
   cd::DistSettings dist = cd::dist_from_env(params.dist_backend, params.dist_timeout_s);
   std::unique_ptr<cd::TrainObserver> mlflow;
-  if (dist.rank == 0) mlflow = cd::make_mlflow_observer(params.experiment, config.effective());
+  if (dist.rank == 0)
+    mlflow = cd::make_mlflow_observer(params.experiment, config.effective(), params.register_model);
   std::vector<cd::TrainObserver*> observers;
   if (mlflow) observers.push_back(mlflow.get());
   cd::TrainSummary summary = cd::train(params, observers, dist);

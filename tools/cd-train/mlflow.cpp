@@ -10,6 +10,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "registry/mlflow.h"
 #include "util/atomic_file.h"
 #include "util/strings.h"
 
@@ -25,22 +26,6 @@ long long epoch_ms() {
       .count();
 }
 
-// Percent-encodes a query value (RFC 3986 unreserved characters stay).
-std::string query_escape(const std::string& value) {
-  static const char* k_hex = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : value) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-      out += static_cast<char>(c);
-    } else {
-      out += '%';
-      out += k_hex[c >> 4];
-      out += k_hex[c & 15];
-    }
-  }
-  return out;
-}
-
 // MLflow's log-batch takes at most 100 params per call.
 constexpr std::size_t k_params_per_batch = 100;
 
@@ -48,12 +33,16 @@ constexpr std::size_t k_params_per_batch = 100;
 // of the run, so a dead server costs at most one connection timeout.
 class MlflowObserver : public TrainObserver {
  public:
-  MlflowObserver(std::string base, std::string prefix, std::string experiment, Settings settings)
+  MlflowObserver(std::string base, std::string prefix, std::string experiment, Settings settings,
+                 std::string register_model)
       : m_base(std::move(base)),
         m_prefix(std::move(prefix)),
         m_experiment(std::move(experiment)),
+        m_register(std::move(register_model)),
         m_settings(std::move(settings)),
         m_client(m_base) {
+    if (const char* token = std::getenv("MLFLOW_TRACKING_TOKEN"); token && *token)
+      m_client.set_bearer_token_auth(token);
     m_client.set_connection_timeout(2, 0);
     m_client.set_read_timeout(10, 0);
     m_client.set_write_timeout(10, 0);
@@ -99,7 +88,10 @@ class MlflowObserver : public TrainObserver {
 
   void on_finish(const TrainSummary* summary) override {
     if (m_run_id.empty()) return;
-    if (summary && !summary->model_path.empty()) upload_artifact(summary->model_path);
+    if (summary && !summary->model_path.empty()) {
+      std::string source = upload_artifact(summary->model_path);
+      if (!source.empty() && !m_register.empty()) register_version(summary->model_path, source);
+    }
     call("POST", "/runs/update",
          {{"run_id", m_run_id},
           {"status", summary ? "FINISHED" : "FAILED"},
@@ -109,7 +101,8 @@ class MlflowObserver : public TrainObserver {
  private:
   std::string find_or_create_experiment() {
     json found = call(
-        "GET", "/experiments/get-by-name?experiment_name=" + query_escape(m_experiment), {}, 404);
+        "GET", "/experiments/get-by-name?experiment_name=" + registry::query_escape(m_experiment),
+        {}, 404);
     if (m_disabled) return "";
     if (!found.is_null() && found.contains("experiment"))
       return found["experiment"]["experiment_id"].get<std::string>();
@@ -117,14 +110,29 @@ class MlflowObserver : public TrainObserver {
     return created.is_null() ? "" : created["experiment_id"].get<std::string>();
   }
 
+  // A new version of the registered model, whose source is the uploaded file.
+  // Like the rest of tracking, a failure costs a warning, not the run.
+  void register_version(const std::string& path, const std::string& source) {
+    try {
+      registry::MlflowClient client(m_base + m_prefix);
+      registry::ensure_registered_model(client, m_register);
+      auto tags = registry::model_tags(read_file(path), nullptr);
+      auto v = registry::create_version(client, m_register, source, m_run_id, tags);
+      spdlog::info("MLflow: registered the model as {} version {}", m_register, v.version);
+    } catch (const std::exception& e) {
+      spdlog::warn("MLflow: could not register the model as {}: {}", m_register, e.what());
+    }
+  }
+
   // Uploads through the server's artifact proxy (mlflow server --serve-artifacts,
   // the default since MLflow 2). Servers without it answer 404: not an error.
-  void upload_artifact(const std::string& path) {
+  // Returns the artifact's URI, or "" when it was not uploaded.
+  std::string upload_artifact(const std::string& path) {
     const std::string scheme = "mlflow-artifacts:";
     if (!starts_with(m_artifact_uri, scheme)) {
       spdlog::info("MLflow: artifact store {} is not proxied by the server; model not uploaded",
                    m_artifact_uri);
-      return;
+      return "";
     }
     std::string rest = m_artifact_uri.substr(scheme.size());
     while (!rest.empty() && rest.front() == '/') rest.erase(0, 1);
@@ -134,12 +142,15 @@ class MlflowObserver : public TrainObserver {
     try {
       body = read_file(path);
     } catch (const std::exception& e) {
-      return;
+      return "";
     }
     auto res = m_client.Put(url.c_str(), body, "application/octet-stream");
-    if (!res || res->status >= 300)
+    if (!res || res->status >= 300) {
       spdlog::warn("MLflow: could not upload {} as an artifact ({})", name,
                    res ? "HTTP " + std::to_string(res->status) : httplib::to_string(res.error()));
+      return "";
+    }
+    return m_artifact_uri + "/model/" + name;
   }
 
   json call(const std::string& method, const std::string& route, const json& body,
@@ -165,7 +176,7 @@ class MlflowObserver : public TrainObserver {
     }
   }
 
-  std::string m_base, m_prefix, m_experiment;
+  std::string m_base, m_prefix, m_experiment, m_register;
   Settings m_settings;
   httplib::Client m_client;
   std::string m_run_id, m_artifact_uri;
@@ -175,15 +186,17 @@ class MlflowObserver : public TrainObserver {
 }  // namespace
 
 std::unique_ptr<TrainObserver> make_mlflow_observer(const std::string& experiment,
-                                                    Settings settings) {
+                                                    Settings settings,
+                                                    const std::string& register_model) {
   const char* uri = std::getenv("MLFLOW_TRACKING_URI");
   if (!uri || !*uri) return nullptr;
-  return make_mlflow_observer(uri, experiment, std::move(settings));
+  return make_mlflow_observer(uri, experiment, std::move(settings), register_model);
 }
 
 std::unique_ptr<TrainObserver> make_mlflow_observer(const std::string& tracking_uri,
                                                     const std::string& experiment,
-                                                    Settings settings) {
+                                                    Settings settings,
+                                                    const std::string& register_model) {
   std::string u = tracking_uri;
   if (!starts_with(u, "http://") && !starts_with(u, "https://")) {
     spdlog::warn("MLFLOW_TRACKING_URI={} is not an http(s) URL; tracking is off", u);
@@ -194,7 +207,8 @@ std::unique_ptr<TrainObserver> make_mlflow_observer(const std::string& tracking_
   std::string base = path_start == std::string::npos ? u : u.substr(0, path_start);
   std::string prefix = path_start == std::string::npos ? "" : u.substr(path_start);
   while (!prefix.empty() && prefix.back() == '/') prefix.pop_back();
-  return std::make_unique<MlflowObserver>(base, prefix, experiment, std::move(settings));
+  return std::make_unique<MlflowObserver>(base, prefix, experiment, std::move(settings),
+                                          register_model);
 }
 
 }  // namespace cd

@@ -14,12 +14,16 @@
 namespace cd {
 
 // For MLFLOW_TRACKING_URI; null when it is unset or not http(s).
+// register_model: when set, the uploaded model becomes a new version of this
+// registered model, tagged as cd-model register tags it (registry/mlflow.h).
 std::unique_ptr<TrainObserver> make_mlflow_observer(const std::string& experiment,
-                                                    Settings settings);
+                                                    Settings settings,
+                                                    const std::string& register_model = "");
 
 // For a given tracking URI (http://host:port[/prefix]); null when not http(s).
 std::unique_ptr<TrainObserver> make_mlflow_observer(const std::string& tracking_uri,
                                                     const std::string& experiment,
-                                                    Settings settings);
+                                                    Settings settings,
+                                                    const std::string& register_model = "");
 
 }  // namespace cd

@@ -69,6 +69,7 @@ struct TrainParams {
   bool resume = false;
   // tracking
   std::string experiment = "catdog";
+  std::string register_model;  // registered model name in MLflow's Model Registry ("": none)
   // distributed (WORLD_SIZE > 1)
   std::string dist_backend = "gloo";
   double dist_timeout_s = 300;
