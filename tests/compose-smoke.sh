@@ -5,6 +5,10 @@
 #   - cd-serve serves that model; the original service's smoke test passes;
 #   - Prometheus scrapes cd-serve (target up), loaded catdog's rules, and
 #     holds its series (Prometheus's HTTP API);
+#   - a real incident: cd-serve is stopped, CatdogDown fires, Alertmanager
+#     routes it to the page receiver and the webhook gets it; cd-serve is
+#     started again and the webhook gets the resolution, and nothing is left
+#     firing in Prometheus or active in Alertmanager;
 # then brings the stack down with its volumes. The engine, the base image and
 # the cd-serve image (shared with docker-smoke) come from tests/docker-env.sh.
 set -euo pipefail
@@ -18,6 +22,8 @@ export CATDOG_IMAGE=catdog:smoke
 export CATDOG_PORT=${COMPOSE_SERVE_PORT:-18766}
 export PROMETHEUS_PORT=${COMPOSE_PROMETHEUS_PORT:-18767}
 export MLFLOW_PORT=${COMPOSE_MLFLOW_PORT:-18768}
+export ALERTMANAGER_PORT=${COMPOSE_ALERTMANAGER_PORT:-18769}
+export ALERT_WEBHOOK_PORT=${COMPOSE_ALERT_WEBHOOK_PORT:-18770}
 export CATDOG_MODELS=$root/compose-models
 mlflow_version=$(sed -n 's/^ *MLFLOW_VERSION: "\(.*\)"/\1/p' docker-compose.yml)
 wheels=configs/compose/mlflow/wheels
@@ -73,7 +79,7 @@ val_loss=$(json '[m["value"] for m in d["runs"][0]["data"]["metrics"] if m["key"
 [[ $status == FINISHED ]] || fail "MLflow run status $status"
 log "ok: MLflow run FINISHED in experiment $experiment, val_loss $val_loss"
 
-log "docker-compose up (cd-serve, prometheus)"
+log "docker-compose up (cd-serve, prometheus, alertmanager, alert-webhook)"
 docker-compose up -d
 wait_get "http://127.0.0.1:$CATDOG_PORT/ready" 120 >/dev/null || fail "cd-serve never became ready"
 tests/smoke.sh "http://127.0.0.1:$CATDOG_PORT"
@@ -98,4 +104,41 @@ firing=$(curl -sf "$prom/api/v1/alerts" | json '" ".join(a["labels"]["alertname"
 [[ -z $firing ]] || fail "alerts firing on a healthy stack: $firing"
 health=$(docker inspect --format '{{.State.Health.Status}}' "$(docker-compose ps -q cd-serve)")
 log "ok: rule groups loaded ($groups), $predictions predictions scraped, no alert firing; cd-serve container $health"
+
+# The incident. Prometheus scrapes and evaluates every 15 s and CatdogDown
+# waits 1 m, so the page arrives about 1.5 m after the stop; the resolution
+# follows the next healthy scrape and Alertmanager's 30 s group interval.
+am=http://127.0.0.1:$ALERTMANAGER_PORT
+hook=http://127.0.0.1:$ALERT_WEBHOOK_PORT
+wait_get "$am/-/ready" 60 >/dev/null || fail "Alertmanager never became ready"
+wait_get "$hook/health" 60 >/dev/null || fail "the alert webhook never answered"
+ams=""
+for _ in $(seq 60); do
+  ams=$(curl -sf "$prom/api/v1/alertmanagers" | json '" ".join(a["url"] for a in d["data"]["activeAlertmanagers"])' || true)
+  [[ -n $ams ]] && break
+  sleep 1
+done
+[[ $ams == *alertmanager:9093* ]] || fail "Prometheus knows no Alertmanager ('$ams')"
+# notified STATUS: the page receiver's notifications for CatdogDown with that status.
+notified() {
+  curl -sf "$hook/notifications" | json "sum(1 for n in d if n['path'] == '/page' and n['status'] == '$1'
+    and any(a['alertname'] == 'CatdogDown' for a in n['alerts']))"
+}
+[[ $(notified firing) == 0 ]] || fail "the webhook got a CatdogDown page before the incident"
+incident=$(date +%s)
+log "incident: docker-compose stop cd-serve"
+docker-compose stop cd-serve >/dev/null 2>&1
+for _ in $(seq 240); do [[ $(notified firing) -ge 1 ]] && break; sleep 1; done
+[[ $(notified firing) -ge 1 ]] || fail "no CatdogDown page reached the webhook in 240 s; alerts: $(curl -sf "$prom/api/v1/alerts")"
+log "ok: CatdogDown paged through Alertmanager to the webhook $(($(date +%s) - incident)) s after the stop"
+docker-compose start cd-serve >/dev/null 2>&1
+wait_get "http://127.0.0.1:$CATDOG_PORT/ready" 120 >/dev/null || fail "cd-serve never became ready again"
+recovered=$(date +%s)
+for _ in $(seq 240); do [[ $(notified resolved) -ge 1 ]] && break; sleep 1; done
+[[ $(notified resolved) -ge 1 ]] || fail "CatdogDown's resolution never reached the webhook in 240 s"
+firing=$(curl -sf "$prom/api/v1/alerts" | json '" ".join(a["labels"]["alertname"] for a in d["data"]["alerts"])')
+[[ -z $firing ]] || fail "alerts still pending or firing after recovery: $firing"
+active=$(curl -sf "$am/api/v2/alerts?active=true&silenced=false&inhibited=true" | json 'len(d)')
+[[ $active == 0 ]] || fail "Alertmanager still holds $active active alerts after recovery"
+log "ok: resolved notification $(($(date +%s) - recovered)) s after recovery; quiet again (no alert in Prometheus or Alertmanager)"
 log "passed in $(($(date +%s) - started)) s"

@@ -85,3 +85,9 @@ answer=$(docker run --rm --network none --read-only --entrypoint /usr/local/bin/
   --model /models/model.onnx /photos/cat.1.jpg /photos/dog.1.jpg)
 [[ $(grep -c $'\t' <<<"$answer") == 2 ]] || { log "slim cd-predict said: $answer"; exit 1; }
 log "slim image: $slim_mb MB, no LibTorch, GDAL or OpenBLAS; cd-predict answered: $(tr '\n' ' ' <<<"$answer")"
+# cd-model (the CD workflow's promote and rollback) runs from the serving image:
+# with no tracking server named it stops with a usage error saying which.
+code=0
+said=$(docker run --rm --network none --entrypoint /usr/local/bin/cd-model "$slim" list catdog 2>&1) || code=$?
+[[ $code == 2 && $said == *MLFLOW_TRACKING_URI* ]] || { log "slim cd-model exited $code: $said"; exit 1; }
+log "slim image: cd-model runs (no tracking server: exit 2 naming MLFLOW_TRACKING_URI)"

@@ -1,6 +1,7 @@
 """The monitoring configs against the real tools: promtool checks the Prometheus config and
-rules and runs the alert unit tests, every alert has a firing and a quiet case, and every metric
-the rules and the Grafana dashboard read exists in a live cd-serve's /metrics."""
+rules and runs the alert unit tests, every alert has a firing and a quiet case, amtool checks
+Alertmanager's config and routes every alert by its severity, and every metric the rules and the
+Grafana dashboard read exists in a live cd-serve's /metrics."""
 import json
 import os
 import re
@@ -17,6 +18,7 @@ from serve_util import Server, multipart
 MONITORING = os.path.join(SOURCE_DIR, "configs", "monitoring")
 RULE_FILES = [os.path.join(MONITORING, "rules", n) for n in ("recording.yml", "alerts.yml")]
 ALERT_TESTS = os.path.join(MONITORING, "tests", "alerts_test.yml")
+ALERTMANAGER = os.path.join(MONITORING, "alertmanager.yml")
 DASHBOARD = os.path.join(MONITORING, "grafana", "catdog-serve.json")
 PHOTOS = os.path.join(SOURCE_DIR, "tests", "fixtures", "photos")
 
@@ -33,6 +35,13 @@ def promtool(*args):
     exe = shutil.which("promtool")
     if not exe:
         raise unittest.SkipTest("promtool not installed (Debian package prometheus; `make deps`)")
+    return subprocess.run([exe, *args], capture_output=True, text=True)
+
+
+def amtool(*args):
+    exe = shutil.which("amtool")
+    if not exe:
+        raise unittest.SkipTest("amtool not installed (Debian package prometheus-alertmanager; `make deps`)")
     return subprocess.run([exe, *args], capture_output=True, text=True)
 
 
@@ -82,6 +91,52 @@ def live_families(text):
         elif line and not line.startswith("#"):
             names.add(re.match(r"[A-Za-z_:][A-Za-z0-9_:]*", line).group(0))
     return names
+
+
+def alert_labels():
+    """(name, labels) of every alerting rule."""
+    out = []
+    for path in RULE_FILES:
+        for group in load_yaml(path)["groups"]:
+            out += [(r["alert"], r.get("labels", {})) for r in group["rules"] if "alert" in r]
+    return out
+
+
+class Amtool(unittest.TestCase):
+    def test_config_is_valid(self):
+        r = amtool("check-config", ALERTMANAGER)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn("SUCCESS", r.stdout)
+
+    def test_a_misspelled_key_fails_the_check(self):
+        with tempfile.NamedTemporaryFile("w", suffix=".yml") as f:
+            f.write(open(ALERTMANAGER).read().replace("group_wait:", "group_wiat:"))
+            f.flush()
+            r = amtool("check-config", f.name)
+        self.assertNotEqual(r.returncode, 0, r.stdout)
+        self.assertIn("group_wiat", r.stdout + r.stderr)
+
+    def test_every_alert_routes_to_its_severity_receiver(self):
+        alerts = alert_labels()
+        self.assertGreaterEqual(len(alerts), 6)
+        for name, labels in alerts:
+            severity = labels.get("severity")
+            self.assertIn(severity, ("page", "ticket"), name)
+            r = amtool("config", "routes", "test", "--config.file=" + ALERTMANAGER,
+                       "alertname=" + name, "severity=" + severity, "instance=cd-serve:8000")
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+            self.assertEqual(r.stdout.strip(), "catdog-" + severity, name)
+
+    def test_receivers_are_webhooks_that_hear_of_resolutions(self):
+        config = load_yaml(ALERTMANAGER)
+        for receiver in config["receivers"]:
+            hooks = receiver.get("webhook_configs", [])
+            self.assertTrue(hooks, receiver["name"])
+            for hook in hooks:
+                self.assertTrue(hook.get("send_resolved"), receiver["name"])
+        targets = [t for am in load_yaml(os.path.join(MONITORING, "prometheus.yml"))["alerting"]["alertmanagers"]
+                   for c in am["static_configs"] for t in c["targets"]]
+        self.assertEqual(targets, ["alertmanager:9093"])
 
 
 class Promtool(unittest.TestCase):
