@@ -99,6 +99,8 @@ class Registry(TempDirTest):
         r = self.cd_model("promote", "catdog", "1")
         self.assertIn("@champion was unset", r.stderr)
         self.assertIn("\t@champion\t", self.cd_model("show", "catdog@champion").stdout)
+        r = self.cd_model("rollback", "catdog", code=1)
+        self.assertIn("nothing to roll back to", r.stderr)
 
         # a worse candidate is refused unless forced
         worse = self.path("worse.json")
@@ -183,9 +185,14 @@ class Registry(TempDirTest):
         r = self.cd_model("show", "nothing@champion", code=1)
         self.assertIn("RESOURCE_DOES_NOT_EXIST", r.stderr)
         r = self.cd_model("rollback", "catdog", code=1)
+        self.assertIn("RESOURCE_DOES_NOT_EXIST", r.stderr)
         r = run([tool("cd-serve"), "--model", "models:/catdog"], env=self.env)
         self.assertExit(r, 2)
         self.assertIn("models:/NAME@ALIAS", r.stderr)
+
+
+class TrackingToken(TempDirTest):
+    """Needs no MLflow: a stand-in server records what cd-model sends."""
 
     def test_the_tracking_token_is_sent_as_a_bearer_token(self):
         seen = []
