@@ -2,8 +2,10 @@
 
 #include <httplib.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cstdlib>
+#include <limits>
 
 #include "domain/model_file.h"
 #include "util/hash.h"
@@ -163,18 +165,52 @@ std::optional<ModelUri> parse_model_uri(const std::string& text) {
 
 namespace {
 
+// The object under `key` of an answer, or a RegistryError naming it.
+const json& object_at(const json& answer, const char* key) {
+  if (answer.is_object())
+    if (auto it = answer.find(key); it != answer.end() && it->is_object()) return *it;
+  throw RegistryError(std::string("the tracking server's answer has no '") + key +
+                          "' object; is this MLflow's REST API (2.x or later)?",
+                      0, "");
+}
+
+// A field as text: MLflow sends strings, some registries numbers; anything
+// else is absent.
+std::string text_of(const json& j, const char* key) {
+  auto it = j.find(key);
+  if (it == j.end()) return "";
+  if (it->is_string()) return it->get<std::string>();
+  if (it->is_number_integer()) return std::to_string(it->get<long long>());
+  return "";
+}
+
 ModelVersion to_version(const json& j) {
+  if (!j.is_object())
+    throw RegistryError("the tracking server answered a model version that is not a JSON object", 0,
+                        "");
   ModelVersion v;
-  v.name = j.value("name", "");
-  v.version = j.value("version", "");
-  v.source = j.value("source", "");
-  v.run_id = j.value("run_id", "");
-  v.status = j.value("status", "");
-  for (const auto& t : j.value("tags", json::array()))
-    v.tags[t.value("key", "")] = t.value("value", "");
-  for (const auto& a : j.value("aliases", json::array()))
-    v.aliases.push_back(a.is_string() ? a.get<std::string>() : a.value("alias", ""));
+  v.name = text_of(j, "name");
+  v.version = text_of(j, "version");
+  v.source = text_of(j, "source");
+  v.run_id = text_of(j, "run_id");
+  v.status = text_of(j, "status");
+  if (auto tags = j.find("tags"); tags != j.end() && tags->is_array())
+    for (const auto& t : *tags)
+      if (t.is_object()) v.tags[text_of(t, "key")] = text_of(t, "value");
+  if (auto aliases = j.find("aliases"); aliases != j.end() && aliases->is_array())
+    for (const auto& a : *aliases)
+      v.aliases.push_back(a.is_string()   ? a.get<std::string>()
+                          : a.is_object() ? text_of(a, "alias")
+                                          : "");
   return v;
+}
+
+// Versions in numeric order; one that is not a number sorts last.
+long long version_number(const std::string& version) {
+  if (version.empty() || version.size() > 18 ||
+      version.find_first_not_of("0123456789") != std::string::npos)
+    return std::numeric_limits<long long>::max();
+  return std::stoll(version);
 }
 
 }  // namespace
@@ -194,7 +230,7 @@ ModelVersion create_version(MlflowClient& client, const std::string& name,
   for (const auto& [k, v] : tags) tag_list.push_back({{"key", k}, {"value", v}});
   json body{{"name", name}, {"source", source}, {"tags", tag_list}};
   if (!run_id.empty()) body["run_id"] = run_id;
-  return to_version(client.post("/model-versions/create", body).at("model_version"));
+  return to_version(object_at(client.post("/model-versions/create", body), "model_version"));
 }
 
 void set_version_tag(MlflowClient& client, const std::string& name, const std::string& version,
@@ -205,34 +241,43 @@ void set_version_tag(MlflowClient& client, const std::string& name, const std::s
 
 std::vector<ModelVersion> list_versions(MlflowClient& client, const std::string& name) {
   std::string filter = "name='" + name + "'";
-  json found = client.get("/model-versions/search?max_results=1000&filter=" + query_escape(filter));
   std::vector<ModelVersion> out;
-  for (const auto& j : found.value("model_versions", json::array())) out.push_back(to_version(j));
+  std::string page;  // the search answers in pages of at most max_results
+  do {
+    json found =
+        client.get("/model-versions/search?max_results=1000&filter=" + query_escape(filter) +
+                   (page.empty() ? "" : "&page_token=" + query_escape(page)));
+    if (auto versions = found.find("model_versions");
+        versions != found.end() && versions->is_array())
+      for (const auto& j : *versions) out.push_back(to_version(j));
+    page = text_of(found, "next_page_token");
+  } while (!page.empty());
   std::sort(out.begin(), out.end(), [](const ModelVersion& a, const ModelVersion& b) {
-    return std::stoll(a.version) < std::stoll(b.version);
+    return version_number(a.version) < version_number(b.version);
   });
   // Search results leave the aliases out; the registered model lists them.
-  json model = client.get("/registered-models/get?name=" + query_escape(name));
-  for (const auto& a : model["registered_model"].value("aliases", json::array()))
-    for (auto& v : out)
-      if (v.version == a.value("version", "")) v.aliases.push_back(a.value("alias", ""));
+  const json model = client.get("/registered-models/get?name=" + query_escape(name));
+  const json& registered = object_at(model, "registered_model");
+  if (auto aliases = registered.find("aliases"); aliases != registered.end() && aliases->is_array())
+    for (const auto& a : *aliases)
+      if (a.is_object())
+        for (auto& v : out)
+          if (v.version == text_of(a, "version")) v.aliases.push_back(text_of(a, "alias"));
   return out;
 }
 
 ModelVersion get_version(MlflowClient& client, const std::string& name,
                          const std::string& version) {
-  return to_version(client
-                        .get("/model-versions/get?name=" + query_escape(name) +
-                             "&version=" + query_escape(version))
-                        .at("model_version"));
+  return to_version(object_at(client.get("/model-versions/get?name=" + query_escape(name) +
+                                         "&version=" + query_escape(version)),
+                              "model_version"));
 }
 
 ModelVersion version_by_alias(MlflowClient& client, const std::string& name,
                               const std::string& alias) {
-  return to_version(client
-                        .get("/registered-models/alias?name=" + query_escape(name) +
-                             "&alias=" + query_escape(alias))
-                        .at("model_version"));
+  return to_version(object_at(client.get("/registered-models/alias?name=" + query_escape(name) +
+                                         "&alias=" + query_escape(alias)),
+                              "model_version"));
 }
 
 ModelVersion resolve(MlflowClient& client, const ModelUri& uri) {

@@ -86,9 +86,15 @@ class Registry(TempDirTest):
         self.assertEqual(len(listed), 1)
         self.assertEqual(listed[0]["tags"]["catdog.model_version"], fnv12(self.path("m3", "model.cdm")))
 
-        # cd-model registers two versions with their test metrics
-        for i, name in enumerate(("m1", "m2"), 1):
-            r = self.cd_model("register", "catdog", "--model", models[name], "--metrics", metrics[name])
+        # cd-model registers two versions with their test metrics; the second's say it ties the
+        # first on accuracy with a lower log loss, which the promotion rule counts as no worse
+        m1 = json.load(open(metrics["m1"]))
+        tie_better = self.path("tie-better.json")
+        with open(tie_better, "w") as f:
+            json.dump({**json.load(open(metrics["m2"])), "accuracy": m1["accuracy"],
+                       "log_loss": m1["log_loss"] / 2}, f)
+        for i, (name, metrics_file) in enumerate((("m1", metrics["m1"]), ("m2", tie_better)), 1):
+            r = self.cd_model("register", "catdog", "--model", models[name], "--metrics", metrics_file)
             self.assertEqual(r.stdout.strip(), str(i))
         versions = [json.loads(line) for line in self.cd_model("list", "catdog", "--json").stdout.splitlines()]
         self.assertEqual([v["version"] for v in versions], ["1", "2"])
@@ -109,6 +115,13 @@ class Registry(TempDirTest):
         r = self.cd_model("register", "catdog", "--model", models["m2"], "--metrics", worse)
         self.assertEqual(r.stdout.strip(), "3")
         r = self.cd_model("promote", "catdog", "3", code=1)
+        self.assertIn("is worse", r.stderr)
+        tie_worse = self.path("tie-worse.json")
+        with open(tie_worse, "w") as f:
+            json.dump({**m1, "log_loss": m1["log_loss"] * 2 + 0.01}, f)
+        r = self.cd_model("register", "catdog", "--model", models["m2"], "--metrics", tie_worse)
+        self.assertEqual(r.stdout.strip(), "4")
+        r = self.cd_model("promote", "catdog", "4", code=1)
         self.assertIn("is worse", r.stderr)
         self.assertEqual(json.loads(self.cd_model("show", "models:/catdog@champion", "--json").stdout)["version"], "1")
 
@@ -133,13 +146,14 @@ class Registry(TempDirTest):
                 while not stop.is_set():
                     try:
                         results.append(self.served(server)["model_version"])
-                    except AssertionError as e:
-                        results.append("failed: " + str(e))
+                    except Exception as e:  # a refused or dropped connection too
+                        results.append("failed: " + repr(e))
             threads = [threading.Thread(target=load) for _ in range(4)]
             for t in threads:
                 t.start()
             time.sleep(0.5)
-            self.cd_model("promote", "catdog", "2", "--force")
+            r = self.cd_model("promote", "catdog", "2")  # no worse: no --force needed
+            self.assertIn("is no worse", r.stderr)
             server.proc.send_signal(signal.SIGHUP)
             self.wait_version(server, "2")
             time.sleep(0.5)
@@ -158,14 +172,29 @@ class Registry(TempDirTest):
             self.assertAlmostEqual(self.served(server)["p_dog"], self.p_dog(models["m1"]), places=5)
             self.wait_version(poller, "1")
 
+            # a damaged file in the cache is not trusted: a new server downloads it again
+            cached = [n for n in os.listdir(cache) if n.startswith("catdog-1-")]
+            self.assertEqual(len(cached), 1, os.listdir(cache))
+            with open(os.path.join(cache, cached[0]), "r+b") as f:
+                f.seek(100)
+                f.write(b"\x00damaged")
+            third = Server("models:/catdog@champion", "--model-cache", cache, log_path=self.path("third.log"),
+                           env=self.env)
+            try:
+                third.wait_ready()
+                self.assertAlmostEqual(self.served(third)["p_dog"], self.p_dog(models["m1"]), places=5)
+            finally:
+                third.stop()
+            self.assertEqual(fnv12(os.path.join(cache, cached[0])), fnv12(models["m1"]))
+
             # a version whose file was damaged in the artifact store keeps the old model serving
             r = self.cd_model("register", "catdog", "--model", models["m2"], "--metrics", metrics["m2"])
-            broken = json.loads(self.cd_model("show", "catdog/4", "--json").stdout)
+            broken = json.loads(self.cd_model("show", "catdog/5", "--json").stdout)
             stored = os.path.join(self.tmp, "artifacts", broken["source"].split("mlflow-artifacts:/", 1)[1])
             with open(stored, "r+b") as f:
                 f.seek(100)
                 f.write(b"\x00damaged")
-            self.cd_model("promote", "catdog", "4", "--force")
+            self.cd_model("promote", "catdog", "5", "--force")
             server.proc.send_signal(signal.SIGHUP)
             deadline = time.time() + 30
             while "keeping the model already loaded" not in server.log() and time.time() < deadline:
@@ -174,6 +203,13 @@ class Registry(TempDirTest):
             self.assertIn("keeping the model already loaded", server.log())
             self.assertEqual(self.registered_version(server), "1")
             self.assertAlmostEqual(self.served(server)["p_dog"], self.p_dog(models["m1"]), places=5)
+            # the poller tried the damaged version once, not on every poll (0.5 s apart)
+            deadline = time.time() + 30
+            while "hashes to" not in poller.log() and time.time() < deadline:
+                time.sleep(0.1)
+            time.sleep(3)
+            self.assertEqual(poller.log().count("hashes to"), 1, poller.log()[-3000:])
+            self.assertEqual(self.registered_version(poller), "1")
         finally:
             server.stop()
             poller.stop()

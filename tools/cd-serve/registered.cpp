@@ -1,5 +1,9 @@
 #include "cd-serve/registered.h"
 
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cctype>
 #include <cstdlib>
 #include <filesystem>
 
@@ -35,11 +39,30 @@ std::string fetch_registered(const registry::ModelUri& uri, const std::string& t
                              const std::string& cache_dir, Registered& out) {
   registry::MlflowClient client(tracking(tracking_uri));
   registry::ModelVersion v = registry::resolve(client, uri);
-  out = {uri.text(), v.name, v.version, uri.alias, v.source};
+  // The cache file's name is made of what was checked, never of the server's
+  // words: the name the URI gave, a version of digits, a hash of hex digits.
+  auto all = [](const std::string& s, int (*is)(int)) {
+    return !s.empty() && std::all_of(s.begin(), s.end(), [&](unsigned char c) { return is(c); });
+  };
+  if (!all(v.version, ::isdigit))
+    throw registry::RegistryError(
+        uri.text() + " resolved to version '" + v.version +
+            "', which is not a number; is this an MLflow tracking server?",
+        0, "");
+  out = {uri.text(), uri.name, v.version, uri.alias, v.source};
   auto tag = v.tags.find(registry::k_tag_model_version);
   std::string hash = tag == v.tags.end() ? "" : tag->second;
+  if (!hash.empty() && !all(hash, ::isxdigit))
+    throw registry::RegistryError(uri.text() + " version " + v.version + " has a malformed " +
+                                      registry::k_tag_model_version + " tag '" + hash + "'",
+                                  0, "");
+  if (hash.empty())
+    spdlog::warn(
+        "{} version {} has no {} tag (registered outside catdog): its file cannot be "
+        "checked; register with cd-model or cd-train --register-model",
+        uri.text(), v.version, registry::k_tag_model_version);
   std::string path =
-      cache_dir + "/" + v.name + "-" + v.version + (hash.empty() ? "" : "-" + hash) + ".cdm";
+      cache_dir + "/" + uri.name + "-" + v.version + (hash.empty() ? "" : "-" + hash) + ".cdm";
   std::error_code ec;
   if (!hash.empty() && std::filesystem::exists(path, ec)) {
     if (hex64(fnv1a64(read_file(path))).substr(0, 12) == hash) return path;  // cached and intact

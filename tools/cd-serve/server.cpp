@@ -8,7 +8,9 @@
 
 #include <cerrno>
 #include <chrono>
+#include <condition_variable>
 #include <ctime>
+#include <mutex>
 #include <thread>
 
 #include <spdlog/spdlog.h>
@@ -52,6 +54,60 @@ int next_signal(double timeout_s) {
   }
   return sig;
 }
+
+// Loads run on a thread of their own, one at a time, so the signal thread
+// takes SIGTERM at once even while a registered model downloads, and a poll
+// never races a load. Requests that arrive during a load are kept, once: a
+// SIGHUP's full load outranks a poll's "has the alias moved?".
+class Reloader {
+ public:
+  enum class Ask { none, follow, load };
+
+  explicit Reloader(serve::Service& service) : m_thread([this, &service] { run(service); }) {}
+  ~Reloader() { stop(); }
+
+  void ask(Ask what) {
+    std::lock_guard<std::mutex> lock(m_mutex);
+    if (what > m_pending) m_pending = what;
+    m_wake.notify_one();
+  }
+  // Waits for the load under way, if any (a drain's grace period caps it).
+  void stop() {
+    {
+      std::lock_guard<std::mutex> lock(m_mutex);
+      m_stopping = true;
+      m_wake.notify_one();
+    }
+    if (m_thread.joinable()) m_thread.join();
+  }
+
+ private:
+  void run(serve::Service& service) {
+    bool first = true;
+    for (;;) {
+      Ask what;
+      {
+        std::unique_lock<std::mutex> lock(m_mutex);
+        m_wake.wait(lock, [&] { return m_stopping || m_pending != Ask::none; });
+        if (m_stopping) return;
+        what = m_pending;
+        m_pending = Ask::none;
+      }
+      if (what == Ask::follow) {
+        service.follow_registry();
+      } else if (!service.load_model() && first) {
+        spdlog::error("not ready: fix the model and send SIGHUP to retry");
+      }
+      first = false;
+    }
+  }
+
+  std::mutex m_mutex;
+  std::condition_variable m_wake;
+  Ask m_pending = Ask::load;  // the first load
+  bool m_stopping = false;
+  std::thread m_thread;
+};
 
 }  // namespace
 
@@ -98,21 +154,18 @@ int run_serve(const ServeParams& params) {
       params.host, port, params.model, params.http_threads, service.params().max_batch,
       params.max_delay_ms, params.max_connections);
 
-  std::thread loader([&] {
-    if (!service.load_model())
-      spdlog::error("not ready: fix the model file and send SIGHUP to retry");
-  });
+  Reloader reloader(service);
   std::thread signal_thread([&] {
     for (;;) {
       int sig = next_signal(service.from_registry() ? params.registry_poll_s : 0);
       if (sig == 0) {  // the registry poll's interval passed
-        service.follow_registry();
+        reloader.ask(Reloader::Ask::follow);
         continue;
       }
       if (sig == SIGUSR2) return;  // the server stopped by itself
       if (sig == SIGHUP) {
         spdlog::info("SIGHUP: reloading {}", params.model);
-        service.load_model();
+        reloader.ask(Reloader::Ask::load);
         continue;
       }
       spdlog::info("{}: draining in-flight requests (grace {} s)",
@@ -129,7 +182,7 @@ int run_serve(const ServeParams& params) {
     }
   });
   server.run();  // returns after stop(), once in-flight requests have answered
-  loader.join();
+  reloader.stop();
   service.stop_worker();
   pthread_kill(signal_thread.native_handle(), SIGUSR2);
   signal_thread.join();

@@ -162,6 +162,7 @@ std::shared_ptr<LoadedModel> Service::current() const {
 
 bool Service::load_model() {
   auto t0 = std::chrono::steady_clock::now();
+  m_failed_version.clear();
   try {
     auto loaded = std::make_shared<LoadedModel>();
     RuntimeOptions runtime{m_params.device, m_params.threads, k_tensor_cache_bytes};
@@ -208,9 +209,11 @@ bool Service::load_model() {
 void Service::follow_registry() {
   if (!m_registry_uri) return;
   auto loaded = current();
+  std::string now;
   try {
-    std::string now = resolve_version(*m_registry_uri, m_params.tracking_uri);
+    now = resolve_version(*m_registry_uri, m_params.tracking_uri);
     if (loaded && now == loaded->registered.version) return;
+    if (now == m_failed_version) return;  // its failure was logged; SIGHUP tries it again
     spdlog::info("{} now resolves to version {}{}; loading it", m_registry_uri->text(), now,
                  loaded ? " (was " + loaded->registered.version + ")" : "");
   } catch (const std::exception& e) {
@@ -218,7 +221,7 @@ void Service::follow_registry() {
                  e.what());
     return;
   }
-  load_model();
+  if (!load_model()) m_failed_version = now;
 }
 
 bool Service::authorized(const http::Request& req) const {

@@ -43,8 +43,10 @@ class Service {
   http::Response on_http_error(int status, const std::string& reason, const http::Request& req);
 
   // Loads and warms up the model file; keeps the old model on failure.
+  // One thread calls these two, one at a time (server.cpp's Reloader).
   bool load_model();
-  // For a models:/NAME@ALIAS model: reloads when the alias has moved.
+  // For a models:/NAME@ALIAS model: reloads when the alias has moved, and
+  // tries a version whose load failed again only after a SIGHUP.
   void follow_registry();
   bool from_registry() const { return m_registry_uri.has_value(); }
   void begin_drain() { m_draining = true; }
@@ -100,6 +102,7 @@ class Service {
   mutable std::mutex m_model_mutex;
   std::shared_ptr<LoadedModel> m_loaded;
   std::optional<registry::ModelUri> m_registry_uri;
+  std::string m_failed_version;  // the registered version whose load failed last
   std::atomic<bool> m_ready{false}, m_draining{false};
   std::atomic<long> m_served{0}, m_request_seq{0};
   std::atomic<long long> m_latency_sum_us{0};
