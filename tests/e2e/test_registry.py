@@ -218,6 +218,10 @@ class Registry(TempDirTest):
         r = run([tool("cd-model"), "list", "catdog"], env={"MLFLOW_TRACKING_URI": ""})
         self.assertExit(r, 2)
         self.assertIn("MLFLOW_TRACKING_URI", r.stderr)
+        r = run([tool("cd-train"), "--register-model", "catdog", "--data", self.tmp, "--output", self.tmp],
+                env={"MLFLOW_TRACKING_URI": ""})
+        self.assertExit(r, 2)
+        self.assertIn("MLFLOW_TRACKING_URI", r.stderr)
         r = self.cd_model("show", "nothing@champion", code=1)
         self.assertIn("RESOURCE_DOES_NOT_EXIST", r.stderr)
         r = self.cd_model("rollback", "catdog", code=1)

@@ -7,6 +7,8 @@
 #include "util/errors.h"
 #include "util/options.h"
 
+#include <cstdlib>
+
 namespace {
 
 // Settings the config holds as text and the engine takes as enums.
@@ -145,6 +147,10 @@ int train_main(int argc, char** argv) {
   cd::set_compute_threads(params.threads);
   // torchrun / PyTorchJob rendezvous variables; rank 0 alone reports to MLflow.
   cd::DistSettings dist = cd::dist_from_env(params.dist_backend, params.dist_timeout_s);
+  const char* tracking_uri = std::getenv("MLFLOW_TRACKING_URI");
+  if (!params.register_model.empty() && (!tracking_uri || !*tracking_uri))
+    throw cd::UsageError("--register-model " + params.register_model +
+                         " needs the tracking server: set MLFLOW_TRACKING_URI=http://host:port");
   std::unique_ptr<cd::TrainObserver> mlflow;
   if (dist.rank == 0)
     mlflow = cd::make_mlflow_observer(params.experiment, config.effective(), params.register_model);
