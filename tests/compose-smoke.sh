@@ -11,6 +11,13 @@
 #     firing in Prometheus or active in Alertmanager;
 # then brings the stack down with its volumes. The engine, the base image and
 # the cd-serve image (shared with docker-smoke) come from tests/docker-env.sh.
+#
+# The incident is two minutes of waiting on Prometheus's clock. `make test`
+# sets COMPOSE_SMOKE_DETACH=1: the script then returns once the incident has
+# begun, the rest of it (every check above, and the teardown) runs on in the
+# background, logged to build/docker/compose-incident.log, while the next
+# stages run; `tests/compose-smoke.sh --wait` waits for it, prints that log and
+# exits with its status.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=tests/docker-env.sh
@@ -28,6 +35,27 @@ export CATDOG_MODELS=$root/compose-models
 mlflow_version=$(sed -n 's/^ *MLFLOW_VERSION: "\(.*\)"/\1/p' docker-compose.yml)
 wheels=configs/compose/mlflow/wheels
 started=$(date +%s)
+incident_log=$root/compose-incident.log
+incident_rc=$root/compose-incident.rc
+incident_pid=$root/compose-incident.pid
+
+if [[ ${1:-} == --wait ]]; then
+  for _ in $(seq 900); do
+    [[ -f $incident_rc ]] && break
+    if [[ ! -f $incident_pid ]] || ! kill -0 "$(cat "$incident_pid")" 2>/dev/null; then
+      sleep 1  # it may have written its status just now
+      [[ -f $incident_rc ]] && break
+      echo "compose-smoke: FAIL: no incident is running and none has ended: run COMPOSE_SMOKE_DETACH=1 tests/compose-smoke.sh first" >&2
+      exit 1
+    fi
+    sleep 1
+  done
+  [[ -f $incident_rc ]] || { echo "compose-smoke: FAIL: the incident has not ended in 900 s" >&2; exit 1; }
+  cat "$incident_log"
+  exit "$(cat "$incident_rc")"
+fi
+detach=${COMPOSE_SMOKE_DETACH:-}
+[[ -n $detach ]] && rm -f "$incident_log" "$incident_rc" "$incident_pid"
 
 log() { echo "compose-smoke: $*"; }
 fail() { echo "compose-smoke: FAIL: $*" >&2; exit 1; }
@@ -36,6 +64,7 @@ cleanup() {
   if [[ $rc != 0 ]]; then docker-compose logs --tail 30 2>&1 | tail -90 || true; fi
   docker-compose down -v --remove-orphans >/dev/null 2>&1 || true
   docker_stop
+  if [[ -n $detach ]]; then echo "$rc" >"$incident_rc.tmp" && mv "$incident_rc.tmp" "$incident_rc"; fi
   exit "$rc"
 }
 trap cleanup EXIT
@@ -125,20 +154,34 @@ notified() {
     and any(a['alertname'] == 'CatdogDown' for a in n['alerts']))"
 }
 [[ $(notified firing) == 0 ]] || fail "the webhook got a CatdogDown page before the incident"
-incident=$(date +%s)
-log "incident: docker-compose stop cd-serve"
-docker-compose stop cd-serve >/dev/null 2>&1
-for _ in $(seq 240); do [[ $(notified firing) -ge 1 ]] && break; sleep 1; done
-[[ $(notified firing) -ge 1 ]] || fail "no CatdogDown page reached the webhook in 240 s; alerts: $(curl -sf "$prom/api/v1/alerts")"
-log "ok: CatdogDown paged through Alertmanager to the webhook $(($(date +%s) - incident)) s after the stop"
-docker-compose start cd-serve >/dev/null 2>&1
-wait_get "http://127.0.0.1:$CATDOG_PORT/ready" 120 >/dev/null || fail "cd-serve never became ready again"
-recovered=$(date +%s)
-for _ in $(seq 240); do [[ $(notified resolved) -ge 1 ]] && break; sleep 1; done
-[[ $(notified resolved) -ge 1 ]] || fail "CatdogDown's resolution never reached the webhook in 240 s"
-firing=$(curl -sf "$prom/api/v1/alerts" | json '" ".join(a["labels"]["alertname"] for a in d["data"]["alerts"])')
-[[ -z $firing ]] || fail "alerts still pending or firing after recovery: $firing"
-active=$(curl -sf "$am/api/v2/alerts?active=true&silenced=false&inhibited=true" | json 'len(d)')
-[[ $active == 0 ]] || fail "Alertmanager still holds $active active alerts after recovery"
-log "ok: resolved notification $(($(date +%s) - recovered)) s after recovery; quiet again (no alert in Prometheus or Alertmanager)"
-log "passed in $(($(date +%s) - started)) s"
+
+incident() {
+  incident=$(date +%s)
+  log "incident: docker-compose stop cd-serve"
+  docker-compose stop cd-serve >/dev/null 2>&1
+  for _ in $(seq 240); do [[ $(notified firing) -ge 1 ]] && break; sleep 1; done
+  [[ $(notified firing) -ge 1 ]] || fail "no CatdogDown page reached the webhook in 240 s; alerts: $(curl -sf "$prom/api/v1/alerts")"
+  log "ok: CatdogDown paged through Alertmanager to the webhook $(($(date +%s) - incident)) s after the stop"
+  docker-compose start cd-serve >/dev/null 2>&1
+  wait_get "http://127.0.0.1:$CATDOG_PORT/ready" 120 >/dev/null || fail "cd-serve never became ready again"
+  recovered=$(date +%s)
+  for _ in $(seq 240); do [[ $(notified resolved) -ge 1 ]] && break; sleep 1; done
+  [[ $(notified resolved) -ge 1 ]] || fail "CatdogDown's resolution never reached the webhook in 240 s"
+  firing=$(curl -sf "$prom/api/v1/alerts" | json '" ".join(a["labels"]["alertname"] for a in d["data"]["alerts"])')
+  [[ -z $firing ]] || fail "alerts still pending or firing after recovery: $firing"
+  active=$(curl -sf "$am/api/v2/alerts?active=true&silenced=false&inhibited=true" | json 'len(d)')
+  [[ $active == 0 ]] || fail "Alertmanager still holds $active active alerts after recovery"
+  log "ok: resolved notification $(($(date +%s) - recovered)) s after recovery; quiet again (no alert in Prometheus or Alertmanager)"
+  log "passed in $(($(date +%s) - started)) s"
+}
+
+if [[ -z $detach ]]; then
+  incident
+  exit 0
+fi
+# The foreground is done: the background takes over the incident and the teardown.
+trap - EXIT
+(trap cleanup EXIT; incident) </dev/null >"$incident_log" 2>&1 &
+echo $! >"$incident_pid"
+disown
+log "the incident goes on in the background (log: $incident_log); tests/compose-smoke.sh --wait reports it"
