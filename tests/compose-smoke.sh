@@ -14,8 +14,8 @@
 #
 # The incident is two minutes of waiting on Prometheus's clock. `make test`
 # sets COMPOSE_SMOKE_DETACH=1: the script then returns once the incident has
-# begun, the rest of it (every check above, and the teardown) runs on in the
-# background, logged to build/docker/compose-incident.log, while the next
+# begun, the incident's checks (the page, the recovery, the resolution, quiet
+# again) and the teardown run on in the background, logged to build/docker/compose-incident.log, while the next
 # stages run; `tests/compose-smoke.sh --wait` waits for it, prints that log and
 # exits with its status.
 set -euo pipefail
@@ -51,7 +51,7 @@ if [[ ${1:-} == --wait ]]; then
     sleep 1
   done
   [[ -f $incident_rc ]] || { echo "compose-smoke: FAIL: the incident has not ended in 900 s" >&2; exit 1; }
-  cat "$incident_log"
+  if [[ -f $incident_log ]]; then cat "$incident_log"; else echo "compose-smoke: FAIL: it failed before the incident began (see compose-smoke-start's output)" >&2; fi
   exit "$(cat "$incident_rc")"
 fi
 detach=${COMPOSE_SMOKE_DETACH:-}
