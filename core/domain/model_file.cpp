@@ -96,6 +96,8 @@ std::string pack_file(const FileParts& parts) {
   out += meta;
   put_u64(out, parts.payload.size());
   out += parts.payload;
+  put_u64(out, parts.graph.size());
+  out += parts.graph;
   put_u64(out, fnv1a64(out));
   return out;
 }
@@ -137,6 +139,16 @@ FileParts unpack_file(const std::string& bytes, const std::string& origin) {
   pos = payload_at;
   need(payload_len);
   pos += payload_len;
+  std::uint64_t graph_len = 0;
+  std::size_t graph_at = pos;
+  if (version >= 3) {
+    need(8);
+    graph_len = get_le(bytes, pos, 8);
+    graph_at = pos + 8;
+    pos = graph_at;
+    need(graph_len);
+    pos += graph_len;
+  }
   if (pos != end)
     throw ModelError(origin + ": " + std::to_string(end - pos) +
                      " unexpected bytes after the weights; the file is corrupt");
@@ -155,6 +167,7 @@ FileParts unpack_file(const std::string& bytes, const std::string& origin) {
     throw ModelError(origin + ": metadata block is not valid JSON; the file is corrupt");
   }
   parts.payload = bytes.substr(payload_at, payload_len);
+  parts.graph = bytes.substr(graph_at, graph_len);
   return parts;
 }
 

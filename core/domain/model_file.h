@@ -1,7 +1,7 @@
 // The self-describing model file (and the training checkpoint, which shares
 // its container): a magic line, a format version, a JSON metadata block and
-// a LibTorch archive of the weights. Loading checks each part and reports a
-// truncated, foreign or newer-format file as cd::ModelError, never a crash.
+// a LibTorch archive of the weights, then the inference graph. Loading checks each part and reports
+// a truncated, foreign or newer-format file as cd::ModelError, never a crash.
 #pragma once
 
 #include <cstdint>
@@ -14,8 +14,10 @@
 namespace cd {
 
 // 2 adds a checksum (FNV-1a 64 of every byte before it) after the weights;
-// version 1 files, without it, still load.
-constexpr std::uint32_t k_model_format_version = 2;
+// 3 adds the inference graph (runtime/graph.h) after the weights, which
+// cd-predict and cd-serve run without LibTorch. Version 1 and 2 files still
+// load; cd-export --format cdm rewrites them with the graph.
+constexpr std::uint32_t k_model_format_version = 3;
 
 enum class FileKind : std::uint32_t { k_model = 1, k_checkpoint = 2 };
 
@@ -41,6 +43,7 @@ struct FileParts {
   FileKind kind = FileKind::k_model;
   nlohmann::json meta;
   std::string payload;  // LibTorch archive bytes
+  std::string graph;    // the inference graph's bytes; empty in a checkpoint or before version 3
 };
 
 std::string pack_file(const FileParts& parts);

@@ -3,10 +3,12 @@
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <torch/nn/module.h>
+#include <torch/utils.h>
 
 #include <cmath>
 
 #include "nn/buffer_cache.h"
+#include "nn/graph.h"
 #include "nn/nets.h"
 #include "nn/weights.h"
 #include "util/errors.h"
@@ -119,34 +121,58 @@ std::unique_ptr<Predictor> open_torch_predictor(const std::string& path,
   return as_predictor(load_classifier(path, parse_device(options.device)));
 }
 
-LoadedNetwork load_network(const std::string& path) {
-  FileParts parts = read_parts(path, FileKind::k_model);
-  ModelMeta meta = meta_from_json(parts.meta, path);
+Network network_from(const ModelMeta& meta, const std::string& weights, const std::string& origin) {
   Network net;
   try {
     net = build_network(meta.architecture, meta.preprocess.size, meta.arch_params);
   } catch (const UsageError& e) {
-    throw ModelError(path + ": " + e.what());
+    throw ModelError(origin + ": " + e.what());
   }
-  deserialize_module(*net, parts.payload, path);
+  deserialize_module(*net, weights, origin);
   // A NaN or Inf anywhere in the weights makes every answer meaningless.
   for (const auto& item : net->named_parameters(true))
     if (!at::isfinite(item.value()).all().item<bool>())
-      throw ModelError(path + ": weight '" + item.key() +
+      throw ModelError(origin + ": weight '" + item.key() +
                        "' holds NaN or Inf; the file is corrupt");
   for (const auto& item : net->named_buffers(true))
     if (item.value().is_floating_point() && !at::isfinite(item.value()).all().item<bool>())
-      throw ModelError(path + ": buffer '" + item.key() +
+      throw ModelError(origin + ": buffer '" + item.key() +
                        "' holds NaN or Inf; the file is corrupt");
+  return net;
+}
+
+LoadedNetwork load_network(const std::string& path) {
+  FileParts parts = read_parts(path, FileKind::k_model);
+  ModelMeta meta = meta_from_json(parts.meta, path);
+  Network net = network_from(meta, parts.payload, path);
   return {std::move(meta), std::move(net)};
+}
+
+std::string inference_graph_bytes(const ModelMeta& meta, const std::string& weights,
+                                  const std::string& origin) {
+  torch::NoGradGuard no_grad;
+  Network net = network_from(meta, weights, origin);
+  prepare_for_inference(*net, c10::Device(c10::kCPU));
+  GraphBuilder g;
+  std::string logits = net->describe(g, g.graph.input, meta.preprocess.size);
+  g.add("Sigmoid", {logits});
+  g.graph.nodes.back().output = "p_dog";
+  g.graph.output = "p_dog";
+  return write_graph(to_inference_graph(g.graph));
+}
+
+std::string pack_model(ModelMeta meta, const std::string& weights, const std::string& origin) {
+  meta.format_version = k_model_format_version;
+  std::string graph = inference_graph_bytes(meta, weights, origin);
+  return pack_file({FileKind::k_model, meta_to_json(meta), weights, std::move(graph)});
 }
 
 std::unique_ptr<Classifier> load_classifier(const std::string& path, DeviceChoice device) {
   if (is_onnx_path(path)) {
     if (device == DeviceChoice::k_cuda)
       throw UsageError(
-          "an .onnx model runs on the CPU (OpenCV DNN); use the .cdm model file for "
-          "--device cuda");
+          "an .onnx model runs on the CPU (catdog's oneDNN runtime); use the .cdm model "
+          "file for --device cuda");
     return std::make_unique<PredictorClassifier>(open_onnx_predictor(path, at::get_num_threads()));
   }
   LoadedNetwork loaded = load_network(path);

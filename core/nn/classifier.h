@@ -49,10 +49,20 @@ struct LoadedNetwork {
   Network net;
 };
 LoadedNetwork load_network(const std::string& path);
+// The network of `meta` with `weights` (a LibTorch archive), checked finite.
+Network network_from(const ModelMeta& meta, const std::string& weights, const std::string& origin);
+
+// The model's folded inference graph (runtime/graph.h) as the model file
+// holds it: the network's logits through a Sigmoid to "p_dog"; test-time
+// flip is the runtime's. Throws ModelError.
+std::string inference_graph_bytes(const ModelMeta& meta, const std::string& weights,
+                                  const std::string& origin);
+// A whole model file: metadata, weights and the inference graph.
+std::string pack_model(ModelMeta meta, const std::string& weights, const std::string& origin);
 
 // Throws ModelError for a missing, corrupt or mismatched file. An .onnx file
-// (from cd-export) runs on OpenCV DNN behind the same interface, with
-// LibTorch's compute thread count.
+// (from cd-export) runs on catdog's oneDNN runtime behind the same
+// interface, with LibTorch's compute thread count.
 std::unique_ptr<Classifier> load_classifier(const std::string& path,
                                             DeviceChoice device = DeviceChoice::k_cpu);
 

@@ -120,6 +120,21 @@ std::string GraphBuilder::layers(nn::SequentialImpl& seq, std::size_t begin, std
   return h;
 }
 
+InferenceGraph to_inference_graph(const Graph& graph) {
+  InferenceGraph out;
+  out.input = graph.input;
+  out.output = graph.output;
+  out.nodes = graph.nodes;
+  for (const auto& [name, tensor] : graph.weights) {
+    at::Tensor t = tensor.to(at::kFloat).contiguous();
+    GraphWeight& w = out.weights[name];
+    w.dims.assign(t.sizes().begin(), t.sizes().end());
+    if (w.dims.empty()) w.dims.push_back(1);
+    w.values.assign(t.data_ptr<float>(), t.data_ptr<float>() + t.numel());
+  }
+  return out;
+}
+
 std::string GraphBuilder::sequential(nn::SequentialImpl& seq, const std::string& x) {
   return layers(seq, 0, seq.size(), x);
 }

@@ -1,5 +1,6 @@
-// A network as a plain dataflow graph of standard operators, for exporters:
-// cd-export writes it as ONNX. Node and attribute names are ONNX's (opset 10),
+// A network as a plain dataflow graph of standard operators (GraphNode,
+// runtime/graph.h): cd-export writes it as ONNX, and cd-train into the model
+// file for catdog's oneDNN runtime. Node and attribute names are ONNX's (opset 10),
 // so an exporter maps them one to one. Described from an inference copy
 // (prepare_for_inference), so batch norm is already folded into the convs.
 #pragma once
@@ -12,6 +13,8 @@
 #include <utility>
 #include <vector>
 
+#include "runtime/graph.h"
+
 namespace torch::nn {
 class Conv2dImpl;
 class LinearImpl;
@@ -20,20 +23,15 @@ class SequentialImpl;
 
 namespace cd {
 
-struct GraphNode {
-  std::string op;  // Conv, Relu, LeakyRelu, Clip, Pad, MaxPool, GlobalAveragePool, ...
-  std::vector<std::string> inputs;
-  std::string output;
-  std::map<std::string, std::vector<std::int64_t>> ints;  // one value or a list
-  std::map<std::string, float> floats;
-};
-
 struct Graph {
   std::string input = "input";  // float [N, 3, S, S], preprocessed as the model file says
   std::string output;           // set by the network: the logits [N, 1]
   std::vector<GraphNode> nodes;
   std::vector<std::pair<std::string, at::Tensor>> weights;  // contiguous float, CPU
 };
+
+// The graph with its weights as plain floats, for the runtime.
+InferenceGraph to_inference_graph(const Graph& graph);
 
 class GraphBuilder {
  public:

@@ -1,20 +1,18 @@
-// .onnx models (cd-export's) on OpenCV's DNN module: no LibTorch involved.
+// .onnx models (cd-export's) read into an InferenceGraph for catdog's oneDNN
+// runtime, by a small protobuf reader: no LibTorch, no ONNX or OpenCV library.
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-#include <opencv2/core/utility.hpp>
-#include <opencv2/dnn.hpp>
 
 #include <cerrno>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <string_view>
 
-#include "runtime/depthwise_conv.h"
 #include "runtime/predictor.h"
 #include "util/atomic_file.h"
 #include "util/errors.h"
@@ -23,8 +21,8 @@ namespace cd {
 
 namespace {
 
-// Protobuf's wire format, as much as reading ModelProto's metadata_props
-// (field 14: StringStringEntryProto {1: key, 2: value}) takes.
+// Protobuf's wire format, as much as cd-export's ModelProto takes: fields
+// with their payload (length-delimited) or their number (varint, fixed).
 struct Wire {
   std::string_view bytes;
   std::size_t pos = 0;
@@ -38,32 +36,144 @@ struct Wire {
     }
     return false;
   }
-  // The next field: its number, and for length-delimited ones the payload.
-  bool next(std::uint64_t& field, std::string_view& payload) {
+  bool fixed(int n, std::uint64_t& v) {
+    if (bytes.size() - pos < static_cast<std::size_t>(n)) return false;
+    v = 0;
+    for (int i = 0; i < n; ++i)
+      v |= static_cast<std::uint64_t>(static_cast<unsigned char>(bytes[pos + i])) << (8 * i);
+    pos += n;
+    return true;
+  }
+  // The next field: its number and wire type, and its payload
+  // (length-delimited) or value (varint, 64- or 32-bit).
+  bool next(std::uint64_t& field, std::string_view& payload, std::uint64_t& value, int& type) {
     std::uint64_t key, n;
     payload = {};
+    value = 0;
     if (pos >= bytes.size() || !varint(key)) return false;
     field = key >> 3;
-    switch (key & 7) {
+    type = static_cast<int>(key & 7);
+    switch (type) {
       case 0:
-        return varint(n);
+        return varint(value);
       case 1:
-        pos += 8;
-        break;
+        return fixed(8, value);
       case 2:
         if (!varint(n) || n > bytes.size() - pos) return false;
         payload = bytes.substr(pos, n);
         pos += n;
         return true;
       case 5:
-        pos += 4;
-        break;
+        return fixed(4, value);
       default:
         return false;
     }
-    return pos <= bytes.size();
+  }
+  bool next(std::uint64_t& field, std::string_view& payload) {
+    std::uint64_t value;
+    int type;
+    return next(field, payload, value, type);
   }
 };
+
+float as_float(std::uint64_t bits) {
+  auto b = static_cast<std::uint32_t>(bits);
+  float f;
+  std::memcpy(&f, &b, sizeof f);
+  return f;
+}
+
+// A repeated int64 field, packed or not.
+void read_ints(int type, std::string_view payload, std::uint64_t value,
+               std::vector<std::int64_t>& out) {
+  if (type == 0) {
+    out.push_back(static_cast<std::int64_t>(value));
+    return;
+  }
+  Wire packed{payload};
+  std::uint64_t v;
+  while (packed.pos < payload.size() && packed.varint(v))
+    out.push_back(static_cast<std::int64_t>(v));
+}
+
+void read_attribute(std::string_view bytes, GraphNode& node) {
+  Wire w{bytes};
+  std::uint64_t field, value;
+  std::string_view payload;
+  int type;
+  std::string name;
+  std::vector<std::int64_t> ints;
+  float f = 0;
+  bool has_f = false, has_i = false;
+  while (w.next(field, payload, value, type)) {
+    if (field == 1) name = payload;
+    if (field == 2 && type == 5) f = as_float(value), has_f = true;
+    if (field == 3 && type == 0) ints.push_back(static_cast<std::int64_t>(value)), has_i = true;
+    if (field == 8) read_ints(type, payload, value, ints), has_i = true;
+  }
+  if (has_f) node.floats[name] = f;
+  if (has_i) node.ints[name] = ints;
+}
+
+GraphNode read_node(std::string_view bytes) {
+  GraphNode node;
+  Wire w{bytes};
+  std::uint64_t field;
+  std::string_view payload;
+  while (w.next(field, payload)) {
+    if (field == 1) node.inputs.emplace_back(payload);
+    if (field == 2) node.output = payload;
+    if (field == 4) node.op = payload;
+    if (field == 5) read_attribute(payload, node);
+  }
+  return node;
+}
+
+// An initializer: float raw_data or float_data. Throws ModelError.
+std::pair<std::string, GraphWeight> read_tensor(std::string_view bytes, const std::string& origin) {
+  Wire w{bytes};
+  std::uint64_t field, value;
+  std::string_view payload, raw;
+  int type;
+  std::string name;
+  GraphWeight t;
+  std::uint64_t data_type = 1;
+  while (w.next(field, payload, value, type)) {
+    if (field == 1) read_ints(type, payload, value, t.dims);
+    if (field == 2) data_type = value;
+    if (field == 8) name = payload;
+    if (field == 9) raw = payload;
+    if (field == 4 && type == 5) t.values.push_back(as_float(value));
+    if (field == 4 && type == 2)
+      for (std::size_t i = 0; i + 4 <= payload.size(); i += 4) {
+        float f;
+        std::memcpy(&f, payload.data() + i, 4);
+        t.values.push_back(f);
+      }
+  }
+  if (data_type != 1)
+    throw ModelError(origin + ": initializer '" + name +
+                     "' is not float; export it with cd-export");
+  if (!raw.empty()) {
+    t.values.resize(raw.size() / 4);
+    std::memcpy(t.values.data(), raw.data(), t.values.size() * 4);
+  }
+  std::uint64_t count = 1;
+  for (std::int64_t d : t.dims) {
+    if (d < 1 || d > (1 << 24))
+      throw ModelError(origin + ": initializer '" + name + "' has a bad shape");
+    count *= static_cast<std::uint64_t>(d);
+  }
+  if (count != t.values.size())
+    throw ModelError(origin + ": initializer '" + name + "' holds " +
+                     std::to_string(t.values.size()) +
+                     " values for its shape; the file is corrupt");
+  for (float v : t.values)
+    if (!std::isfinite(v))
+      throw ModelError(origin + ": initializer '" + name +
+                       "' holds NaN or Inf; the file is corrupt");
+  return {name, std::move(t)};
+}
 
 // A model file mapped read-only for the time it takes to parse it.
 class MappedFile {
@@ -97,47 +207,15 @@ class MappedFile {
   std::size_t m_size = 0;
 };
 
-class OnnxPredictor : public Predictor {
- public:
-  OnnxPredictor(ModelMeta meta, cv::dnn::Net net, int threads)
-      : m_meta(std::move(meta)), m_net(std::move(net)), m_threads(threads) {}
-
-  const ModelMeta& meta() const override { return m_meta; }
-  std::string runtime() const override { return "opencv-dnn"; }
-
-  void set_tta_flip(bool on) override {
-    if (on != m_meta.tta_flip)
-      throw UsageError(
-          std::string("test-time flip is fixed inside an exported .onnx file (it is ") +
-          (m_meta.tta_flip ? "on" : "off") +
-          " here); export again from a model file with the setting you want");
-  }
-
-  std::vector<float> predict(const float* images, std::size_t n) override {
-    if (m_threads > 0) cv::setNumThreads(m_threads);
-    int size = m_meta.preprocess.size;
-    int dims[4] = {static_cast<int>(n), 3, size, size};
-    cv::Mat blob(4, dims, CV_32F, const_cast<float*>(images));
-    cv::Mat out;
-    try {
-      m_net.setInput(blob, "input");
-      out = m_net.forward("p_dog");
-    } catch (const cv::Exception& e) {
-      throw ModelError(std::string("the ONNX model failed to run: ") + e.what());
-    }
-    if (out.total() != n) throw ModelError("the ONNX model gave a wrong number of answers");
-    std::vector<float> p(out.ptr<float>(), out.ptr<float>() + n);
-    for (float v : p)
-      if (!std::isfinite(v))
-        throw ModelError("the ONNX model produced a non-finite probability; the file is corrupt");
-    return p;
-  }
-
- private:
-  ModelMeta m_meta;
-  cv::dnn::Net m_net;
-  int m_threads;
-};
+// The first input and output a GraphProto names (ValueInfoProto field 1).
+std::string value_name(std::string_view bytes) {
+  Wire w{bytes};
+  std::uint64_t field;
+  std::string_view payload;
+  while (w.next(field, payload))
+    if (field == 1) return std::string(payload);
+  return {};
+}
 
 }  // namespace
 
@@ -168,21 +246,44 @@ ModelMeta read_onnx_meta(std::string_view bytes, const std::string& origin) {
                    "metadata_props); export it with cd-export");
 }
 
+InferenceGraph read_onnx_graph(std::string_view bytes, const std::string& origin) {
+  Wire model{bytes};
+  std::uint64_t field;
+  std::string_view payload, graph_bytes;
+  while (model.next(field, payload))
+    if (field == 7) graph_bytes = payload;
+  if (graph_bytes.empty()) throw ModelError(origin + ": this ONNX file holds no graph");
+  InferenceGraph g;
+  g.input.clear();
+  Wire graph{graph_bytes};
+  while (graph.next(field, payload)) {
+    if (field == 1) g.nodes.push_back(read_node(payload));
+    if (field == 5) g.weights.insert(read_tensor(payload, origin));
+    if (field == 11 && g.input.empty()) g.input = value_name(payload);
+    if (field == 12 && g.output.empty()) g.output = value_name(payload);
+  }
+  // The same checks as a model file's graph: names made before they are read.
+  std::set<std::string> known{g.input};
+  for (const auto& [name, w] : g.weights) known.insert(name);
+  for (const GraphNode& n : g.nodes) {
+    for (const std::string& in : n.inputs)
+      if (!known.count(in))
+        throw ModelError(origin + ": node " + n.op + " reads '" + in +
+                         "' before it is made; the file is corrupt");
+    known.insert(n.output);
+  }
+  if (g.input.empty() || !known.count(g.output))
+    throw ModelError(origin + ": the ONNX graph names no input or never computes its output");
+  return g;
+}
+
 std::unique_ptr<Predictor> open_onnx_predictor(const std::string& path, int threads) {
   // Mapped, not read: the bytes are parsed once, straight from the page cache.
   MappedFile file(path);
   std::string_view bytes = file.bytes();
   ModelMeta meta = read_onnx_meta(bytes, path);
-  cv::dnn::Net net;
-  try {
-    net = read_onnx_with_fast_depthwise(bytes.data(), bytes.size());
-  } catch (const cv::Exception& e) {
-    throw ModelError(path + ": OpenCV cannot read this ONNX file: " + e.what());
-  }
-  if (net.empty()) throw ModelError(path + ": OpenCV read an empty network from this ONNX file");
-  net.setPreferableBackend(cv::dnn::DNN_BACKEND_OPENCV);
-  net.setPreferableTarget(cv::dnn::DNN_TARGET_CPU);
-  return std::make_unique<OnnxPredictor>(std::move(meta), std::move(net), threads);
+  return open_graph_predictor(path, std::move(meta), read_onnx_graph(bytes, path), threads,
+                              /*exported=*/true);
 }
 
 }  // namespace cd

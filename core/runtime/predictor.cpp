@@ -9,6 +9,8 @@
 #include <cstring>
 #include <filesystem>
 
+#include <spdlog/spdlog.h>
+
 #include "domain/image.h"
 #include "util/errors.h"
 #include "util/parallel.h"
@@ -60,8 +62,9 @@ std::unique_ptr<Predictor> open_torch_module(const std::string& path,
                        ": a catdog model file needs the LibTorch runtime, which cannot be "
                        "loaded (" +
                        std::string(::dlerror()) +
-                       "); build it (make build), or export the model with cd-export and use "
-                       "the .onnx file");
+                       "); rewrite the model file with `cd-export --model " + path +
+                       " --format cdm`, which adds the inference graph the oneDNN runtime runs, "
+                       "or build the module (make build)");
   }
   auto open = reinterpret_cast<OpenTorch>(::dlsym(handle, "catdog_open_torch"));
   if (!open) throw ModelError(module + " is not catdog's LibTorch runtime module");
@@ -106,12 +109,25 @@ void apply_tta_choice(Predictor& model, TtaChoice choice) {
 bool is_onnx_path(const std::string& path) { return ends_with(to_lower(path), ".onnx"); }
 
 std::unique_ptr<Predictor> open_predictor(const std::string& path, const RuntimeOptions& options) {
-  if (!is_onnx_path(path)) return open_torch_module(path, options);
-  if (options.device == "cuda")
-    throw UsageError(
-        "an .onnx model runs on the CPU (OpenCV DNN); use the .cdm model file for "
-        "--device cuda");
-  return open_onnx_predictor(path, options.threads);
+  if (is_onnx_path(path)) {
+    if (options.device == "cuda")
+      throw UsageError(
+          "an .onnx model runs on the CPU (catdog's oneDNN runtime); use the .cdm model file "
+          "for --device cuda");
+    return open_onnx_predictor(path, options.threads);
+  }
+  if (options.device == "cuda") return open_torch_module(path, options);
+  FileParts parts = read_parts(path, FileKind::k_model);
+  ModelMeta meta = meta_from_json(parts.meta, path);
+  if (parts.graph.empty()) {
+    spdlog::warn(
+        "'{}' is a model file of format {}, without an inference graph: it runs on LibTorch. "
+        "Rewrite it with `cd-export --model {} --format cdm` to run it on the oneDNN runtime",
+        path, meta.format_version, path);
+    return open_torch_module(path, options);
+  }
+  return open_graph_predictor(path, std::move(meta), read_graph(parts.graph, path), options.threads,
+                              /*exported=*/false);
 }
 
 void predict_all(Predictor& model, std::vector<Prediction>& items, int batch_size, int threads,

@@ -1,9 +1,10 @@
 // The inference runtimes behind one interface: a batch of preprocessed images,
-// as plain floats (what preprocess_into writes), in; P(dog) out. The model
-// file picks the runtime: a .onnx file (from cd-export) runs on OpenCV's DNN
-// module in this process; a catdog model file runs on LibTorch, which lives
-// in a module (libcatdog_torch.so beside the binary) loaded only then, so a
-// tool that predicts from ONNX never maps LibTorch at all.
+// as plain floats (what preprocess_into writes), in; P(dog) out. A model file
+// (format 3, with its inference graph) and an exported .onnx file both run on
+// catdog's oneDNN runtime (runtime/executor.h) in this process. LibTorch
+// lives in a module (libcatdog_torch.so beside the binary), loaded only for
+// --device cuda or an older model file without a graph, so a tool predicting
+// on the CPU never maps LibTorch at all.
 #pragma once
 
 #include <cstddef>
@@ -15,6 +16,7 @@
 
 #include "domain/labels.h"
 #include "domain/model_file.h"
+#include "runtime/graph.h"
 
 namespace cd {
 
@@ -28,7 +30,7 @@ class Predictor {
   virtual std::vector<float> predict(const float* images, std::size_t n) = 0;
   // Test-time flip forced on or off; a runtime that cannot throws UsageError.
   virtual void set_tta_flip(bool on) = 0;
-  virtual std::string runtime() const = 0;  // "opencv-dnn" or "libtorch"
+  virtual std::string runtime() const = 0;  // "onednn" or "libtorch"
   // Memory the runtime keeps mapped for reuse (LibTorch's tensor cache).
   struct CacheBytes {
     std::size_t mapped = 0, idle = 0;
@@ -42,7 +44,7 @@ TtaChoice parse_tta(const std::string& name);  // UsageError
 void apply_tta_choice(Predictor& model, TtaChoice choice);
 
 struct RuntimeOptions {
-  std::string device = "cpu";  // cpu|cuda|auto; ONNX runs on the CPU only
+  std::string device = "cpu";  // cpu|cuda|auto; cuda alone loads LibTorch
   int threads = 0;             // compute threads; 0: every core
   // LibTorch: large tensor buffers stay mapped after use for the next
   // request (nn/buffer_cache.h), up to this many idle bytes; 0: off.
@@ -51,10 +53,20 @@ struct RuntimeOptions {
 
 bool is_onnx_path(const std::string& path);
 
-// By the file: .onnx here, anything else through the LibTorch module.
+// By the file and the device: the oneDNN runtime, or the LibTorch module.
 // Throws ModelError (a bad file, or the module missing) or UsageError.
 std::unique_ptr<Predictor> open_predictor(const std::string& path, const RuntimeOptions& options);
 std::unique_ptr<Predictor> open_onnx_predictor(const std::string& path, int threads);
+// A graph on the oneDNN runtime. exported: an .onnx file's graph, which
+// holds its test-time flip itself; otherwise the runtime flips as the
+// metadata (or set_tta_flip) says. Throws ModelError.
+// origin names the file in errors, at load and on every run.
+std::unique_ptr<Predictor> open_graph_predictor(const std::string& origin, ModelMeta meta,
+                                                InferenceGraph graph, int threads, bool exported);
+
+// An .onnx file's graph (cd-export's operators), read without any ONNX
+// library. Throws ModelError.
+InferenceGraph read_onnx_graph(std::string_view bytes, const std::string& origin);
 
 // The catdog metadata an exported ONNX file carries (metadata_props
 // "catdog.meta"), read from the protobuf bytes. Throws ModelError.

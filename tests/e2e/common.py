@@ -67,6 +67,34 @@ def train_small(dest, data, name, epochs, extra=(), env=None):
     return run(args, env=env)
 
 
+def fnv1a64(data):
+    h = 0xcbf29ce484222325
+    for b in data:
+        h = ((h ^ b) * 0x100000001b3) & 0xFFFFFFFFFFFFFFFF
+    return h
+
+
+def as_format_2(src, dst):
+    """A format-3 model file rewritten as format 2 (no inference graph), as older catdog wrote it."""
+    import struct
+    with open(src, "rb") as f:
+        data = f.read()
+    version, _kind = struct.unpack_from("<II", data, 8)
+    assert version == 3, version
+    pos = 16
+    meta_len = struct.unpack_from("<Q", data, pos)[0]
+    pos += 8 + meta_len
+    payload_len = struct.unpack_from("<Q", data, pos)[0]
+    pos += 8 + payload_len
+    meta = json.loads(data[24:24 + meta_len])
+    meta["format_version"] = 2
+    new_meta = json.dumps(meta).encode()
+    body = (data[:8] + struct.pack("<II", 2, _kind) + struct.pack("<Q", len(new_meta)) + new_meta
+            + data[24 + meta_len:pos])
+    with open(dst, "wb") as f:
+        f.write(body + struct.pack("<Q", fnv1a64(body)))
+
+
 def tsv_values(path):
     with open(path) as f:
         rows = [line.rstrip("\n").split("\t") for line in f][1:]

@@ -9,7 +9,7 @@ import time
 import unittest
 
 from serve_util import Server, multipart
-from common import FIXTURES, SAMPLE, TempDirTest, prepare_sample, read_json, run, tool, train_small
+from common import FIXTURES, SAMPLE, TempDirTest, as_format_2, prepare_sample, read_json, run, tool, train_small
 
 PHOTOS = os.path.join(FIXTURES, "photos")
 FORMATS = os.path.join(FIXTURES, "formats")
@@ -150,8 +150,9 @@ class Predict(TempDirTest):
 
 
 class Runtimes(TempDirTest):
-    """The model file picks the runtime: .onnx on OpenCV DNN without LibTorch in the process,
-    .cdm on LibTorch through the module loaded on demand; both give the same answers."""
+    """Model files and exported .onnx files both run on catdog's oneDNN runtime, without LibTorch or
+    OpenCV DNN in the process; an older model file without its graph runs on LibTorch through the
+    module loaded on demand, until cd-export --format cdm rewrites it. All give the same answers."""
 
     def setUp(self):
         super().setUp()
@@ -159,77 +160,100 @@ class Runtimes(TempDirTest):
         r = run([tool("cd-export"), "--model", MODEL, "--output", self.onnx])
         self.assertExit(r, 0)
 
-    def predict_json(self, model, *extra):
-        r = run([tool("cd-predict"), "--model", model, "--json", PHOTOS, *extra])
+    def predict_json(self, model, *extra, env=None):
+        r = run([tool("cd-predict"), "--model", model, "--json", PHOTOS, *extra], env=env)
         self.assertExit(r, 0)
         return {os.path.basename(row["path"]): row["p_dog"] for row in map(json.loads, r.stdout.splitlines())}
 
-    def test_onnx_and_model_file_agree(self):
-        torch_p, onnx_p = self.predict_json(MODEL), self.predict_json(self.onnx)
-        self.assertEqual(sorted(torch_p), sorted(onnx_p))
-        for name in torch_p:
-            self.assertAlmostEqual(torch_p[name], onnx_p[name], delta=1e-4, msg=name)
+    def runtime_of(self, model):
+        r = run([tool("cd-predict"), "--model", model, "--log-level", "debug", os.path.join(PHOTOS, "dog.1.jpg")])
+        self.assertExit(r, 0)
+        return r
+
+    def test_every_runtime_and_file_agree(self):
+        old = self.path("old.cdm")
+        as_format_2(MODEL, old)
+        torch_p = self.predict_json(old)
+        for model in (MODEL, self.onnx):
+            p = self.predict_json(model)
+            self.assertEqual(sorted(torch_p), sorted(p))
+            for name in torch_p:
+                self.assertAlmostEqual(torch_p[name], p[name], delta=1e-4, msg=f"{model}: {name}")
         r = run([tool("cd-eval"), "--model", self.onnx, "--data", DATA, "--output", self.path("eval")])
         self.assertExit(r, 0)
 
+    def test_an_old_model_file_runs_on_libtorch_until_rewritten(self):
+        old, upgraded = self.path("old.cdm"), self.path("upgraded.cdm")
+        as_format_2(MODEL, old)
+        r = self.runtime_of(old)
+        self.assertIn("(libtorch)", r.stderr)
+        self.assertIn(f"cd-export --model {old} --format cdm", r.stderr)
+        r = run([tool("cd-export"), "--model", old, "--format", "cdm", "--output", upgraded])
+        self.assertExit(r, 0)
+        self.assertIn("(onednn)", self.runtime_of(upgraded).stderr)
+        self.assertEqual(self.predict_json(upgraded), self.predict_json(MODEL))
+        if os.environ.get("CD_SANITIZE"):
+            return  # linked in there: no module to miss
+        # Where no LibTorch module is (the serving image), the error says how to rewrite the file.
+        r = run([tool("cd-predict"), "--model", old, os.path.join(PHOTOS, "dog.1.jpg")],
+                env={"CD_TORCH_MODULE": "/nonexistent/libcatdog_torch.so"})
+        self.assertExit(r, 1)
+        self.assertIn(f"cd-export --model {old} --format cdm", r.stderr)
+        # A current model file never needs the module.
+        self.assertIn("(onednn)", run([tool("cd-predict"), "--model", MODEL, "--log-level", "debug",
+                                       os.path.join(PHOTOS, "dog.1.jpg")],
+                                      env={"CD_TORCH_MODULE": "/nonexistent/libcatdog_torch.so"}).stderr)
+
+    def assert_runtime_maps(self, maps):
+        self.assertIn("libdnnl", maps)
+        for absent in ("libtorch", "libcatdog_torch", "libopencv_dnn", "libopencv_imgcodecs", "libgdal"):
+            self.assertNotIn(absent, maps)
+
     @unittest.skipIf(os.environ.get("CD_SANITIZE"),
                      "the sanitizer builds link the LibTorch runtime into cd-predict")
-    def test_onnx_prediction_never_maps_libtorch(self):
-        # Many images one by one, so the process is still predicting when its first answer is out.
-        paths = (os.path.join(PHOTOS, "cat.1.jpg") + "\n") * 3000
-        proc = subprocess.Popen([tool("cd-predict"), "--model", self.onnx, "--batch-size", "1", "-"],
-                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        try:
-            proc.stdin.write(paths)
-            proc.stdin.close()
-            first = proc.stdout.readline()  # the model is loaded and answering
-            with open(f"/proc/{proc.pid}/maps") as f:
-                maps = f.read()
-            rest = proc.stdout.read()
-            proc.wait(timeout=300)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-        self.assertEqual(proc.returncode, 0, proc.stderr.read())
-        self.assertIn("cat.1.jpg", first)
-        self.assertGreater(len(rest.splitlines()), 100)  # the maps were read mid-run
-        self.assertIn("libopencv_dnn", maps)
-        for absent in ("libtorch", "libcatdog_torch", "libopencv_imgcodecs", "libgdal"):
-            self.assertNotIn(absent, maps)
+    def test_prediction_never_maps_libtorch_or_opencv_dnn(self):
+        for model in (MODEL, self.onnx):
+            # Many images one by one, so the process is still predicting when its first answer is out.
+            paths = (os.path.join(PHOTOS, "cat.1.jpg") + "\n") * 3000
+            proc = subprocess.Popen([tool("cd-predict"), "--model", model, "--batch-size", "1", "-"],
+                                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            try:
+                proc.stdin.write(paths)
+                proc.stdin.close()
+                first = proc.stdout.readline()  # the model is loaded and answering
+                with open(f"/proc/{proc.pid}/maps") as f:
+                    maps = f.read()
+                rest = proc.stdout.read()
+                proc.wait(timeout=300)
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
+            self.assertEqual(proc.returncode, 0, proc.stderr.read())
+            self.assertIn("cat.1.jpg", first)
+            self.assertGreater(len(rest.splitlines()), 100)  # the maps were read mid-run
+            self.assert_runtime_maps(maps)
 
     @unittest.skipIf(os.environ.get("CD_SANITIZE"),
                      "the sanitizer builds link the LibTorch runtime into cd-serve")
-    def test_serving_onnx_never_maps_libtorch_and_agrees(self):
+    def test_serving_never_maps_libtorch_or_opencv_dnn_and_agrees(self):
         photo = os.path.join(PHOTOS, "dog.2.jpg")
         expected = self.predict_json(MODEL)["dog.2.jpg"]
-        server = Server(self.onnx, log_path=self.path("serve.log"))
-        try:
-            server.wait_ready()
-            with open(f"/proc/{server.proc.pid}/maps") as f:
-                maps = f.read()
-            with open(photo, "rb") as f:
-                payload, headers = multipart([("dog.2.jpg", "image/jpeg", f.read())])
-            status, body = server.json("POST", "/predict", payload, headers)
-            _, info = server.json("GET", "/model")
-        finally:
-            server.stop()
-        self.assertEqual(status, 200, body)
-        self.assertAlmostEqual(body["p_dog"], expected, delta=1e-3)
-        self.assertEqual(info["runtime"], "opencv-dnn")
-        self.assertIn("libopencv_dnn", maps)
-        for absent in ("libtorch", "libcatdog_torch", "libopencv_imgcodecs", "libgdal"):
-            self.assertNotIn(absent, maps)
-
-    def test_model_file_loads_the_libtorch_module(self):
-        r = run([tool("cd-predict"), "--model", MODEL, "--log-level", "debug", os.path.join(PHOTOS, "dog.1.jpg")])
-        self.assertExit(r, 0)
-        self.assertIn("(libtorch)", r.stderr)
-        if os.environ.get("CD_SANITIZE"):
-            return  # linked in there: no module to miss
-        r = run([tool("cd-predict"), "--model", MODEL, os.path.join(PHOTOS, "dog.1.jpg")],
-                env={"CD_TORCH_MODULE": "/nonexistent/libcatdog_torch.so"})
-        self.assertExit(r, 1)
-        self.assertIn("export the model with cd-export", r.stderr)
+        for model in (MODEL, self.onnx):
+            server = Server(model, log_path=self.path("serve.log"))
+            try:
+                server.wait_ready()
+                with open(f"/proc/{server.proc.pid}/maps") as f:
+                    maps = f.read()
+                with open(photo, "rb") as f:
+                    payload, headers = multipart([("dog.2.jpg", "image/jpeg", f.read())])
+                status, body = server.json("POST", "/predict", payload, headers)
+                _, info = server.json("GET", "/model")
+            finally:
+                server.stop()
+            self.assertEqual(status, 200, body)
+            self.assertAlmostEqual(body["p_dog"], expected, delta=1e-4)
+            self.assertEqual(info["runtime"], "onednn")
+            self.assert_runtime_maps(maps)
 
     def test_onnx_refuses_what_it_cannot_do(self):
         r = run([tool("cd-predict"), "--model", self.onnx, "--tta", "on", os.path.join(PHOTOS, "dog.1.jpg")])

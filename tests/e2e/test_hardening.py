@@ -21,7 +21,7 @@ import time
 import unittest
 import zlib
 
-from common import FIXTURES, TempDirTest, prepare_sample, run, tool, train_small
+from common import FIXTURES, TempDirTest, fnv1a64, prepare_sample, run, tool, train_small
 from costly import flat_png, many_scans_jpeg
 from serve_util import Server, free_port, multipart
 
@@ -45,19 +45,12 @@ def png_declaring(width, height):
             + chunk(b"IDAT", rows) + chunk(b"IEND", b""))
 
 
-def fnv1a64(data):
-    h = 0xcbf29ce484222325
-    for b in data:
-        h = ((h ^ b) * 0x100000001b3) & 0xFFFFFFFFFFFFFFFF
-    return h
-
-
 def rewrite_meta(src, dst, change):
     """Edits a model file's metadata and writes it back with a matching checksum."""
     with open(src, "rb") as f:
         data = f.read()
     version, kind = struct.unpack_from("<II", data, 8)
-    assert version == 2, version
+    assert version in (2, 3), version
     meta_len = struct.unpack_from("<Q", data, 16)[0]
     meta = json.loads(data[24:24 + meta_len])
     change(meta)

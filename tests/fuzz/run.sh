@@ -37,7 +37,7 @@ fuzz_one() {  # harness; prints its report, exits 1 on a finding
   echo
 }
 
-harnesses=(image model_file config manifest http v2)
+harnesses=(image model_file graph config manifest http v2)
 for harness in "${harnesses[@]}"; do
   while (( $(jobs -rp | wc -l) >= jobs )); do wait -n || true; done
   {

@@ -27,6 +27,65 @@ def model_file(meta, payload=b"PK\x03\x04weights"):
     return body + struct.pack("<Q", fnv1a64(body))
 
 
+def model_file_v3(meta, graph, payload=b"PK\x03\x04weights"):
+    m = json.dumps(meta).encode()
+    body = (b"CDMODEL\n" + struct.pack("<IIQ", 3, 1, len(m)) + m + struct.pack("<Q", len(payload)) + payload
+            + struct.pack("<Q", len(graph)) + graph)
+    return body + struct.pack("<Q", fnv1a64(body))
+
+
+def inference_graph():
+    """catdog-graph 1: a 1x1 conv, a ReLU6, pooling and a Gemm, as cd-train writes them."""
+    weights = [("w", [2, 3, 1, 1]), ("b", [2]), ("g", [1, 2])]
+    header, data = {"input": "input", "output": "p_dog", "weights": [], "nodes": []}, b""
+    for name, dims in weights:
+        header["weights"].append({"name": name, "dims": dims, "offset": len(data)})
+        n = 1
+        for d in dims:
+            n *= d
+        data += struct.pack(f"<{n}f", *[0.25 * (i + 1) for i in range(n)])
+        data += b"\0" * (-len(data) % 64)
+    def node(op, inputs, output, ints=None, floats=None):
+        return {"op": op, "inputs": inputs, "output": output, "ints": ints or {}, "floats": floats or {}}
+    header["nodes"] = [
+        node("Conv", ["input", "w", "b"], "c", {"kernel_shape": [1, 1], "group": [1], "pads": [0, 0, 0, 0]}),
+        node("Clip", ["c"], "a", floats={"min": 0.0, "max": 6.0}),
+        node("GlobalAveragePool", ["a"], "p"),
+        node("Flatten", ["p"], "f", {"axis": [1]}),
+        node("Gemm", ["f", "g"], "l", {"transB": [1]}),
+        node("Sigmoid", ["l"], "p_dog"),
+    ]
+    h = json.dumps(header).encode()
+    out = b"catdog-graph 1\n" + struct.pack("<Q", len(h)) + h
+    return out + b"\0" * (-len(out) % 64) + data
+
+
+def proto_field(number, value):
+    """One protobuf field: an int as a varint, bytes or str length-delimited."""
+    def varint(n):
+        out = b""
+        while True:
+            byte, n = n & 0x7F, n >> 7
+            out += bytes([byte | (0x80 if n else 0)])
+            if not n:
+                return out
+    if isinstance(value, int):
+        return varint(number << 3) + varint(value)
+    value = value.encode() if isinstance(value, str) else value
+    return varint(number << 3 | 2) + varint(len(value)) + value
+
+
+def onnx_model(meta):
+    """An ONNX ModelProto as cd-export writes it, in miniature: one initializer, Mul and Sigmoid."""
+    tensor = proto_field(1, 1) + proto_field(2, 1) + proto_field(8, "half") + proto_field(9, struct.pack("<f", 0.5))
+    nodes = [proto_field(1, "input") + proto_field(1, "half") + proto_field(2, "m") + proto_field(4, "Mul"),
+             proto_field(1, "m") + proto_field(2, "p_dog") + proto_field(4, "Sigmoid")]
+    graph = b"".join(proto_field(1, n) for n in nodes) + proto_field(5, tensor)
+    graph += proto_field(11, proto_field(1, "input")) + proto_field(12, proto_field(1, "p_dog"))
+    props = proto_field(1, "catdog.meta") + proto_field(2, json.dumps(meta))
+    return proto_field(7, graph) + proto_field(14, props)
+
+
 def request(method, path, body=b"", headers=()):
     head = f"{method} {path} HTTP/1.1\r\nHost: x\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers)
     if body:
@@ -64,6 +123,10 @@ def main(out):
             "input_size": 64, "resize": "stretch", "normalization": "unit", "classes": ["cat", "dog"],
             "threshold": 0.5, "tta_flip": False}
     put("model_file", "small.cdm", model_file(meta))
+    put("model_file", "small-v3.cdm", model_file_v3(dict(meta, format_version=3), inference_graph()))
+    # The graph readers: a first byte of 0 picks catdog-graph, 1 an ONNX file.
+    put("graph", "graph", b"\0" + inference_graph())
+    put("graph", "onnx", b"\1" + onnx_model(meta))
     put("manifest", "sample.csv", b"path,label\nimages/cat.1.jpg,cat\n\"images/a,b.jpg\",dog\n")
     with open(os.path.join(FIXTURES, "formats", "tiny-5x5.png"), "rb") as f:
         png = f.read()

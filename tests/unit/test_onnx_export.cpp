@@ -76,8 +76,7 @@ std::string write_model(const cd::test::TempDir& dir, const Case& c) {
   meta.created = cd::utc_now_iso8601();
   meta.data_fingerprint = "fixture";
   std::string path = dir.file(c.architecture + ".cdm");
-  cd::write_file_atomic(path, cd::pack_file({cd::FileKind::k_model, cd::meta_to_json(meta),
-                                             cd::serialize_module(*net)}));
+  cd::write_file_atomic(path, cd::pack_model(meta, cd::serialize_module(*net), path));
   return path;
 }
 
@@ -121,7 +120,8 @@ nlohmann::json onnx_runtime(const cd::test::TempDir& dir, const std::string& onn
 }
 
 // Exports each case and runs the file through OpenCV DNN, ONNX Runtime and
-// catdog's ONNX runtime beside LibTorch.
+// catdog's oneDNN runtime beside LibTorch, and the model file's own graph
+// through catdog's runtime.
 void check_parity(const std::vector<Case>& cases) {
   for (const auto& c : cases) {
     INFO(c.architecture << " " << c.features << (c.tta ? " with test-time flip" : "")
@@ -146,18 +146,26 @@ void check_parity(const std::vector<Case>& cases) {
     std::vector<float> cv_p = opencv_dnn(onnx, x);
     nlohmann::json ort = onnx_runtime(dir, onnx, x);
     std::vector<float> ort_p = ort.at("p").get<std::vector<float>>();
-    // Ours: OpenCV DNN with catdog's depthwise convolution (runtime/depthwise_conv.h).
-    std::vector<float> ours_p =
-        cd::open_onnx_predictor(onnx, 1)->predict(x.data_ptr<float>(), x.size(0));
+    // Ours: catdog's oneDNN runtime on the exported graph, and on the model
+    // file's own graph (test-time flip done by the runtime), without LibTorch.
+    auto ours_onnx = cd::open_onnx_predictor(onnx, 1);
+    std::vector<float> ours_p = ours_onnx->predict(x.data_ptr<float>(), x.size(0));
+    auto ours_cdm = cd::open_predictor(model, {"cpu", 1, 0});
+    CHECK(ours_onnx->runtime() == "onednn");
+    CHECK(ours_cdm->runtime() == "onednn");
+    std::vector<float> cdm_p = ours_cdm->predict(x.data_ptr<float>(), x.size(0));
     REQUIRE(cv_p.size() == torch_p.size());
     REQUIRE(ort_p.size() == torch_p.size());
     REQUIRE(ours_p.size() == torch_p.size());
+    REQUIRE(cdm_p.size() == torch_p.size());
     for (std::size_t i = 0; i < torch_p.size(); ++i) {
       INFO("image " << i << ": LibTorch " << torch_p[i] << ", OpenCV DNN " << cv_p[i]
-                    << ", ONNX Runtime " << ort_p[i] << ", catdog's ONNX runtime " << ours_p[i]);
+                    << ", ONNX Runtime " << ort_p[i] << ", catdog's runtime on the .onnx "
+                    << ours_p[i] << " and on the .cdm " << cdm_p[i]);
       CHECK(std::abs(cv_p[i] - torch_p[i]) <= 1e-4f);
       CHECK(std::abs(ort_p[i] - torch_p[i]) <= 1e-4f);
       CHECK(std::abs(ours_p[i] - torch_p[i]) <= 1e-4f);
+      CHECK(std::abs(cdm_p[i] - torch_p[i]) <= 1e-4f);
     }
     CHECK(ort.at("opset") == 10);
     const auto& md = ort.at("metadata");
@@ -178,7 +186,7 @@ void check_parity(const std::vector<Case>& cases) {
 // Two test cases, so that CTest (and the sanitizer trees' shards) run the two
 // halves at once.
 TEST_CASE(
-    "an exported model gives cd-predict's P(dog) in ONNX Runtime and OpenCV DNN: "
+    "catdog's oneDNN runtime, ONNX Runtime and OpenCV DNN give LibTorch's P(dog): "
     "baseline, compact, darknet and Lite0",
     "[export]") {
   check_parity({
@@ -192,7 +200,7 @@ TEST_CASE(
 }
 
 TEST_CASE(
-    "an exported model gives cd-predict's P(dog) in ONNX Runtime and OpenCV DNN: "
+    "catdog's oneDNN runtime, ONNX Runtime and OpenCV DNN give LibTorch's P(dog): "
     "Lite1, Lite2, a second look and a second backbone",
     "[export]") {
   check_parity({

@@ -1,10 +1,12 @@
-// cd-export: write a trained model file in another format (ONNX) for other runtimes.
+// cd-export: write a trained model file in another format (ONNX) for other
+// runtimes, or rewrite an older model file with its inference graph (cdm).
 #include <spdlog/spdlog.h>
 
 #include <filesystem>
 
 #include "cd-export/onnx_export.h"
 #include "domain/labels.h"
+#include "domain/model_file.h"
 #include "nn/compute.h"
 #include "util/config.h"
 #include "util/errors.h"
@@ -20,11 +22,23 @@ int export_main(int argc, char** argv) {
                     "folded, test-time flip in the graph when the model uses it, and the model's "
                     "metadata in metadata_props.");
   config.add_string("model", model, "model file from cd-train");
-  config.add_choice("format", format, "output format", {"onnx"});
-  config.add_string("output", output, "file to write; default: the model's path with .onnx");
+  config.add_choice("format", format,
+                    "output format: onnx, or cdm (the model file in the current format, with the "
+                    "inference graph cd-predict and cd-serve run)",
+                    {"onnx", "cdm"});
+  config.add_string("output", output,
+                    "file to write; default: the model's path with .onnx (onnx), or the model "
+                    "file itself, rewritten in place (cdm)");
   cd::add_common_options(config, common);
   if (config.parse(argc, argv) == cd::ParseOutcome::k_exit_ok) return 0;
   cd::set_compute_threads(cd::apply_common_options(common));
+  if (format == "cdm") {
+    if (output.empty()) output = model;
+    std::size_t bytes = cd::upgrade_model(model, output);
+    spdlog::info("wrote {} ({} bytes, model file format {} with its inference graph)", output,
+                 bytes, cd::k_model_format_version);
+    return 0;
+  }
   if (output.empty()) output = std::filesystem::path(model).replace_extension(".onnx").string();
   if (std::filesystem::path(output).extension() != ".onnx")
     throw cd::UsageError("--output '" + output +

@@ -186,4 +186,12 @@ ExportSummary export_onnx(const std::string& model_path, const std::string& outp
   return summary;
 }
 
+std::size_t upgrade_model(const std::string& model_path, const std::string& output_path) {
+  FileParts parts = read_parts(model_path, FileKind::k_model);
+  ModelMeta meta = meta_from_json(parts.meta, model_path);
+  std::string bytes = pack_model(meta, parts.payload, model_path);
+  write_file_atomic(output_path, bytes);
+  return bytes.size();
+}
+
 }  // namespace cd

@@ -24,4 +24,9 @@ struct ExportSummary {
 // atomically. Throws ModelError (bad model file) or IoError.
 ExportSummary export_onnx(const std::string& model_path, const std::string& output_path);
 
+// The model file rewritten in the current format (version 3, with the
+// inference graph cd-predict and cd-serve run); output may be the input.
+// Returns the bytes written. Throws ModelError or IoError.
+std::size_t upgrade_model(const std::string& model_path, const std::string& output_path);
+
 }  // namespace cd

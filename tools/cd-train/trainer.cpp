@@ -19,6 +19,7 @@
 #include "cd-train/train.h"
 #include "domain/manifest.h"
 #include "domain/model_file.h"
+#include "nn/classifier.h"
 #include "nn/efficientnet.h"
 #include "nn/weights.h"
 #include "util/atomic_file.h"
@@ -281,8 +282,8 @@ void Trainer::save_model() {
     // alert compares live traffic against it.
     if (best->val_p_dog_mean >= 0) m_meta.val_metrics["p_dog_mean"] = best->val_p_dog_mean;
   }
-  write_file_atomic(model_path(),
-                    pack_file({FileKind::k_model, meta_to_json(m_meta), m_state.best_weights}));
+  // With the inference graph, which cd-predict and cd-serve run without LibTorch.
+  write_file_atomic(model_path(), pack_model(m_meta, m_state.best_weights, model_path()));
 }
 
 TrainSummary Trainer::summary() const {

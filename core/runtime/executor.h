@@ -1,0 +1,45 @@
+// catdog's inference runtime: an InferenceGraph (runtime/graph.h) run on
+// oneDNN, the library LibTorch's CPU convolutions call too, without LibTorch.
+// Every architecture's folded graph runs here: convolutions of any group,
+// stride and padding, pooling, Gemm, Concat, Transpose, elementwise ops.
+//   - Each node is one primitive, built once per batch size (a plan).
+//   - An activation that follows a convolution or Gemm, a residual Add and a
+//     zero Pad before a convolution are fused into it (post-ops, padding).
+//   - Activations stay in the blocked layout oneDNN picks; weights are
+//     reordered into the layout their primitive wants once.
+//   - Values share a few buffers, reused as soon as their last reader ran;
+//     one scratchpad serves every primitive.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "runtime/graph.h"
+
+namespace cd {
+
+class GraphExecutor {
+ public:
+  // threads: the compute threads each run uses (OpenMP); 0: every core.
+  // Throws ModelError for an operator or attribute this runtime lacks.
+  GraphExecutor(InferenceGraph graph, int threads);
+  ~GraphExecutor();
+  GraphExecutor(const GraphExecutor&) = delete;
+  GraphExecutor& operator=(const GraphExecutor&) = delete;
+
+  // input: n images [n, 3, side, side], plain floats. Returns the output,
+  // n rows of `width()` floats. One run at a time (a mutex); a plan is built
+  // on the first run of each batch size.
+  std::vector<float> run(const float* input, std::int64_t n, std::int64_t side);
+
+  std::size_t plans() const;  // batch sizes planned so far
+  // Bytes held for activations and scratch, the largest plan's.
+  std::size_t working_bytes() const;
+
+ private:
+  class Impl;
+  std::unique_ptr<Impl> m_impl;
+};
+
+}  // namespace cd

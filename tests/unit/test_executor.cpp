@@ -1,0 +1,227 @@
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <random>
+
+#include "runtime/executor.h"
+#include "util/errors.h"
+
+// catdog's oneDNN runtime against plain loops, on small graphs that use
+// every operator and every fusion it does.
+
+namespace {
+
+struct T {
+  std::vector<std::int64_t> d;  // N, C, H, W (or N, K)
+  std::vector<float> v;
+  float& at(std::int64_t n, std::int64_t c, std::int64_t h, std::int64_t w) {
+    return v[((n * d[1] + c) * d[2] + h) * d[3] + w];
+  }
+  float get(std::int64_t n, std::int64_t c, std::int64_t h, std::int64_t w) const {
+    return v[((n * d[1] + c) * d[2] + h) * d[3] + w];
+  }
+};
+
+std::vector<float> random_values(std::size_t n, unsigned seed, float scale = 1.f) {
+  std::mt19937 gen(seed);
+  std::uniform_real_distribution<float> u(-scale, scale);
+  std::vector<float> v(n);
+  for (float& x : v) x = u(gen);
+  return v;
+}
+
+// Convolution with explicit pads {top, left, bottom, right}.
+T conv(const T& x, const cd::GraphWeight& w, const cd::GraphWeight& b, int stride,
+       std::vector<std::int64_t> pads, int groups) {
+  std::int64_t out = w.dims[0], k = w.dims[2], per = x.d[1] / groups;
+  std::int64_t ho = (x.d[2] + pads[0] + pads[2] - k) / stride + 1;
+  std::int64_t wo = (x.d[3] + pads[1] + pads[3] - k) / stride + 1;
+  T y{{x.d[0], out, ho, wo}, std::vector<float>(x.d[0] * out * ho * wo)};
+  for (std::int64_t n = 0; n < x.d[0]; ++n)
+    for (std::int64_t o = 0; o < out; ++o)
+      for (std::int64_t i = 0; i < ho; ++i)
+        for (std::int64_t j = 0; j < wo; ++j) {
+          double s = b.values[o];
+          std::int64_t g = o / (out / groups);
+          for (std::int64_t c = 0; c < per; ++c)
+            for (std::int64_t u = 0; u < k; ++u)
+              for (std::int64_t v = 0; v < k; ++v) {
+                std::int64_t h = i * stride + u - pads[0], q = j * stride + v - pads[1];
+                if (h < 0 || q < 0 || h >= x.d[2] || q >= x.d[3]) continue;
+                s += x.get(n, g * per + c, h, q) * w.values[((o * per + c) * k + u) * k + v];
+              }
+          y.at(n, o, i, j) = static_cast<float>(s);
+        }
+  return y;
+}
+
+template <class F>
+T map(T x, F f) {
+  for (float& v : x.v) v = f(v);
+  return x;
+}
+
+// Mean (or max) over the positions: [N, C].
+T pooled(const T& x, bool max) {
+  T y{{x.d[0], x.d[1]}, {}};
+  for (std::int64_t n = 0; n < x.d[0]; ++n)
+    for (std::int64_t c = 0; c < x.d[1]; ++c) {
+      double s = 0, m = -1e30;
+      for (std::int64_t h = 0; h < x.d[2]; ++h)
+        for (std::int64_t w = 0; w < x.d[3]; ++w) {
+          s += x.get(n, c, h, w);
+          m = std::max<double>(m, x.get(n, c, h, w));
+        }
+      y.v.push_back(static_cast<float>(max ? m : s / static_cast<double>(x.d[2] * x.d[3])));
+    }
+  return y;
+}
+
+cd::GraphWeight weight(std::vector<std::int64_t> dims, unsigned seed, float scale = 0.5f) {
+  std::size_t n = 1;
+  for (auto d : dims) n *= static_cast<std::size_t>(d);
+  return {dims, random_values(n, seed, scale)};
+}
+
+cd::GraphNode node(std::string op, std::vector<std::string> in, std::string out,
+                   std::map<std::string, std::vector<std::int64_t>> ints = {},
+                   std::map<std::string, float> floats = {}) {
+  return {std::move(op), std::move(in), std::move(out), std::move(ints), std::move(floats)};
+}
+
+cd::GraphNode conv_node(std::string in, std::string w, std::string b, std::string out, int k,
+                        int stride, std::vector<std::int64_t> pads, int group) {
+  return node("Conv", {std::move(in), std::move(w), std::move(b)}, std::move(out),
+              {{"kernel_shape", {k, k}},
+               {"strides", {stride, stride}},
+               {"pads", std::move(pads)},
+               {"dilations", {1, 1}},
+               {"group", {group}}});
+}
+
+// An MBConv-like graph: a padded stride-2 stem, ReLU6, a depthwise conv, a
+// 1x1 projection added to its input, then both pools, Concat, Gemm, Sigmoid.
+cd::InferenceGraph block_graph() {
+  cd::InferenceGraph g;
+  g.weights["w0"] = weight({8, 3, 3, 3}, 1);
+  g.weights["b0"] = weight({8}, 2);
+  g.weights["w1"] = weight({8, 1, 3, 3}, 3);
+  g.weights["b1"] = weight({8}, 4);
+  g.weights["w2"] = weight({8, 8, 1, 1}, 5);
+  g.weights["b2"] = weight({8}, 6);
+  g.weights["wf"] = weight({1, 16}, 7);
+  g.weights["bf"] = weight({1}, 8);
+  g.nodes = {
+      node("Pad", {"input"}, "p", {{"pads", {0, 0, 0, 0, 0, 0, 1, 1}}}, {{"value", 0.f}}),
+      conv_node("p", "w0", "b0", "c0", 3, 2, {0, 0, 0, 0}, 1),
+      node("Clip", {"c0"}, "a0", {}, {{"min", 0.f}, {"max", 6.f}}),
+      conv_node("a0", "w1", "b1", "c1", 3, 1, {1, 1, 1, 1}, 8),
+      node("Relu", {"c1"}, "a1"),
+      conv_node("a1", "w2", "b2", "c2", 1, 1, {0, 0, 0, 0}, 1),
+      node("Add", {"c2", "a0"}, "r"),
+      node("GlobalAveragePool", {"r"}, "gap"),
+      node("Flatten", {"gap"}, "f1", {{"axis", {1}}}),
+      node("GlobalMaxPool", {"r"}, "gmp"),
+      node("Flatten", {"gmp"}, "f2", {{"axis", {1}}}),
+      node("Concat", {"f1", "f2"}, "cat", {{"axis", {1}}}),
+      node("Gemm", {"cat", "wf", "bf"}, "logit", {{"transB", {1}}},
+           {{"alpha", 1.f}, {"beta", 1.f}}),
+      node("Sigmoid", {"logit"}, "p_dog"),
+  };
+  g.output = "p_dog";
+  return g;
+}
+
+std::vector<float> block_reference(const cd::InferenceGraph& g, const T& x) {
+  const auto& w = g.weights;
+  T a0 = map(conv(x, w.at("w0"), w.at("b0"), 2, {0, 0, 1, 1}, 1),
+             [](float v) { return std::min(6.f, std::max(0.f, v)); });
+  T a1 = map(conv(a0, w.at("w1"), w.at("b1"), 1, {1, 1, 1, 1}, 8),
+             [](float v) { return std::max(0.f, v); });
+  T r = conv(a1, w.at("w2"), w.at("b2"), 1, {0, 0, 0, 0}, 1);
+  for (std::size_t i = 0; i < r.v.size(); ++i) r.v[i] += a0.v[i];
+  T avg = pooled(r, false), mx = pooled(r, true);
+  std::vector<float> p;
+  for (std::int64_t n = 0; n < x.d[0]; ++n) {
+    double s = w.at("bf").values[0];
+    for (int c = 0; c < 8; ++c)
+      s += avg.v[n * 8 + c] * w.at("wf").values[c] + mx.v[n * 8 + c] * w.at("wf").values[8 + c];
+    p.push_back(static_cast<float>(1.0 / (1.0 + std::exp(-s))));
+  }
+  return p;
+}
+
+}  // namespace
+
+TEST_CASE("the oneDNN runtime runs a fused block graph as plain loops do, at any batch size",
+          "[runtime]") {
+  cd::InferenceGraph g = block_graph();
+  cd::GraphExecutor exec(g, 1);
+  for (std::int64_t n : {1, 3, 1}) {
+    T x{{n, 3, 11, 11}, random_values(static_cast<std::size_t>(n) * 3 * 11 * 11, 9, 2.f)};
+    std::vector<float> want = block_reference(g, x);
+    std::vector<float> got = exec.run(x.v.data(), n, 11);
+    REQUIRE(got.size() == want.size());
+    auto [lo, hi] = std::minmax_element(want.begin(), want.end());
+    if (n == 3) CHECK(*hi - *lo > 0.01f);  // the images differ, and so do their answers
+    for (std::size_t i = 0; i < want.size(); ++i) CHECK(got[i] == Approx(want[i]).margin(1e-5));
+  }
+  CHECK(exec.plans() == 2);  // batch 1 planned once, reused
+  CHECK(exec.working_bytes() > 0);
+}
+
+TEST_CASE("the oneDNN runtime pools, transposes, scales and activates as ONNX says", "[runtime]") {
+  // [1, 2, 5, 5] -> LeakyReLU -> MaxPool 2x2/2 with ceil_mode (3x3) -> Transpose
+  // (0, 1, 3, 2) -> Flatten -> Mul by 0.5.
+  cd::InferenceGraph g;
+  g.weights["half"] = {{1}, {0.5f}};
+  g.nodes = {
+      node("LeakyRelu", {"input"}, "l", {}, {{"alpha", 0.1f}}),
+      node("MaxPool", {"l"}, "m",
+           {{"kernel_shape", {2, 2}},
+            {"strides", {2, 2}},
+            {"pads", {0, 0, 0, 0}},
+            {"ceil_mode", {1}}}),
+      node("Transpose", {"m"}, "t", {{"perm", {0, 1, 3, 2}}}),
+      node("Flatten", {"t"}, "f", {{"axis", {1}}}),
+      node("Mul", {"f", "half"}, "out"),
+  };
+  g.output = "out";
+  // The runtime's input is [N, 3, S, S]: three channels, the third ignored by nothing.
+  T x{{1, 3, 5, 5}, random_values(75, 11, 3.f)};
+  std::vector<float> got = cd::GraphExecutor(g, 1).run(x.v.data(), 1, 5);
+  REQUIRE(got.size() == 27);
+  for (int c = 0; c < 3; ++c)
+    for (int i = 0; i < 3; ++i)
+      for (int j = 0; j < 3; ++j) {
+        float m = -1e30f;
+        for (int u = 0; u < 2; ++u)
+          for (int v = 0; v < 2; ++v) {
+            int h = 2 * i + u, w = 2 * j + v;
+            if (h >= 5 || w >= 5) continue;  // ceil_mode's last window runs past the edge
+            float a = x.get(0, c, h, w);
+            m = std::max(m, a > 0 ? a : 0.1f * a);
+          }
+        // Transposed: position (j, i) of the flattened output.
+        INFO("channel " << c << " window " << i << "," << j);
+        CHECK(got[c * 9 + j * 3 + i] == Approx(0.5f * m).margin(1e-6));
+      }
+}
+
+TEST_CASE("the oneDNN runtime names what it cannot run", "[runtime]") {
+  cd::InferenceGraph g;
+  g.nodes = {node("Softmax", {"input"}, "out")};
+  g.output = "out";
+  CHECK_THROWS_WITH(cd::GraphExecutor(g, 1), Catch::Contains("operator Softmax"));
+
+  cd::InferenceGraph mismatch = block_graph();
+  mismatch.weights["wf"] = weight({1, 15}, 7);  // the Concat gives 16 features
+  cd::GraphExecutor exec(mismatch, 1);
+  std::vector<float> x(3 * 11 * 11, 0.5f);
+  CHECK_THROWS_AS(exec.run(x.data(), 1, 11), cd::ModelError);
+  CHECK_THROWS_WITH(exec.run(x.data(), 1, 11), Catch::Contains("Gemm"));
+
+  cd::InferenceGraph pad = block_graph();
+  pad.nodes[0].floats["value"] = 1.f;  // not a zero padding: no conv can take it
+  CHECK_THROWS_WITH(cd::GraphExecutor(pad, 1), Catch::Contains("Pad"));
+}
