@@ -1,13 +1,12 @@
 # catdog inference image: cd-serve (and cd-predict, and cd-model for the Model
-# Registry: `docker run --entrypoint cd-model IMAGE list catdog`) on Debian 12.
+# Registry: `docker run --entrypoint cd-model IMAGE list catdog`) on catdog's
+# oneDNN runtime, FROM scratch: no LibTorch, no GDAL, no OpenBLAS.
 #   docker build --target runtime -t catdog .       # model mounted at run time:
 #   docker run -p 8000:8000 -v "$PWD/models:/models:ro" catdog
-#   docker build --target slim -t catdog:slim .     # the ONNX runtime only: no LibTorch, no
-#   docker run -p 8000:8000 -v "$PWD/models:/models:ro" catdog:slim   # GDAL; serves model.onnx
 #   docker build --target baked -t catdog:baked .   # models/model.cdm baked in
 #                                                   # (run `make run` first to train it)
-#   docker build --target trainer -t catdog-train . # cd-prepare and cd-train, for the PyTorchJob
-#                                                   # in configs/k8s/jobs/
+#   docker build --target trainer -t catdog-train . # cd-prepare and cd-train on LibTorch,
+#                                                   # for the PyTorchJob in configs/k8s/jobs/
 # Each compiles inside the image; `make ship` then --build-arg BINARIES=prebuilt
 # takes the binaries the local build made instead (seconds, no compiler).
 ARG BASE=debian:bookworm-slim
@@ -36,56 +35,44 @@ COPY core core
 COPY tools tools
 COPY configs/docker/ship-binaries.sh /usr/local/bin/
 # build/shi[p] matches nothing in a plain checkout; CMakeLists.txt keeps the
-# COPY valid then. With it, build/ship's runtime/, slim/ and trainer/ land in /src.
+# COPY valid then. With it, build/ship's serve/ and trainer/ land in /src.
 COPY CMakeLists.txt build/shi[p] /src/
-# Compiled: ship the three binaries and exactly the shared libraries they load:
-# with the LibTorch module (loaded from beside them for .cdm models) into /out,
-# and without it into /out-slim, for the ONNX path alone. OpenCV's core links a
-# BLAS and LAPACK that the ONNX path never calls: the slim image gets the
+# Compiled: ship the three binaries, the shared libraries they load (glibc
+# too) and the little the image's users run besides them into /out, a root
+# filesystem for the runtime stage (ship-binaries.sh --root). OpenCV's core
+# links a BLAS and LAPACK that catdog never calls: the image gets the
 # reference ones (1 MB and 7 MB) instead of OpenBLAS (36 MB).
 RUN if [ "$BINARIES" = prebuilt ]; then \
-      [ -x runtime/usr/local/bin/cd-serve ] && [ -x slim/usr/local/bin/cd-serve ] \
+      [ -x serve/usr/local/bin/cd-serve ] \
         || { echo "BINARIES=prebuilt: build/ship/ has no binaries; run make ship first" >&2; exit 1; }; \
-      mv runtime /out && mv slim /out-slim; \
+      mv serve /out; \
     else \
       cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DCATDOG_BUILD_TESTS=OFF \
       && cmake --build build -j2 --target cd-serve cd-predict cd-model \
-      && ship-binaries.sh /out build/bin/cd-serve build/bin/cd-predict build/bin/cd-model \
-           build/bin/libcatdog_torch.so \
       && LD_LIBRARY_PATH=/usr/lib/x86_64-linux-gnu/blas:/usr/lib/x86_64-linux-gnu/lapack \
-         ship-binaries.sh /out-slim build/bin/cd-serve build/bin/cd-predict build/bin/cd-model; \
+         ship-binaries.sh --root /out build/bin/cd-serve build/bin/cd-predict build/bin/cd-model; \
     fi
 
-# ---- service: what both serving images share, binaries aside ----
-FROM ${BASE} AS service
-RUN useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin catdog \
- && mkdir -p /models
+# ---- runtime: the serving image, every model on the oneDNN runtime ----
+# FROM scratch: what /out holds is the whole image (about 80 MB, 120 at most,
+# checked by make docker-smoke).
+FROM scratch AS runtime
+COPY --from=build /out/ /
 # OpenMP threads must not spin while another process holds a core (PERF-NOTES.md);
 # the allocator settings are each tool's own (MemoryProfile in core/util/errors.h).
-ENV OMP_WAIT_POLICY=PASSIVE \
+ENV PATH=/usr/local/bin:/usr/bin \
+    OMP_WAIT_POLICY=PASSIVE \
     CD_MODEL=/models/model.cdm \
     CD_PORT=8000 \
-    CD_LOG_FORMAT=json
+    CD_LOG_FORMAT=json \
+    SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt
 EXPOSE 8000
 # Healthy only when /health answers 200 with status "healthy" (bash's /dev/tcp; no curl needed).
 HEALTHCHECK --interval=15s --timeout=3s --start-period=30s --retries=3 \
   CMD ["bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/${CD_PORT:-8000} && printf 'GET /health HTTP/1.0\\r\\nHost: localhost\\r\\n\\r\\n' >&3 && r=$(cat <&3) && [[ $r == 'HTTP/1.1 200'* && $r == *'\"status\":\"healthy\"'* ]]"]
+USER 10001
 ENTRYPOINT ["/usr/local/bin/cd-serve"]
 CMD ["--model", "/models/model.cdm", "--host", "0.0.0.0"]
-
-# ---- runtime: both runtimes, .cdm on LibTorch (throughput) and .onnx ----
-FROM service AS runtime
-COPY --from=build /out/ /
-RUN ldconfig
-USER 10001
-
-# ---- slim: .onnx on OpenCV DNN only (size, and start-up when scaling out) ----
-FROM service AS slim
-COPY --from=build /out-slim/ /
-RUN ldconfig
-ENV CD_MODEL=/models/model.onnx
-USER 10001
-CMD ["--model", "/models/model.onnx", "--host", "0.0.0.0"]
 
 # ---- baked: the runtime image with models/model.cdm inside ----
 FROM runtime AS baked

@@ -152,11 +152,13 @@ k8s-check: py-deps $(VENV)/bin/kubeconform
 
 # The images take the binaries this build made (Dockerfile, BINARIES=prebuilt):
 # configs/docker/ship-binaries.sh copies them, stripped, with exactly the shared
-# libraries they load, into $(BUILD)/ship/, which the image build copies.
-# The slim set links the reference BLAS and LAPACK instead of OpenBLAS.
+# libraries they load, into $(BUILD)/ship/, which the image build copies:
+# serve/ a whole root filesystem for the FROM-scratch serving image (no
+# LibTorch; OpenCV's core gets the reference BLAS and LAPACK instead of
+# OpenBLAS), trainer/ the LibTorch tools for the trainer image.
 SHIP := $(BUILD)/ship
 REF_BLAS := /usr/lib/x86_64-linux-gnu/blas:/usr/lib/x86_64-linux-gnu/lapack
-SHIPPED := $(addprefix $(BUILD)/bin/,cd-serve cd-predict cd-model libcatdog_torch.so cd-prepare cd-train)
+SHIPPED := $(addprefix $(BUILD)/bin/,cd-serve cd-predict cd-model cd-prepare cd-train)
 ship: build
 	@for f in $(SHIPPED); do [ -f $$f ] || { echo "ship: $$f is missing; the build did not make it"; exit 1; }; done
 	@if [ -f $(SHIP)/.complete ] && \
@@ -164,9 +166,7 @@ ship: build
 	  echo "ship: $(SHIP) holds the current binaries"; \
 	else \
 	  rm -rf $(SHIP) && mkdir -p $(SHIP) && \
-	  configs/docker/ship-binaries.sh $(SHIP)/runtime $(BUILD)/bin/cd-serve $(BUILD)/bin/cd-predict \
-	    $(BUILD)/bin/cd-model $(BUILD)/bin/libcatdog_torch.so && \
-	  LD_LIBRARY_PATH=$(REF_BLAS) configs/docker/ship-binaries.sh $(SHIP)/slim \
+	  LD_LIBRARY_PATH=$(REF_BLAS) configs/docker/ship-binaries.sh --root $(SHIP)/serve \
 	    $(BUILD)/bin/cd-serve $(BUILD)/bin/cd-predict $(BUILD)/bin/cd-model && \
 	  configs/docker/ship-binaries.sh $(SHIP)/trainer $(BUILD)/bin/cd-prepare $(BUILD)/bin/cd-train && \
 	  touch $(SHIP)/.complete; \
@@ -233,9 +233,11 @@ bench: build pretrained
 	$(PYTHON) tests/bench/bench.py
 	$(MAKE) bench-runtimes
 
-# cd-predict's cold start and throughput on each runtime, for the model `make run`
+# cd-predict's cold start, memory and throughput on each runtime, and the forward
+# pass against ONNX Runtime on the same exported graph, for the model `make run`
 # trained and exported; writes bench/results/runtimes.{json,md}.
-bench-runtimes: build
+bench-runtimes: build py-deps
+	cmake --build $(BUILD) -j $(JOBS) --target bench_forward
 	$(PYTHON) tests/bench/runtimes.py
 
 FORMATTED = $$(git ls-files '*.cpp' '*.h')
