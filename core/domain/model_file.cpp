@@ -20,7 +20,7 @@ void put_u32(std::string& out, std::uint32_t v) {
 void put_u64(std::string& out, std::uint64_t v) {
   for (int i = 0; i < 8; ++i) out += static_cast<char>((v >> (8 * i)) & 0xff);
 }
-std::uint64_t get_le(const std::string& in, std::size_t pos, int bytes) {
+std::uint64_t get_le(std::string_view in, std::size_t pos, int bytes) {
   std::uint64_t v = 0;
   for (int i = 0; i < bytes; ++i)
     v |= static_cast<std::uint64_t>(static_cast<unsigned char>(in[pos + i])) << (8 * i);
@@ -89,6 +89,13 @@ ModelMeta meta_from_json(const nlohmann::json& j, const std::string& origin) {
 
 std::string pack_file(const FileParts& parts) {
   std::string meta = parts.meta.dump();
+  if (!parts.graph.empty()) {
+    // The runtime reads the graph's weights in place from the mapped file
+    // (runtime/graph.h), which floats allow only when aligned: spaces after
+    // the metadata (the same JSON) start the graph on a 64-byte boundary.
+    std::size_t graph_at = sizeof k_magic + 4 + 4 + 8 + meta.size() + 8 + parts.payload.size() + 8;
+    meta.append((64 - graph_at % 64) % 64, ' ');
+  }
   std::string out(k_magic, sizeof k_magic);
   put_u32(out, k_model_format_version);
   put_u32(out, static_cast<std::uint32_t>(parts.kind));
@@ -102,7 +109,7 @@ std::string pack_file(const FileParts& parts) {
   return out;
 }
 
-FileParts unpack_file(const std::string& bytes, const std::string& origin) {
+FilePartsView unpack_view(std::string_view bytes, const std::string& origin) {
   if (bytes.size() < sizeof k_magic || std::memcmp(bytes.data(), k_magic, sizeof k_magic) != 0)
     throw ModelError(origin + ": not a catdog model file (bad magic); was it written by cd-train?");
   std::size_t pos = sizeof k_magic, end = bytes.size();
@@ -159,7 +166,7 @@ FileParts unpack_file(const std::string& bytes, const std::string& origin) {
       throw ModelError(origin + ": checksum mismatch (stored " + hex64(stored) + ", contents " +
                        hex64(computed) + "): the file is corrupt; re-copy or retrain it");
   }
-  FileParts parts;
+  FilePartsView parts;
   parts.kind = static_cast<FileKind>(kind);
   try {
     parts.meta = nlohmann::json::parse(bytes.substr(meta_at, meta_len));
@@ -171,6 +178,17 @@ FileParts unpack_file(const std::string& bytes, const std::string& origin) {
   return parts;
 }
 
+FileParts unpack_file(const std::string& bytes, const std::string& origin) {
+  FilePartsView view = unpack_view(bytes, origin);
+  return {view.kind, std::move(view.meta), std::string(view.payload), std::string(view.graph)};
+}
+
+void check_kind(FileKind kind, FileKind expected, const std::string& path) {
+  if (kind != expected)
+    throw ModelError(path + ": is a " + kind_name(kind) + " file, expected a " +
+                     kind_name(expected));
+}
+
 FileParts read_parts(const std::string& path, FileKind expected) {
   std::string bytes;
   try {
@@ -179,9 +197,7 @@ FileParts read_parts(const std::string& path, FileKind expected) {
     throw ModelError(e.what());
   }
   FileParts parts = unpack_file(bytes, path);
-  if (parts.kind != expected)
-    throw ModelError(path + ": is a " + kind_name(parts.kind) + " file, expected a " +
-                     kind_name(expected));
+  check_kind(parts.kind, expected, path);
   return parts;
 }
 

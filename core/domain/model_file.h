@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <string_view>
 
 #include "domain/image.h"
 #include "domain/labels.h"
@@ -46,11 +47,23 @@ struct FileParts {
   std::string graph;    // the inference graph's bytes; empty in a checkpoint or before version 3
 };
 
+// The same parts, as views into bytes the caller keeps (a mapped file), so
+// nothing is copied: the inference runtime reads the graph in place.
+struct FilePartsView {
+  FileKind kind = FileKind::k_model;
+  nlohmann::json meta;
+  std::string_view payload;
+  std::string_view graph;
+};
+
 std::string pack_file(const FileParts& parts);
 // Throws ModelError naming the path: missing, foreign, truncated, newer
 // format, trailing bytes, or a checksum that does not match the contents.
 FileParts unpack_file(const std::string& bytes, const std::string& origin);
+FilePartsView unpack_view(std::string_view bytes, const std::string& origin);
 FileParts read_parts(const std::string& path, FileKind expected);
+// ModelError when a file is of another kind (a checkpoint given as a model).
+void check_kind(FileKind kind, FileKind expected, const std::string& path);
 
 // Metadata only, without touching the weights (for /model and fast checks).
 ModelMeta read_model_meta(const std::string& path);

@@ -338,10 +338,10 @@ class GraphExecutor::Impl {
     for (auto& [md, mem] : known)
       if (md == want) return mem;
     const GraphWeight& w = weight(name);
-    if (static_cast<std::size_t>(product(plain.dims())) != w.values.size())
-      throw ModelError("weight '" + name + "' has " + std::to_string(w.values.size()) +
+    if (static_cast<std::size_t>(product(plain.dims())) != w.count())
+      throw ModelError("weight '" + name + "' has " + std::to_string(w.count()) +
                        " values, not the shape its operator needs");
-    memory src(plain, m_engine, const_cast<float*>(w.values.data()));
+    memory src(plain, m_engine, const_cast<float*>(w.data()));
     memory dst(want, m_engine);
     dnnl::reorder(src, dst).execute(m_stream, src, dst);
     m_stream.wait();

@@ -56,7 +56,7 @@ std::string write_graph(const InferenceGraph& graph) {
   std::size_t offset = 0;
   for (const auto& [name, w] : graph.weights) {
     weights.push_back({{"name", name}, {"dims", w.dims}, {"offset", offset}});
-    offset = aligned(offset + w.values.size() * sizeof(float));
+    offset = aligned(offset + w.count() * sizeof(float));
   }
   std::string header = nlohmann::json{
       {"input", graph.input},
@@ -72,13 +72,14 @@ std::string write_graph(const InferenceGraph& graph) {
   std::size_t at = data;
   for (const auto& [name, w] : graph.weights) {
     // The floats as this little-endian machine holds them.
-    std::memcpy(out.data() + at, w.values.data(), w.values.size() * sizeof(float));
-    at = data + aligned(at - data + w.values.size() * sizeof(float));
+    std::memcpy(out.data() + at, w.data(), w.count() * sizeof(float));
+    at = data + aligned(at - data + w.count() * sizeof(float));
   }
   return out;
 }
 
-InferenceGraph read_graph(std::string_view bytes, const std::string& origin) {
+InferenceGraph read_graph(std::string_view bytes, const std::string& origin,
+                          std::shared_ptr<const void> backing) {
   auto corrupt = [&](const std::string& why) {
     return ModelError(origin + ": its inference graph " + why +
                       "; the file is corrupt (re-copy it, or rewrite it with cd-export --format "
@@ -116,11 +117,18 @@ InferenceGraph read_graph(std::string_view bytes, const std::string& origin) {
       std::uint64_t offset = w.at("offset").get<std::uint64_t>();
       std::size_t room = bytes.size() - data;
       if (offset > room || count * sizeof(float) > room - offset) throw corrupt("is truncated");
-      weight.values.resize(count);
-      std::memcpy(weight.values.data(), bytes.data() + data + offset, count * sizeof(float));
+      const char* at = bytes.data() + data + offset;
+      if (can_borrow(at, backing)) {
+        weight.borrowed = reinterpret_cast<const float*>(at);
+        weight.borrowed_count = count;
+      } else {
+        weight.values.resize(count);
+        std::memcpy(weight.values.data(), at, count * sizeof(float));
+      }
       std::string name = w.at("name").get<std::string>();
-      for (float v : weight.values)
-        if (!std::isfinite(v)) throw corrupt("weight '" + name + "' holds NaN or Inf");
+      const float* values = weight.data();
+      for (std::size_t i = 0; i < count; ++i)
+        if (!std::isfinite(values[i])) throw corrupt("weight '" + name + "' holds NaN or Inf");
       known.insert(name);
       g.weights.emplace(std::move(name), std::move(weight));
     }
@@ -143,6 +151,7 @@ InferenceGraph read_graph(std::string_view bytes, const std::string& origin) {
     throw corrupt(std::string("header is malformed (") + e.what() + ")");
   }
   if (!known.count(g.output)) throw corrupt("never computes its output '" + g.output + "'");
+  g.backing = std::move(backing);
   return g;
 }
 

@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -29,7 +30,12 @@ struct GraphNode {
 
 struct GraphWeight {
   std::vector<std::int64_t> dims;
-  std::vector<float> values;
+  std::vector<float> values;         // the values, held here
+  const float* borrowed = nullptr;   // or read in place, from bytes the graph's `backing` keeps
+  std::size_t borrowed_count = 0;
+
+  const float* data() const { return borrowed ? borrowed : values.data(); }
+  std::size_t count() const { return borrowed ? borrowed_count : values.size(); }
 };
 
 struct InferenceGraph {
@@ -37,11 +43,20 @@ struct InferenceGraph {
   std::string output;            // the graph's last value: P(dog) [N, 1]
   std::vector<GraphNode> nodes;  // in an order that computes every input before its use
   std::map<std::string, GraphWeight> weights;
+  // What borrowed weights point into (a mapped model file), kept alive with the graph.
+  std::shared_ptr<const void> backing;
 };
 
 std::string write_graph(const InferenceGraph& graph);
 // Checks the layout, the names every node refers to and that every weight is
-// finite. Throws ModelError naming `origin`.
-InferenceGraph read_graph(std::string_view bytes, const std::string& origin);
+// finite. Throws ModelError naming `origin`. With `backing` (what owns
+// `bytes`), aligned weights are borrowed from `bytes` instead of copied.
+InferenceGraph read_graph(std::string_view bytes, const std::string& origin,
+                          std::shared_ptr<const void> backing = nullptr);
+
+// Whether a weight at `at` may be read in place: floats need 4-byte alignment.
+inline bool can_borrow(const void* at, const std::shared_ptr<const void>& backing) {
+  return backing && reinterpret_cast<std::uintptr_t>(at) % alignof(float) == 0;
+}
 
 }  // namespace cd

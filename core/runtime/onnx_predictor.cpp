@@ -1,11 +1,5 @@
 // .onnx models (cd-export's) read into an InferenceGraph for catdog's oneDNN
 // runtime, by a small protobuf reader: no LibTorch, no ONNX or OpenCV library.
-#include <fcntl.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
-#include <cerrno>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -16,6 +10,7 @@
 #include "runtime/predictor.h"
 #include "util/atomic_file.h"
 #include "util/errors.h"
+#include "util/mapped_file.h"
 
 namespace cd {
 
@@ -129,8 +124,10 @@ GraphNode read_node(std::string_view bytes) {
   return node;
 }
 
-// An initializer: float raw_data or float_data. Throws ModelError.
-std::pair<std::string, GraphWeight> read_tensor(std::string_view bytes, const std::string& origin) {
+// An initializer: float raw_data or float_data. Throws ModelError. raw_data
+// is read in place when `backing` keeps the bytes and they are aligned.
+std::pair<std::string, GraphWeight> read_tensor(std::string_view bytes, const std::string& origin,
+                                                const std::shared_ptr<const void>& backing) {
   Wire w{bytes};
   std::uint64_t field, value;
   std::string_view payload, raw;
@@ -154,7 +151,10 @@ std::pair<std::string, GraphWeight> read_tensor(std::string_view bytes, const st
   if (data_type != 1)
     throw ModelError(origin + ": initializer '" + name +
                      "' is not float; export it with cd-export");
-  if (!raw.empty()) {
+  if (!raw.empty() && can_borrow(raw.data(), backing)) {
+    t.borrowed = reinterpret_cast<const float*>(raw.data());
+    t.borrowed_count = raw.size() / 4;
+  } else if (!raw.empty()) {
     t.values.resize(raw.size() / 4);
     std::memcpy(t.values.data(), raw.data(), t.values.size() * 4);
   }
@@ -164,48 +164,16 @@ std::pair<std::string, GraphWeight> read_tensor(std::string_view bytes, const st
       throw ModelError(origin + ": initializer '" + name + "' has a bad shape");
     count *= static_cast<std::uint64_t>(d);
   }
-  if (count != t.values.size())
-    throw ModelError(origin + ": initializer '" + name + "' holds " +
-                     std::to_string(t.values.size()) +
+  if (count != t.count())
+    throw ModelError(origin + ": initializer '" + name + "' holds " + std::to_string(t.count()) +
                      " values for its shape; the file is corrupt");
-  for (float v : t.values)
-    if (!std::isfinite(v))
+  const float* values = t.data();
+  for (std::size_t i = 0; i < t.count(); ++i)
+    if (!std::isfinite(values[i]))
       throw ModelError(origin + ": initializer '" + name +
                        "' holds NaN or Inf; the file is corrupt");
   return {name, std::move(t)};
 }
-
-// A model file mapped read-only for the time it takes to parse it.
-class MappedFile {
- public:
-  explicit MappedFile(const std::string& path) {
-    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    struct stat st {};
-    if (fd < 0 || ::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-      if (fd >= 0) ::close(fd);
-      throw ModelError("cannot open '" + path +
-                       "': " + (fd < 0 ? std::strerror(errno) : "not a regular file"));
-    }
-    m_size = static_cast<std::size_t>(st.st_size);
-    if (m_size > 0) {
-      m_data = ::mmap(nullptr, m_size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
-      if (m_data == MAP_FAILED) m_data = nullptr;
-    }
-    int err = errno;
-    ::close(fd);
-    if (m_size > 0 && !m_data) throw ModelError("cannot map '" + path + "': " + std::strerror(err));
-  }
-  ~MappedFile() {
-    if (m_data) ::munmap(m_data, m_size);
-  }
-  MappedFile(const MappedFile&) = delete;
-  MappedFile& operator=(const MappedFile&) = delete;
-  std::string_view bytes() const { return {static_cast<const char*>(m_data), m_size}; }
-
- private:
-  void* m_data = nullptr;
-  std::size_t m_size = 0;
-};
 
 // The first input and output a GraphProto names (ValueInfoProto field 1).
 std::string value_name(std::string_view bytes) {
@@ -246,7 +214,8 @@ ModelMeta read_onnx_meta(std::string_view bytes, const std::string& origin) {
                    "metadata_props); export it with cd-export");
 }
 
-InferenceGraph read_onnx_graph(std::string_view bytes, const std::string& origin) {
+InferenceGraph read_onnx_graph(std::string_view bytes, const std::string& origin,
+                               std::shared_ptr<const void> backing) {
   Wire model{bytes};
   std::uint64_t field;
   std::string_view payload, graph_bytes;
@@ -258,7 +227,7 @@ InferenceGraph read_onnx_graph(std::string_view bytes, const std::string& origin
   Wire graph{graph_bytes};
   while (graph.next(field, payload)) {
     if (field == 1) g.nodes.push_back(read_node(payload));
-    if (field == 5) g.weights.insert(read_tensor(payload, origin));
+    if (field == 5) g.weights.insert(read_tensor(payload, origin, backing));
     if (field == 11 && g.input.empty()) g.input = value_name(payload);
     if (field == 12 && g.output.empty()) g.output = value_name(payload);
   }
@@ -274,15 +243,23 @@ InferenceGraph read_onnx_graph(std::string_view bytes, const std::string& origin
   }
   if (g.input.empty() || !known.count(g.output))
     throw ModelError(origin + ": the ONNX graph names no input or never computes its output");
+  g.backing = std::move(backing);
   return g;
 }
 
 std::unique_ptr<Predictor> open_onnx_predictor(const std::string& path, int threads) {
-  // Mapped, not read: the bytes are parsed once, straight from the page cache.
-  MappedFile file(path);
-  std::string_view bytes = file.bytes();
+  // Mapped, not read: the bytes are parsed straight from the page cache, and
+  // the weights stay there (the graph keeps the mapping) until the runtime
+  // reorders them into the layouts its primitives want.
+  std::shared_ptr<const MappedFile> file;
+  try {
+    file = std::make_shared<const MappedFile>(path);
+  } catch (const IoError& e) {
+    throw ModelError(e.what());
+  }
+  std::string_view bytes = file->bytes();
   ModelMeta meta = read_onnx_meta(bytes, path);
-  return open_graph_predictor(path, std::move(meta), read_onnx_graph(bytes, path), threads,
+  return open_graph_predictor(path, std::move(meta), read_onnx_graph(bytes, path, file), threads,
                               /*exported=*/true);
 }
 

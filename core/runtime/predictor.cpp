@@ -13,6 +13,7 @@
 
 #include "domain/image.h"
 #include "util/errors.h"
+#include "util/mapped_file.h"
 #include "util/parallel.h"
 #include "util/strings.h"
 
@@ -117,7 +118,15 @@ std::unique_ptr<Predictor> open_predictor(const std::string& path, const Runtime
     return open_onnx_predictor(path, options.threads);
   }
   if (options.device == "cuda") return open_torch_module(path, options);
-  FileParts parts = read_parts(path, FileKind::k_model);
+  // Mapped, not read: the graph's weights are used in place (util/mapped_file.h).
+  std::shared_ptr<const MappedFile> file;
+  try {
+    file = std::make_shared<const MappedFile>(path);
+  } catch (const IoError& e) {
+    throw ModelError(e.what());
+  }
+  FilePartsView parts = unpack_view(file->bytes(), path);
+  check_kind(parts.kind, FileKind::k_model, path);
   ModelMeta meta = meta_from_json(parts.meta, path);
   if (parts.graph.empty()) {
     spdlog::warn(
@@ -126,8 +135,8 @@ std::unique_ptr<Predictor> open_predictor(const std::string& path, const Runtime
         path, meta.format_version, path);
     return open_torch_module(path, options);
   }
-  return open_graph_predictor(path, std::move(meta), read_graph(parts.graph, path), options.threads,
-                              /*exported=*/false);
+  return open_graph_predictor(path, std::move(meta), read_graph(parts.graph, path, file),
+                              options.threads, /*exported=*/false);
 }
 
 void predict_all(Predictor& model, std::vector<Prediction>& items, int batch_size, int threads,

@@ -65,8 +65,10 @@ std::unique_ptr<Predictor> open_graph_predictor(const std::string& origin, Model
                                                 InferenceGraph graph, int threads, bool exported);
 
 // An .onnx file's graph (cd-export's operators), read without any ONNX
-// library. Throws ModelError.
-InferenceGraph read_onnx_graph(std::string_view bytes, const std::string& origin);
+// library. Throws ModelError. With `backing` (what owns `bytes`), aligned
+// weights are borrowed from `bytes` instead of copied.
+InferenceGraph read_onnx_graph(std::string_view bytes, const std::string& origin,
+                               std::shared_ptr<const void> backing = nullptr);
 
 // The catdog metadata an exported ONNX file carries (metadata_props
 // "catdog.meta"), read from the protobuf bytes. Throws ModelError.

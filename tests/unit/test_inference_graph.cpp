@@ -4,6 +4,7 @@
 #include <cstring>
 #include <limits>
 
+#include "domain/model_file.h"
 #include "runtime/graph.h"
 #include "util/errors.h"
 
@@ -67,4 +68,46 @@ TEST_CASE("a damaged inference graph is a ModelError that names the file", "[run
   std::string bad_json = bytes;
   bad_json[24] = '!';  // inside the JSON header
   CHECK_THROWS_AS(cd::read_graph(bad_json, "m.cdm"), cd::ModelError);
+}
+
+TEST_CASE("weights are read in place when the bytes' owner is given and they are aligned",
+          "[runtime]") {
+  cd::InferenceGraph g = small_graph();
+  auto owner = std::make_shared<const std::string>(cd::write_graph(g));  // std::string: aligned data
+  cd::InferenceGraph in_place = cd::read_graph(*owner, "m.cdm", owner);
+  const cd::GraphWeight& w = in_place.weights.at("w");
+  CHECK(w.values.empty());
+  CHECK(w.borrowed >= reinterpret_cast<const float*>(owner->data()));
+  CHECK(w.borrowed < reinterpret_cast<const float*>(owner->data() + owner->size()));
+  CHECK(std::vector<float>(w.data(), w.data() + w.count()) == g.weights.at("w").values);
+  CHECK(in_place.backing == owner);
+  // Written again from borrowed weights, the bytes are the same.
+  CHECK(cd::write_graph(in_place) == *owner);
+
+  // Without an owner, or one byte off alignment, the values are copied.
+  CHECK(cd::read_graph(*owner, "m.cdm").weights.at("w").borrowed == nullptr);
+  auto shifted = std::make_shared<const std::string>(" " + *owner);
+  cd::InferenceGraph copied =
+      cd::read_graph(std::string_view(*shifted).substr(1), "m.cdm", shifted);
+  CHECK(copied.weights.at("w").borrowed == nullptr);
+  CHECK(copied.weights.at("w").values == g.weights.at("w").values);
+}
+
+TEST_CASE("a model file starts its graph on a 64-byte boundary, with the same metadata",
+          "[runtime]") {
+  std::string graph = cd::write_graph(small_graph());
+  for (std::size_t payload : {0, 1, 7, 63, 100}) {
+    nlohmann::json meta = {{"architecture", "compact"}, {"note", std::string(payload % 5, 'x')}};
+    std::string bytes =
+        cd::pack_file({cd::FileKind::k_model, meta, std::string(payload, 'p'), graph});
+    cd::FilePartsView view = cd::unpack_view(bytes, "m.cdm");
+    CHECK((view.graph.data() - bytes.data()) % 64 == 0);
+    CHECK(view.graph == graph);
+    CHECK(view.meta == meta);
+    CHECK(view.payload == std::string(payload, 'p'));
+  }
+  // A checkpoint (no graph) is not padded.
+  nlohmann::json meta = {{"k", 1}};
+  std::string plain = cd::pack_file({cd::FileKind::k_checkpoint, meta, "abc", ""});
+  CHECK(plain.find(meta.dump() + "  ") == std::string::npos);
 }
