@@ -30,8 +30,8 @@ struct GraphNode {
 
 struct GraphWeight {
   std::vector<std::int64_t> dims;
-  std::vector<float> values;         // the values, held here
-  const float* borrowed = nullptr;   // or read in place, from bytes the graph's `backing` keeps
+  std::vector<float> values;        // the values, held here
+  const float* borrowed = nullptr;  // or read in place, from bytes the graph's `backing` keeps
   std::size_t borrowed_count = 0;
 
   const float* data() const { return borrowed ? borrowed : values.data(); }

@@ -18,7 +18,8 @@ MappedFile::MappedFile(const std::string& path) {
   if (fd < 0 || ::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
     int err = errno;
     if (fd >= 0) ::close(fd);
-    throw IoError("cannot open '" + path + "': " + (fd < 0 ? std::strerror(err) : "not a regular file"));
+    throw IoError("cannot open '" + path +
+                  "': " + (fd < 0 ? std::strerror(err) : "not a regular file"));
   }
   m_size = static_cast<std::size_t>(st.st_size);
   if (m_size > 0) {

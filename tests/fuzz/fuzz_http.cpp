@@ -38,7 +38,8 @@ std::string small_model_file() {
     g.nodes.push_back({std::move(op), std::move(in), std::move(out), {}, {}});
     return g.nodes.back();
   };
-  node("Conv", {g.input, "w0", "b0"}, "c0").ints = {{"pads", {1, 1, 1, 1}}, {"kernel_shape", {3, 3}}};
+  node("Conv", {g.input, "w0", "b0"}, "c0").ints = {{"pads", {1, 1, 1, 1}},
+                                                    {"kernel_shape", {3, 3}}};
   node("Relu", {"c0"}, "r0");
   node("GlobalAveragePool", {"r0"}, "p0");
   node("Flatten", {"p0"}, "f0");

@@ -73,7 +73,8 @@ TEST_CASE("a damaged inference graph is a ModelError that names the file", "[run
 TEST_CASE("weights are read in place when the bytes' owner is given and they are aligned",
           "[runtime]") {
   cd::InferenceGraph g = small_graph();
-  auto owner = std::make_shared<const std::string>(cd::write_graph(g));  // std::string: aligned data
+  auto owner =
+      std::make_shared<const std::string>(cd::write_graph(g));  // std::string: aligned data
   cd::InferenceGraph in_place = cd::read_graph(*owner, "m.cdm", owner);
   const cd::GraphWeight& w = in_place.weights.at("w");
   CHECK(w.values.empty());
