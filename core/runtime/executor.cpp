@@ -196,6 +196,17 @@ class GraphExecutor::Impl {
     return std::vector<float>(out, out + n * plan.width);
   }
 
+  void own_weights() {
+    std::lock_guard<std::mutex> lock(m_mutex);
+    for (auto& [name, w] : m_graph.weights) {
+      if (!w.borrowed) continue;
+      w.values.assign(w.borrowed, w.borrowed + w.borrowed_count);
+      w.borrowed = nullptr;
+      w.borrowed_count = 0;
+    }
+    m_graph.backing.reset();
+  }
+
   std::size_t plans() const {
     std::lock_guard<std::mutex> lock(m_mutex);
     return m_plans.size();
@@ -684,6 +695,8 @@ GraphExecutor::~GraphExecutor() = default;
 std::vector<float> GraphExecutor::run(const float* input, std::int64_t n, std::int64_t side) {
   return m_impl->run(input, n, side);
 }
+
+void GraphExecutor::own_weights() { m_impl->own_weights(); }
 
 std::size_t GraphExecutor::plans() const { return m_impl->plans(); }
 std::size_t GraphExecutor::working_bytes() const { return m_impl->working_bytes(); }

@@ -33,6 +33,13 @@ class GraphExecutor {
   // on the first run of each batch size.
   std::vector<float> run(const float* input, std::int64_t n, std::int64_t side);
 
+  // Copies the weights the graph reads in place (from a mapped model file)
+  // into memory of its own and lets the file go, so that a file changed in
+  // place later cannot change the weights of a plan built afterwards, or
+  // fault (SIGBUS) on a truncated one. A long-running server calls it once
+  // warmed up; a one-shot tool never pays for it.
+  void own_weights();
+
   std::size_t plans() const;  // batch sizes planned so far
   // Bytes held for activations and scratch, the largest plan's.
   std::size_t working_bytes() const;

@@ -79,6 +79,8 @@ class GraphPredictor : public Predictor {
 
   CacheBytes cache_bytes() const override { return {m_executor.working_bytes(), 0}; }
 
+  void own_weights() override { m_executor.own_weights(); }
+
  private:
   std::string m_origin;  // the file, for errors
   ModelMeta m_meta;

@@ -36,6 +36,9 @@ class Predictor {
     std::size_t mapped = 0, idle = 0;
   };
   virtual CacheBytes cache_bytes() const { return {}; }
+  // Lets go of the model file: what the runtime still reads from it in place
+  // is copied into memory of its own (GraphExecutor::own_weights).
+  virtual void own_weights() {}
 };
 
 // --tta: keep the model file's setting, or force mirror averaging on or off.

@@ -4,6 +4,7 @@
 #include <random>
 
 #include "runtime/executor.h"
+#include "runtime/graph.h"
 #include "util/errors.h"
 
 // catdog's oneDNN runtime against plain loops, on small graphs that use
@@ -224,4 +225,26 @@ TEST_CASE("the oneDNN runtime names what it cannot run", "[runtime]") {
   cd::InferenceGraph pad = block_graph();
   pad.nodes[0].floats["value"] = 1.f;  // not a zero padding: no conv can take it
   CHECK_THROWS_WITH(cd::GraphExecutor(pad, 1), Catch::Contains("Pad"));
+}
+
+TEST_CASE("weights read in place from a file are its own once the runtime owns them", "[runtime]") {
+  cd::InferenceGraph g = block_graph();
+  auto file = std::make_shared<std::string>(cd::write_graph(g));
+  cd::InferenceGraph mapped = cd::read_graph(*file, "m.cdm", file);
+  REQUIRE(mapped.weights.at("w2").borrowed != nullptr);
+  cd::GraphExecutor exec(std::move(mapped), 1);
+  T one{{1, 3, 11, 11}, random_values(3 * 11 * 11, 4, 2.f)};
+  std::vector<float> before = exec.run(one.v.data(), 1, 11);
+  exec.own_weights();
+  // The file's bytes change in place (an operator's cp over a served model):
+  // a batch size planned afterwards still runs the weights it was given.
+  std::fill(file->begin() + static_cast<std::ptrdiff_t>(file->size() / 2), file->end(), '\x7f');
+  T two{{2, 3, 11, 11}, one.v};
+  two.v.insert(two.v.end(), one.v.begin(), one.v.end());
+  std::vector<float> after = exec.run(two.v.data(), 2, 11);
+  REQUIRE(after.size() == 2);
+  CHECK(after[0] == Approx(before[0]).margin(1e-5));
+  CHECK(after[1] == Approx(before[0]).margin(1e-5));
+  CHECK(exec.plans() == 2);
+  CHECK(file.use_count() == 1);  // the executor let the bytes go
 }

@@ -176,6 +176,9 @@ bool Service::load_model() {
     std::size_t size = loaded->model->meta().preprocess.size;
     std::vector<float> zeros(3 * size * size, 0.0f);
     loaded->model->predict(zeros.data(), 1);  // warm-up: first-call allocations, kernels
+    // A server outlives its file: an operator's cp over it must not reach
+    // the weights of a batch size planned later.
+    loaded->model->own_weights();
     std::shared_ptr<LoadedModel> old;
     {
       std::lock_guard<std::mutex> lock(m_model_mutex);
