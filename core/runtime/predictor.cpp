@@ -170,6 +170,9 @@ void predict_all(Predictor& model, std::vector<Prediction>& items, int batch_siz
       }
     }
     for (std::size_t i = begin; i < end; ++i) done(items[i]);
+    // A run longer than one batch plans again (its last, smaller batch):
+    // from weights of its own, not from a file that may change meanwhile.
+    if (begin == 0 && end < items.size()) model.own_weights();
   }
 }
 

@@ -13,13 +13,20 @@
 namespace cd {
 
 MappedFile::MappedFile(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  // O_NONBLOCK: a FIFO given as a model is refused below instead of blocking
+  // the open until some writer appears (as read_file does).
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0) throw IoError("cannot open '" + path + "': " + std::strerror(errno));
   struct stat st {};
-  if (fd < 0 || ::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+  if (::fstat(fd, &st) != 0) {
     int err = errno;
-    if (fd >= 0) ::close(fd);
-    throw IoError("cannot open '" + path +
-                  "': " + (fd < 0 ? std::strerror(err) : "not a regular file"));
+    ::close(fd);
+    throw IoError("cannot open '" + path + "': " + std::strerror(err));
+  }
+  if (!S_ISREG(st.st_mode)) {
+    ::close(fd);
+    if (S_ISDIR(st.st_mode)) throw IoError("'" + path + "' is a directory, not a file");
+    throw IoError("'" + path + "' is not a regular file (a FIFO, device or socket); give a file");
   }
   m_size = static_cast<std::size_t>(st.st_size);
   if (m_size > 0) {

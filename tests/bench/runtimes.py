@@ -21,6 +21,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
@@ -144,15 +145,17 @@ def run(args):
 
 def cold_run(model, photo):
     """One cold call: wall ms, peak RSS MB (this child's own) and its debug timing line."""
-    t0 = time.perf_counter()
-    p = subprocess.Popen([PREDICT, "--model", model, photo, "--log-level", "debug"],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env())
-    _, status, usage = os.wait4(p.pid, 0)
-    ms = (time.perf_counter() - t0) * 1000
-    out, err = p.stdout.read().decode(), p.stderr.read().decode()
-    p.stdout.close()
-    p.stderr.close()
-    if os.waitstatus_to_exitcode(status) != 0:
+    with tempfile.TemporaryFile() as out_f, tempfile.TemporaryFile() as err_f:
+        t0 = time.perf_counter()
+        p = subprocess.Popen([PREDICT, "--model", model, photo, "--log-level", "debug"],
+                             stdout=out_f, stderr=err_f, env=env())
+        _, status, usage = os.wait4(p.pid, 0)  # files, not pipes: nothing to drain while waiting
+        ms = (time.perf_counter() - t0) * 1000
+        p.returncode = os.waitstatus_to_exitcode(status)
+        out_f.seek(0)
+        err_f.seek(0)
+        out, err = out_f.read().decode(), err_f.read().decode()
+    if p.returncode != 0:
         sys.exit(f"runtimes: cd-predict --model {model} {photo} failed: {err[-1000:]}")
     parts = {}
     m = re.search(r"timing ms: before main (\d+), options (\d+), model load (\d+) \((\w+)\), "

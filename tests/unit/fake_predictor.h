@@ -36,11 +36,21 @@ class FakePredictor : public Predictor {
     std::lock_guard<std::mutex> lock(m_mutex);
     return m_batch_sizes;
   }
+  // own_weights() calls, with the number of batches run before each.
+  void own_weights() override {
+    std::lock_guard<std::mutex> lock(m_mutex);
+    m_owned_after.push_back(static_cast<int>(m_batch_sizes.size()));
+  }
+  std::vector<int> owned_after() const {
+    std::lock_guard<std::mutex> lock(m_mutex);
+    return m_owned_after;
+  }
 
  private:
   ModelMeta m_meta;
   mutable std::mutex m_mutex;
   std::vector<int> m_batch_sizes;
+  std::vector<int> m_owned_after;
 };
 
 }  // namespace cd::test
