@@ -11,6 +11,7 @@
 
 #include <dnnl.hpp>
 
+#include "runtime/fusion.h"
 #include "util/errors.h"
 
 // oneDNN's CPU runtime is OpenMP (Debian's libdnnl2 links libgomp); the
@@ -26,105 +27,6 @@ using dims = memory::dims;
 using tag = memory::format_tag;
 constexpr auto k_f32 = memory::data_type::f32;
 constexpr std::size_t k_max_plans = 16;
-
-// A fused activation: none, or one eltwise post-op.
-struct Activation {
-  dnnl::algorithm alg = dnnl::algorithm::undef;
-  float alpha = 0, beta = 0;
-  explicit operator bool() const { return alg != dnnl::algorithm::undef; }
-};
-
-Activation activation_of(const GraphNode& n) {
-  if (n.op == "Relu") return {dnnl::algorithm::eltwise_relu, 0.f, 0.f};
-  if (n.op == "LeakyRelu")
-    return {dnnl::algorithm::eltwise_relu, n.float_attr("alpha", 0.01f), 0.f};
-  if (n.op == "Clip")
-    return {dnnl::algorithm::eltwise_clip, n.float_attr("min", -3.4e38f),
-            n.float_attr("max", 3.4e38f)};
-  if (n.op == "Sigmoid") return {dnnl::algorithm::eltwise_logistic, 0.f, 0.f};
-  return {};
-}
-
-// One node after fusion: the graph's node, what was folded into it, and the
-// name its result goes by (the last fused node's output).
-struct Op {
-  const GraphNode* node;
-  std::vector<std::string> inputs;
-  std::string output;
-  Activation act;
-  std::string sum;                             // Conv: the residual added in place (an Add fused)
-  std::vector<std::int64_t> pads{0, 0, 0, 0};  // Conv: a Pad fused, {top, left, bottom, right}
-};
-
-// Fuses what follows a node when only that follower reads its result.
-std::vector<Op> fuse(const InferenceGraph& g) {
-  std::map<std::string, int> readers;
-  for (const GraphNode& n : g.nodes)
-    for (const std::string& in : n.inputs) ++readers[in];
-  readers[g.output] += 1;
-  std::map<std::string, std::size_t> made_by;
-  for (std::size_t i = 0; i < g.nodes.size(); ++i) made_by[g.nodes[i].output] = i;
-  auto sole_reader = [&](const std::string& value, std::size_t after) -> const GraphNode* {
-    if (readers[value] != 1) return nullptr;
-    for (std::size_t j = after + 1; j < g.nodes.size(); ++j)
-      for (const std::string& in : g.nodes[j].inputs)
-        if (in == value) return &g.nodes[j];
-    return nullptr;
-  };
-  std::vector<char> absorbed(g.nodes.size(), 0);
-  std::vector<Op> ops;
-  for (std::size_t i = 0; i < g.nodes.size(); ++i) {
-    if (absorbed[i]) continue;
-    const GraphNode& n = g.nodes[i];
-    Op op{&n, n.inputs, n.output, {}, {}, {0, 0, 0, 0}};
-    if (n.op == "Conv" && !n.inputs.empty()) {
-      // A zero Pad of the spatial axes before it becomes the conv's own padding.
-      auto pad_at = made_by.find(n.inputs[0]);
-      if (pad_at != made_by.end() && absorbed[pad_at->second] == 2) {
-        const GraphNode& pad = g.nodes[pad_at->second];
-        auto p = pad.ints_attr("pads", {});
-        op.inputs[0] = pad.inputs[0];
-        op.pads = {p[2], p[3], p[6], p[7]};
-      }
-    }
-    if (n.op == "Pad") {
-      auto p = n.ints_attr("pads", {});
-      const GraphNode* next = sole_reader(n.output, i);
-      bool spatial = p.size() == 8 && p[0] == 0 && p[1] == 0 && p[4] == 0 && p[5] == 0 &&
-                     *std::min_element(p.begin(), p.end()) >= 0;
-      if (spatial && n.float_attr("value", 0.f) == 0.f && next && next->op == "Conv" &&
-          next->inputs[0] == n.output && n.ints_attr("mode", {}).empty()) {
-        absorbed[i] = 2;  // read by the conv, as its padding
-        continue;
-      }
-      throw ModelError("the oneDNN runtime runs a Pad only as a zero padding before a Conv");
-    }
-    if (n.op == "Conv" || n.op == "Gemm") {
-      const GraphNode* next = sole_reader(op.output, i);
-      if (next && activation_of(*next)) {
-        op.act = activation_of(*next);
-        op.output = next->output;
-        absorbed[static_cast<std::size_t>(next - g.nodes.data())] = 1;
-        next = sole_reader(op.output, static_cast<std::size_t>(next - g.nodes.data()));
-      }
-      if (n.op == "Conv" && next && next->op == "Add" && next->inputs.size() == 2) {
-        const std::string& other = next->inputs[0] == op.output ? next->inputs[1] : next->inputs[0];
-        // In place: only when nothing reads the residual after the Add.
-        std::size_t add_at = static_cast<std::size_t>(next - g.nodes.data());
-        bool read_later = other == g.output;
-        for (std::size_t j = add_at + 1; j < g.nodes.size(); ++j)
-          for (const std::string& in : g.nodes[j].inputs) read_later = read_later || in == other;
-        if (other != op.output && !g.weights.count(other) && other != g.input && !read_later) {
-          op.sum = other;
-          op.output = next->output;
-          absorbed[add_at] = 1;
-        }
-      }
-    }
-    ops.push_back(std::move(op));
-  }
-  return ops;
-}
 
 // A value while a plan is built: its layout and the buffer holding it.
 struct Value {

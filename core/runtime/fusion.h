@@ -1,0 +1,44 @@
+// The fusion pass of catdog's oneDNN runtime (runtime/executor.h): which of an
+// inference graph's nodes one primitive runs. An activation after a Conv or
+// Gemm becomes its eltwise post-op, a residual Add after a Conv its sum
+// post-op, and a zero Pad before a Conv the Conv's own padding, each only
+// where the fused node's result has no other reader.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <dnnl.hpp>
+
+#include "runtime/graph.h"
+
+namespace cd {
+
+// A fused activation: none, or one eltwise post-op.
+struct Activation {
+  dnnl::algorithm alg = dnnl::algorithm::undef;
+  float alpha = 0, beta = 0;
+  explicit operator bool() const { return alg != dnnl::algorithm::undef; }
+};
+
+// The node's activation as an eltwise post-op, or none for another operator.
+Activation activation_of(const GraphNode& n);
+
+// One node after fusion: the graph's node, what was folded into it, and the
+// name its result goes by (the last fused node's output).
+struct Op {
+  const GraphNode* node;
+  std::vector<std::string> inputs;
+  std::string output;
+  Activation act;
+  std::string sum;                             // Conv: the residual added in place (an Add fused)
+  std::vector<std::int64_t> pads{0, 0, 0, 0};  // Conv: a Pad fused, {top, left, bottom, right}
+};
+
+// The graph's nodes in order, with what follows each fused into it. The Ops
+// point into `g`, which must outlive them. Throws ModelError for a Pad that
+// is not a zero padding before a Conv.
+std::vector<Op> fuse(const InferenceGraph& g);
+
+}  // namespace cd
