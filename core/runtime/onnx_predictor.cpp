@@ -154,7 +154,7 @@ std::pair<std::string, GraphWeight> read_tensor(std::string_view bytes, const st
   if (!raw.empty() && can_borrow(raw.data(), backing)) {
     t.borrowed = reinterpret_cast<const float*>(raw.data());
     t.borrowed_count = raw.size() / 4;
-  } else if (!raw.empty()) {
+  } else if (raw.size() >= 4) {  // fewer bytes than one float: no values (the count check says so)
     t.values.resize(raw.size() / 4);
     std::memcpy(t.values.data(), raw.data(), t.values.size() * 4);
   }
