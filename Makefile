@@ -224,8 +224,10 @@ unit: build
 	$(BUILD)/bin/unit_tests && $(BUILD)/bin/unit_tests_torch
 
 # Side-by-side speed against the Python stack; writes bench/results/latest.{json,md}.
-BENCH_APT := python3-torch python3-torchvision python3-fastapi uvicorn python3-multipart python3-opencv wrk time
-bench: build pretrained
+# Prediction and serving run the default model `make run` wrote against its export on
+# ONNX Runtime behind FastAPI (the .venv's packages); the training peer is Debian's PyTorch.
+BENCH_APT := python3-torch python3-torchvision wrk time
+bench: build pretrained py-deps
 	@missing=$$(for p in $(BENCH_APT); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then $(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; fi

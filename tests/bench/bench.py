@@ -1,5 +1,8 @@
-"""make bench: catdog against the Python stack a user would run instead (PyTorch from Python,
-FastAPI + uvicorn), side by side in one run. Writes bench/results/latest.{json,md}."""
+"""make bench: catdog against the Python stack a user would run instead, side by side in one run.
+Prediction and serving run the default model `make run` wrote (models/model.cdm, and its export
+models/model.onnx) against the exported graph on ONNX Runtime behind FastAPI + uvicorn
+(peers/ort_peer.py); training runs against PyTorch from Python (peers/train_peer.py).
+BENCH_PARTS=predict,serving leaves out the training rows. Writes bench/results/latest.{json,md}."""
 import csv
 import json
 import os
@@ -8,6 +11,7 @@ import random
 import re
 import shutil
 import statistics
+import struct
 import subprocess
 import sys
 import time
@@ -18,7 +22,11 @@ BIN = os.path.join(ROOT, "build", "bin")
 PEERS = os.path.join(ROOT, "tests", "bench", "peers")
 WORK = os.path.join(ROOT, "bench", "work", "bench")
 RESULTS = os.path.join(ROOT, "bench", "results")
-PY = "/usr/bin/python3"  # Debian's, which sees python3-torch
+PY = "/usr/bin/python3"  # Debian's, which sees python3-torch (the training peer)
+VENV_PY = os.path.join(ROOT, ".venv", "bin", "python")  # onnxruntime, fastapi, uvicorn, pillow (the ORT peer)
+DEFAULT_MODEL = os.path.join(ROOT, "models", "model.cdm")
+DEFAULT_ONNX = os.path.join(ROOT, "models", "model.onnx")
+PARTS = set(os.environ.get("BENCH_PARTS", "predict,serving,training").split(","))
 FULL = os.path.abspath(os.path.join(ROOT, "..", "shared", "data", "dogs-vs-cats-200", "train"))
 DARKNET = os.path.join(ROOT, "data", "pretrained", "darknet-tiny-imagenet")
 THREADS = int(os.environ.get("BENCH_THREADS", "2"))
@@ -90,6 +98,15 @@ def prepare_data():
     return src, sub, images
 
 
+def cdm_meta(path):
+    """The JSON metadata block of a catdog model file (magic, version, kind, length, JSON)."""
+    with open(path, "rb") as f:
+        head = f.read(24)
+        (length,) = struct.unpack("<Q", head[16:24])
+        meta = json.loads(f.read(length))
+    return {k: meta.get(k) for k in ("architecture", "input_size", "second_input_size", "tta_flip", "format_version")}
+
+
 def make_model(name, data, *args):
     out = os.path.join(WORK, name)
     sh([f"{BIN}/cd-train", "--config", "/dev/null", "--data", data, "--output", out, "--metrics", f"{out}/t.json",
@@ -125,18 +142,19 @@ def bench_training(data, models):
     return rows
 
 
-def bench_predict(model, images, repeats=7):
+def bench_predict(model, onnx, images, repeats=7):
+    """cd-predict on the model file against ort_peer.py on its export: one image from cold, then 1000."""
     one = os.path.join(images, "0000.jpg")
     out = {}
     for side, args, extra in (("ours", [f"{BIN}/cd-predict", "--model", model, one], OURS),
-                              ("peer", [PY, f"{PEERS}/predict_peer.py", model, one], TUNED)):
+                              ("peer", [VENV_PY, f"{PEERS}/ort_peer.py", onnx, one], TUNED)):
         runs = [timed(args, extra) for _ in range(repeats + 1)]
         out[side] = {"cold_s": runs[0][0], "warm_median_s": statistics.median(r[0] for r in runs[1:]),
                      "rss_kb": max(r[1] for r in runs)}
     log("batch prediction over 1000 images")
     labels = {}
     for side, args, extra in (("ours", [f"{BIN}/cd-predict", "--model", model, images], OURS),
-                              ("peer", [PY, f"{PEERS}/predict_peer.py", model, images], TUNED)):
+                              ("peer", [VENV_PY, f"{PEERS}/ort_peer.py", onnx, images], TUNED)):
         runs = [timed(args, extra) for _ in range(3)]
         wall = statistics.median(r[0] for r in runs)
         out[side]["batch1000_images_per_s"] = 1000 / wall
@@ -198,7 +216,7 @@ def summarise(runs):
     return out
 
 
-def bench_serving(model, image, seconds=8):
+def bench_serving(model, onnx, image, seconds=8):
     """Each level REPEATS times against one running server: median and spread; for ours also the
     mean time per image in each stage (from /metrics) over all repeats of the level."""
     out = {}
@@ -206,12 +224,12 @@ def bench_serving(model, image, seconds=8):
     servers = {
         "ours": ([f"{BIN}/cd-serve", "--model", model, "--host", "127.0.0.1", "--port", str(port), "--log-level", "warn",
                   "--threads", str(THREADS)], OURS),
-        "peer": ([PY, "-m", "uvicorn", "serve_peer:app", "--host", "127.0.0.1", "--port", str(port + 1),
-                  "--log-level", "warning", "--app-dir", PEERS], TUNED),
+        "peer": ([VENV_PY, "-m", "uvicorn", "--factory", "ort_peer:create_app", "--host", "127.0.0.1",
+                  "--port", str(port + 1), "--log-level", "warning", "--app-dir", PEERS], TUNED),
     }
     for side, (args, extra) in servers.items():
         e = env(extra)
-        e["CD_MODEL"] = model
+        e["CD_MODEL"] = model if side == "ours" else onnx
         proc = subprocess.Popen(args, env=e, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         p = port if side == "ours" else port + 1
         try:
@@ -256,13 +274,17 @@ def wrk_errors(text):
 
 
 def markdown(res):
+    m = res["model"]
     lines = [f"# make bench — {res['date']}", "",
              f"{res['cpu']}, {res['threads']} threads; data: {res['data']}. Ours ran with each tool's own allocator",
              "profile (no MALLOC_* variables; OMP_WAIT_POLICY=PASSIVE). The peers ran with the settings of PERF-NOTES.md",
-             "(MALLOC_MMAP/TRIM_THRESHOLD_ 1 GiB, OMP_WAIT_POLICY=PASSIVE) unless marked 'as shipped'. Peers: Debian's",
-             "python3-torch 1.13 (the same LibTorch build), FastAPI, uvicorn.", "",
+             "(MALLOC_MMAP/TRIM_THRESHOLD_ 1 GiB, OMP_WAIT_POLICY=PASSIVE) unless marked 'as shipped'.", "",
+             f"Prediction and serving: the default model `make run` wrote ({m['meta']['architecture']} at "
+             f"{m['meta']['input_size']}), `{m['ours']}` for catdog; the peer is its export `{m['peer']}` on ONNX Runtime "
+             "(PyPI onnxruntime, the same threads) with Pillow, behind FastAPI + uvicorn (tests/bench/peers/ort_peer.py). "
+             "Training: Debian's python3-torch 1.13 (the same LibTorch build).", "",
              "| measure | catdog | Python peer | ratio (ours/peer) |", "|---|---|---|---|"]
-    for name, t in res["training"].items():
+    for name, t in res.get("training", {}).items():
         p = t["peer"]
         lines.append(f"| train img/s, {name} | {t['ours']['images_per_second']:.1f} | "
                      f"{p['same allocator settings']['images_per_second']:.1f} (as shipped {p['as shipped']['images_per_second']:.1f}) | "
@@ -318,24 +340,29 @@ def main():
     os.makedirs(WORK, exist_ok=True)
     os.makedirs(RESULTS, exist_ok=True)
     started = time.time()
+    if not (os.path.isfile(DEFAULT_MODEL) and os.path.isfile(DEFAULT_ONNX)):
+        sys.exit("bench: models/model.cdm and models/model.onnx are missing; run `make run` first")
     src, data, images = prepare_data()
-    log("reference models")
-    models = {"baseline": make_model("ref-baseline", data, "--architecture", "baseline", "--input-size", "224"),
-              "darknet": make_model("ref-darknet", data, "--architecture", "darknet", "--pretrained", DARKNET,
-                                    "--input-size", "288", "--mode", "frozen", "--features", "rich", "--frozen-views", "1")}
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.processor())
     res = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "cpu": cpu, "threads": THREADS,
            "data": "2,000 images of " + ("../shared/data/dogs-vs-cats-200" if src == FULL else "the committed sample")}
     log("compute floor")
     res["floor"] = json.loads(sh([os.path.join(BIN, "bench_floor"), os.path.join(ROOT, "data", "pretrained"), str(THREADS)]).stdout)
+    res["model"] = {"ours": os.path.relpath(DEFAULT_MODEL, ROOT), "peer": os.path.relpath(DEFAULT_ONNX, ROOT),
+                    "meta": cdm_meta(DEFAULT_MODEL)}
     log("prediction")
-    res["predict"] = bench_predict(models["darknet"], images)
+    res["predict"] = bench_predict(DEFAULT_MODEL, DEFAULT_ONNX, images)
     log("serving")
-    res["serving"] = bench_serving(models["darknet"], os.path.join(images, "0000.jpg"))
+    res["serving"] = bench_serving(DEFAULT_MODEL, DEFAULT_ONNX, os.path.join(images, "0000.jpg"))
     res["repeats"] = REPEATS
     res["capacity"] = {c: res["serving"]["ours"][c]["requests_per_s"] / res["predict"]["ours"]["batch1000_images_per_s"]
                        for c in ("1", "16", "64")}
-    res["training"] = bench_training(data, models)
+    if "training" in PARTS:
+        log("reference models")
+        models = {"baseline": make_model("ref-baseline", data, "--architecture", "baseline", "--input-size", "224"),
+                  "darknet": make_model("ref-darknet", data, "--architecture", "darknet", "--pretrained", DARKNET,
+                                        "--input-size", "288", "--mode", "frozen", "--features", "rich", "--frozen-views", "1")}
+        res["training"] = bench_training(data, models)
     res["total_s"] = time.time() - started
     with open(os.path.join(RESULTS, "latest.json"), "w") as f:
         json.dump(res, f, indent=2)

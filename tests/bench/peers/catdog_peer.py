@@ -1,13 +1,10 @@
-"""What a Python user would write instead of catdog: PyTorch from Python, same
-networks, same weights (read from our .cdm files), same preprocessing."""
+"""What a Python user would write instead of cd-train: PyTorch from Python, the same
+networks, the same weights (read from our .cdm files). The training peer builds on it."""
 import io
 import json
 import struct
 
-import cv2
-import numpy as np
 import torch
-from PIL import Image
 from torch import nn
 
 
@@ -86,29 +83,3 @@ def build(meta):
     if meta["architecture"] == "darknet":
         return Darknet(meta["arch_params"])
     raise ValueError("peer supports baseline and darknet")
-
-
-def load_model(path):
-    meta, state = load_cdm(path)
-    model = build(meta)
-    model.load_state_dict(state)
-    model.eval()
-    return meta, model
-
-
-def to_tensor(bgr, size):
-    """OpenCV's decode and resize, as catdog does, so both sides see the same pixels."""
-    if bgr is None:
-        raise ValueError("undecodable image")
-    h, w = bgr.shape[:2]
-    interp = cv2.INTER_AREA if size <= w and size <= h else cv2.INTER_LINEAR
-    rgb = cv2.cvtColor(cv2.resize(bgr, (size, size), interpolation=interp), cv2.COLOR_BGR2RGB)
-    return torch.from_numpy(rgb.astype(np.float32) / 255.0).permute(2, 0, 1)
-
-
-def preprocess(path, size):
-    return to_tensor(cv2.imread(path, cv2.IMREAD_COLOR), size)
-
-
-def preprocess_bytes(data, size):
-    return to_tensor(cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR), size)
