@@ -105,7 +105,7 @@ std::string pack_file(const FileParts& parts) {
   out += parts.payload;
   put_u64(out, parts.graph.size());
   out += parts.graph;
-  put_u64(out, fnv1a64(out));
+  put_u64(out, checksum64(out));
   return out;
 }
 
@@ -161,7 +161,8 @@ FilePartsView unpack_view(std::string_view bytes, const std::string& origin) {
                      " unexpected bytes after the weights; the file is corrupt");
   if (version >= 2) {
     std::uint64_t stored = get_le(bytes, end, 8);
-    std::uint64_t computed = fnv1a64(std::string_view(bytes.data(), end));
+    std::string_view body(bytes.data(), end);
+    std::uint64_t computed = version >= 4 ? checksum64(body) : fnv1a64(body);
     if (stored != computed)
       throw ModelError(origin + ": checksum mismatch (stored " + hex64(stored) + ", contents " +
                        hex64(computed) + "): the file is corrupt; re-copy or retrain it");

@@ -1,14 +1,22 @@
 #include "runtime/executor.h"
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <exception>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <numeric>
+#include <thread>
+#include <tuple>
+#include <type_traits>
 #include <unordered_map>
 #include <utility>
 
+#include <spdlog/spdlog.h>
 #include <dnnl.hpp>
 
 #include "runtime/fusion.h"
@@ -17,6 +25,7 @@
 // oneDNN's CPU runtime is OpenMP (Debian's libdnnl2 links libgomp); the
 // thread count is a per-thread setting of the caller's.
 extern "C" void omp_set_num_threads(int);
+extern "C" int omp_get_max_threads();
 
 namespace cd {
 
@@ -79,10 +88,13 @@ class GraphExecutor::Impl {
     std::lock_guard<std::mutex> lock(m_mutex);
     if (m_threads > 0) omp_set_num_threads(m_threads);
     auto found = m_plans.find({n, side});
-    if (found == m_plans.end()) {
+    const bool first = found == m_plans.end();
+    auto t0 = std::chrono::steady_clock::now();
+    if (first) {
       if (m_plans.size() >= k_max_plans) m_plans.clear();
       found = m_plans.emplace(std::make_pair(n, side), build(n, side)).first;
     }
+    auto t1 = std::chrono::steady_clock::now();
     Plan& plan = found->second;
     if (m_buffers.size() < plan.buffer_bytes.size()) m_buffers.resize(plan.buffer_bytes.size());
     for (std::size_t b = 0; b < plan.buffer_bytes.size(); ++b)
@@ -94,6 +106,14 @@ class GraphExecutor::Impl {
     for (auto& mem : plan.input_views) mem.set_data_handle(const_cast<float*>(input));
     for (Step& step : plan.steps) step.prim.execute(m_stream, step.args);
     m_stream.wait();
+    if (first) {  // --log-level debug: where a cold start's time goes
+      using ms = std::chrono::duration<double, std::milli>;
+      spdlog::debug(
+          "runtime: plan for batch {} at {} built in {:.1f} ms ({} steps, weights "
+          "reordered); its first forward {:.1f} ms",
+          n, side, ms(t1 - t0).count(), plan.steps.size(),
+          ms(std::chrono::steady_clock::now() - t1).count());
+    }
     const auto* out = static_cast<const float*>(m_buffers[plan.output_buffer].data());
     return std::vector<float>(out, out + n * plan.width);
   }
@@ -150,6 +170,12 @@ class GraphExecutor::Impl {
     std::vector<int> refs;   // per buffer: values (and temporaries) holding it
     std::vector<char> free;  // per buffer: reusable now
     std::map<std::string, std::size_t> last_read;  // value -> index of its last reader op
+    // Work that waits for the walk to end and then runs on every thread: each
+    // step's primitive (its JIT code) and each weight's reorder. Independent,
+    // so a cold start builds its plan on all cores instead of one.
+    std::vector<std::function<void()>> jobs;
+    // Constants this build reorders: kept (m_constants) once its jobs have run.
+    std::vector<std::tuple<std::string, memory::desc, memory>> constants;
   };
 
   memory::desc weight_desc(const std::string& name) const {
@@ -215,9 +241,8 @@ class GraphExecutor::Impl {
   }
 
   // Adds a step; its scratchpad (if any) shares the plan's one.
-  template <class Pd>
-  void add_step(Builder& b, dnnl::primitive prim, const Pd& pd,
-                std::unordered_map<int, memory> args) {
+  template <class Prim, class Pd>
+  void add_step(Builder& b, const Pd& pd, std::unordered_map<int, memory> args) {
     memory::desc scratch = pd.scratchpad_desc();
     if (scratch.get_size() > 0) {
       memory m(scratch, m_engine, DNNL_MEMORY_NONE);
@@ -225,7 +250,32 @@ class GraphExecutor::Impl {
       b.plan.scratch_bytes = std::max(b.plan.scratch_bytes, scratch.get_size());
       args[DNNL_ARG_SCRATCHPAD] = m;
     }
-    b.plan.steps.push_back({std::move(prim), std::move(args)});
+    std::size_t at = b.plan.steps.size();
+    b.plan.steps.push_back({dnnl::primitive(), std::move(args)});
+    b.jobs.push_back([this, &steps = b.plan.steps, at, pd] {
+      steps[at].prim = Prim(pd);
+      if constexpr (std::is_same_v<Prim, dnnl::inner_product_forward>) dry_run(steps[at].prim, pd);
+    });
+  }
+
+  // oneDNN's gemm-based inner product generates its kernel at its first
+  // execution (2 ms of a cold start's first forward pass for a 1840-wide
+  // head): a run on zeros here takes that into the build, on a free core.
+  void dry_run(const dnnl::primitive& prim, const dnnl::inner_product_forward::primitive_desc& pd) {
+    auto zeroed = [&](const memory::desc& md) {
+      memory m(md, m_engine);
+      if (md.get_size() > 0) std::memset(m.get_data_handle(), 0, md.get_size());
+      return m;
+    };
+    std::unordered_map<int, memory> args{{DNNL_ARG_SRC, zeroed(pd.src_desc())},
+                                         {DNNL_ARG_WEIGHTS, zeroed(pd.weights_desc())},
+                                         {DNNL_ARG_BIAS, zeroed(pd.bias_desc())},
+                                         {DNNL_ARG_DST, zeroed(pd.dst_desc())}};
+    if (pd.scratchpad_desc().get_size() > 0)
+      args[DNNL_ARG_SCRATCHPAD] = zeroed(pd.scratchpad_desc());
+    dnnl::stream stream(m_engine);
+    prim.execute(stream, args);
+    stream.wait();
   }
 
   // `v` in layout `want`: itself, or a reorder into a temporary buffer,
@@ -237,7 +287,7 @@ class GraphExecutor::Impl {
     temp = to.buffer;
     memory from = bind(b, v), into = bind(b, to);
     dnnl::reorder::primitive_desc pd(m_engine, v.md, m_engine, want);
-    add_step(b, dnnl::reorder(pd), pd, {{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, into}});
+    add_step<dnnl::reorder>(b, pd, {{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, into}});
     return to;
   }
 
@@ -246,19 +296,30 @@ class GraphExecutor::Impl {
   }
 
   // A constant in the layout `want`, reordered once and kept.
-  memory constant(const std::string& name, const memory::desc& plain, const memory::desc& want) {
-    auto& known = m_constants[name];
-    for (auto& [md, mem] : known)
-      if (md == want) return mem;
+  memory constant(Builder& b, const std::string& name, const memory::desc& plain,
+                  const memory::desc& want) {
+    auto known = m_constants.find(name);
+    if (known != m_constants.end())
+      for (auto& [md, mem] : known->second)
+        if (md == want) return mem;
+    for (auto& [pending, md, mem] : b.constants)
+      if (pending == name && md == want) return mem;
     const GraphWeight& w = weight(name);
     if (static_cast<std::size_t>(product(plain.dims())) != w.count())
       throw ModelError("weight '" + name + "' has " + std::to_string(w.count()) +
                        " values, not the shape its operator needs");
     memory src(plain, m_engine, const_cast<float*>(w.data()));
     memory dst(want, m_engine);
-    dnnl::reorder(src, dst).execute(m_stream, src, dst);
-    m_stream.wait();
-    known.emplace_back(want, dst);
+    b.jobs.push_back([this, src, dst, copy = want == plain]() mutable {
+      if (copy) {
+        std::memcpy(dst.get_data_handle(), src.get_data_handle(), dst.get_desc().get_size());
+        return;
+      }
+      dnnl::stream stream(m_engine);
+      dnnl::reorder(src, dst).execute(stream, src, dst);
+      stream.wait();
+    });
+    b.constants.emplace_back(name, want, dst);
     return dst;
   }
 
@@ -298,8 +359,8 @@ class GraphExecutor::Impl {
                                                  m_engine);
     int temp;
     Value src = as_layout(b, x, pd.src_desc(), temp);
-    memory weights = constant(n.inputs[1], plain_desc(wdims), pd.weights_desc());
-    memory bias = n.inputs.size() > 2 ? constant(n.inputs[2], bias_md, bias_md) : zeros(out);
+    memory weights = constant(b, n.inputs[1], plain_desc(wdims), pd.weights_desc());
+    memory bias = n.inputs.size() > 2 ? constant(b, n.inputs[2], bias_md, bias_md) : zeros(out);
     Value result;
     if (residual) {
       // The sum post-op adds into the residual's buffer, which the result takes.
@@ -308,11 +369,11 @@ class GraphExecutor::Impl {
     } else {
       result = fresh(b, pd.dst_desc());
     }
-    add_step(b, dnnl::convolution_forward(pd), pd,
-             {{DNNL_ARG_SRC, bind(b, src)},
-              {DNNL_ARG_WEIGHTS, weights},
-              {DNNL_ARG_BIAS, bias},
-              {DNNL_ARG_DST, bind(b, result)}});
+    add_step<dnnl::convolution_forward>(b, pd,
+                                        {{DNNL_ARG_SRC, bind(b, src)},
+                                         {DNNL_ARG_WEIGHTS, weights},
+                                         {DNNL_ARG_BIAS, bias},
+                                         {DNNL_ARG_DST, bind(b, result)}});
     release(b, temp);
     return result;
   }
@@ -340,14 +401,14 @@ class GraphExecutor::Impl {
                                            memory::desc({out, d[1]}, k_f32, tag::any), bias_md,
                                            plain_desc({d[0], out}));
     dnnl::inner_product_forward::primitive_desc pd(desc, attr_with(op.act, false), m_engine);
-    memory weights = constant(n.inputs[1], plain_desc({out, d[1]}), pd.weights_desc());
-    memory bias = n.inputs.size() > 2 ? constant(n.inputs[2], bias_md, bias_md) : zeros(out);
+    memory weights = constant(b, n.inputs[1], plain_desc({out, d[1]}), pd.weights_desc());
+    memory bias = n.inputs.size() > 2 ? constant(b, n.inputs[2], bias_md, bias_md) : zeros(out);
     Value result = fresh(b, pd.dst_desc());
-    add_step(b, dnnl::inner_product_forward(pd), pd,
-             {{DNNL_ARG_SRC, bind(b, src)},
-              {DNNL_ARG_WEIGHTS, weights},
-              {DNNL_ARG_BIAS, bias},
-              {DNNL_ARG_DST, bind(b, result)}});
+    add_step<dnnl::inner_product_forward>(b, pd,
+                                          {{DNNL_ARG_SRC, bind(b, src)},
+                                           {DNNL_ARG_WEIGHTS, weights},
+                                           {DNNL_ARG_BIAS, bias},
+                                           {DNNL_ARG_DST, bind(b, result)}});
     release(b, temp);
     return result;
   }
@@ -389,8 +450,8 @@ class GraphExecutor::Impl {
     attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
     dnnl::pooling_forward::primitive_desc pd(desc, attr, m_engine);
     Value result = fresh(b, pd.dst_desc());
-    add_step(b, dnnl::pooling_forward(pd), pd,
-             {{DNNL_ARG_SRC, bind(b, x)}, {DNNL_ARG_DST, bind(b, result)}});
+    add_step<dnnl::pooling_forward>(b, pd,
+                                    {{DNNL_ARG_SRC, bind(b, x)}, {DNNL_ARG_DST, bind(b, result)}});
     return result;
   }
 
@@ -401,8 +462,8 @@ class GraphExecutor::Impl {
     attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
     dnnl::eltwise_forward::primitive_desc pd(desc, attr, m_engine);
     Value result = fresh(b, pd.dst_desc());
-    add_step(b, dnnl::eltwise_forward(pd), pd,
-             {{DNNL_ARG_SRC, bind(b, x)}, {DNNL_ARG_DST, bind(b, result)}});
+    add_step<dnnl::eltwise_forward>(b, pd,
+                                    {{DNNL_ARG_SRC, bind(b, x)}, {DNNL_ARG_DST, bind(b, result)}});
     return result;
   }
 
@@ -416,7 +477,7 @@ class GraphExecutor::Impl {
         for (std::size_t i = 0; i < wd.size() && i < full.size(); ++i)
           full[full.size() - 1 - i] = wd[wd.size() - 1 - i];
         memory::desc md = plain_desc(full);
-        mem = constant(name, md, md);
+        mem = constant(b, name, md, md);
         return md;
       }
       Value v = b.values.at(name);
@@ -442,8 +503,8 @@ class GraphExecutor::Impl {
     attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
     dnnl::binary::primitive_desc pd(desc, attr, m_engine);
     Value result = fresh(b, a.md);
-    add_step(b, dnnl::binary(pd), pd,
-             {{DNNL_ARG_SRC_0, a_mem}, {DNNL_ARG_SRC_1, c_mem}, {DNNL_ARG_DST, bind(b, result)}});
+    add_step<dnnl::binary>(
+        b, pd, {{DNNL_ARG_SRC_0, a_mem}, {DNNL_ARG_SRC_1, c_mem}, {DNNL_ARG_DST, bind(b, result)}});
     release(b, temp);
     return result;
   }
@@ -470,7 +531,7 @@ class GraphExecutor::Impl {
     dnnl::concat::primitive_desc pd(plain_desc(out), static_cast<int>(axis), mds, m_engine, attr);
     Value result = fresh(b, pd.dst_desc());
     args[DNNL_ARG_DST] = bind(b, result);
-    add_step(b, dnnl::concat(pd), pd, std::move(args));
+    add_step<dnnl::concat>(b, pd, std::move(args));
     for (int t : temps) release(b, t);
     return result;
   }
@@ -498,7 +559,7 @@ class GraphExecutor::Impl {
     Value result = fresh(b, plain_desc(out));
     memory from = bind(b, view), into = bind(b, result);
     dnnl::reorder::primitive_desc pd(m_engine, view.md, m_engine, result.md);
-    add_step(b, dnnl::reorder(pd), pd, {{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, into}});
+    add_step<dnnl::reorder>(b, pd, {{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, into}});
     release(b, temp);
     return result;
   }
@@ -555,7 +616,43 @@ class GraphExecutor::Impl {
       throw ModelError("the graph's output must be [N, k]");
     b.plan.output_buffer = out.buffer;
     b.plan.width = out.md.dims()[1];
+    run_jobs(b.jobs, n);
+    for (auto& [name, md, mem] : b.constants) m_constants[name].emplace_back(md, mem);
     return std::move(b.plan);
+  }
+
+  // The build's jobs on m_threads threads (the caller's one among them),
+  // each running oneDNN single-threaded. A failure is rethrown after all end.
+  void run_jobs(const std::vector<std::function<void()>>& jobs, std::int64_t n) {
+    const int before = omp_get_max_threads();
+    const int threads = static_cast<int>(std::min<std::size_t>(
+        jobs.size(), static_cast<std::size_t>(m_threads > 0 ? m_threads : before)));
+    std::atomic<std::size_t> next{0};
+    std::mutex failed;
+    std::exception_ptr failure;
+    auto work = [&] {
+      omp_set_num_threads(1);
+      for (std::size_t i; (i = next++) < jobs.size();) {
+        try {
+          jobs[i]();
+        } catch (const dnnl::error& e) {
+          std::lock_guard<std::mutex> lock(failed);
+          if (!failure)
+            failure = std::make_exception_ptr(
+                ModelError("the oneDNN runtime cannot build its plan at batch " +
+                           std::to_string(n) + ": " + e.what()));
+        } catch (...) {
+          std::lock_guard<std::mutex> lock(failed);
+          if (!failure) failure = std::current_exception();
+        }
+      }
+    };
+    std::vector<std::thread> helpers;
+    for (int t = 1; t < threads; ++t) helpers.emplace_back(work);
+    work();
+    for (std::thread& h : helpers) h.join();
+    omp_set_num_threads(before);
+    if (failure) std::rethrow_exception(failure);
   }
 
   Value compute(Builder& b, const Op& op) {

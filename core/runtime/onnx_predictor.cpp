@@ -214,6 +214,23 @@ ModelMeta read_onnx_meta(std::string_view bytes, const std::string& origin) {
                    "metadata_props); export it with cd-export");
 }
 
+std::vector<std::size_t> onnx_raw_data_offsets(std::string_view bytes) {
+  std::vector<std::size_t> offsets;
+  Wire model{bytes};
+  std::uint64_t field;
+  std::string_view graph_bytes, tensor, payload;
+  while (model.next(field, payload))
+    if (field == 7) graph_bytes = payload;
+  Wire graph{graph_bytes};
+  while (graph.next(field, tensor)) {
+    if (field != 5) continue;
+    Wire t{tensor};
+    while (t.next(field, payload))
+      if (field == 9) offsets.push_back(static_cast<std::size_t>(payload.data() - bytes.data()));
+  }
+  return offsets;
+}
+
 InferenceGraph read_onnx_graph(std::string_view bytes, const std::string& origin,
                                std::shared_ptr<const void> backing) {
   Wire model{bytes};

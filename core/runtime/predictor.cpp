@@ -149,7 +149,10 @@ void predict_all(Predictor& model, std::vector<Prediction>& items, int batch_siz
     std::size_t end = std::min(items.size(), begin + batch_size);
     rows.resize((end - begin) * per_image);
     std::vector<char> ok(end - begin, 0);
+    auto t_load = std::chrono::steady_clock::now();
     load_batch(items, begin, end, spec, threads, rows.data(), ok);
+    if (begin == 0)
+      spdlog::debug("first batch: {} images read and decoded in {:.1f} ms", end, ms_since(t_load));
     // The good images, moved together so the runtime sees one dense batch.
     std::vector<std::size_t> good;
     for (std::size_t j = 0; j < ok.size(); ++j) {

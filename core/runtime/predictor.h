@@ -73,6 +73,11 @@ std::unique_ptr<Predictor> open_graph_predictor(const std::string& origin, Model
 InferenceGraph read_onnx_graph(std::string_view bytes, const std::string& origin,
                                std::shared_ptr<const void> backing = nullptr);
 
+// Where each initializer's raw_data begins in an ONNX file's bytes, in the
+// file's order (cd-export pads the file so that each is 64-byte aligned, and
+// so read in place). Empty when the bytes hold no graph.
+std::vector<std::size_t> onnx_raw_data_offsets(std::string_view bytes);
+
 // The catdog metadata an exported ONNX file carries (metadata_props
 // "catdog.meta"), read from the protobuf bytes. Throws ModelError.
 ModelMeta read_onnx_meta(std::string_view bytes, const std::string& origin);

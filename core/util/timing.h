@@ -5,7 +5,9 @@
 
 namespace cd {
 
-// Milliseconds since the kernel started this process (from /proc/self/stat).
+// Milliseconds since the kernel started this process (from /proc/self/stat,
+// in 10 ms ticks, at the first call; later calls add the monotonic clock's
+// time since, so the differences between milestones are exact).
 double ms_since_process_start();
 
 }  // namespace cd

@@ -74,13 +74,51 @@ def fnv1a64(data):
     return h
 
 
+M64 = 0xFFFFFFFFFFFFFFFF
+_GOLDEN, _MUL_A, _MUL_B = 0x9e3779b97f4a7c15, 0xbf58476d1ce4e5b9, 0x94d049bb133111eb
+
+
+def _rotl(x, r):
+    return ((x << r) | (x >> (64 - r))) & M64
+
+
+def _lane_step(acc, word):
+    return (_rotl((acc + word * _MUL_A) & M64, 31) * _GOLDEN) & M64
+
+
+def checksum64(data):
+    """core/util/hash.h's checksum64 (a model file's checksum since format 4), in Python."""
+    import struct
+    n = len(data)
+    lanes = [_GOLDEN, _MUL_A, _MUL_B, ~_GOLDEN & M64]
+    blocks = n // 32
+    for b, w in enumerate(struct.unpack_from(f"<{blocks * 4}Q", data)):
+        lanes[b % 4] = _lane_step(lanes[b % 4], w)
+    i = blocks * 32
+    h = (_rotl(lanes[0], 1) + _rotl(lanes[1], 7) + _rotl(lanes[2], 12) + _rotl(lanes[3], 18)) & M64
+    h ^= (n * _MUL_B) & M64
+    while i + 8 <= n:
+        h = (_rotl(h ^ _lane_step(0, struct.unpack_from("<Q", data, i)[0]), 27) * _GOLDEN + _MUL_B) & M64
+        i += 8
+    for c in data[i:]:
+        h = (_rotl(h ^ ((c * _MUL_A) & M64), 11) * _GOLDEN) & M64
+    h = ((h ^ (h >> 30)) * _MUL_A) & M64
+    h = ((h ^ (h >> 27)) * _MUL_B) & M64
+    return h ^ (h >> 31)
+
+
+def model_checksum(version, body):
+    """The checksum a model file of this format version ends with."""
+    return checksum64(body) if version >= 4 else fnv1a64(body)
+
+
 def as_format_2(src, dst):
-    """A format-3 model file rewritten as format 2 (no inference graph), as older catdog wrote it."""
+    """A model file of format 3 or later rewritten as format 2 (no inference graph), as older catdog wrote it."""
     import struct
     with open(src, "rb") as f:
         data = f.read()
     version, _kind = struct.unpack_from("<II", data, 8)
-    assert version == 3, version
+    assert version >= 3, version
     pos = 16
     meta_len = struct.unpack_from("<Q", data, pos)[0]
     pos += 8 + meta_len

@@ -21,7 +21,7 @@ import time
 import unittest
 import zlib
 
-from common import FIXTURES, TempDirTest, fnv1a64, prepare_sample, run, tool, train_small
+from common import FIXTURES, TempDirTest, model_checksum, prepare_sample, run, tool, train_small
 from costly import flat_png, many_scans_jpeg
 from serve_util import Server, free_port, multipart
 
@@ -50,16 +50,15 @@ def rewrite_meta(src, dst, change):
     with open(src, "rb") as f:
         data = f.read()
     version, kind = struct.unpack_from("<II", data, 8)
-    assert version in (2, 3), version
+    assert version in (2, 3, 4), version
     meta_len = struct.unpack_from("<Q", data, 16)[0]
     meta = json.loads(data[24:24 + meta_len])
     change(meta)
     rest = data[24 + meta_len:-8]
     new_meta = json.dumps(meta).encode()
     body = data[:16] + struct.pack("<Q", len(new_meta)) + new_meta + rest
-    import_fnv = fnv1a64(body)
     with open(dst, "wb") as f:
-        f.write(body + struct.pack("<Q", import_fnv))
+        f.write(body + struct.pack("<Q", model_checksum(version, body)))
 
 
 def rss_kb(pid):

@@ -11,6 +11,7 @@ import sys
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 FIXTURES = os.path.join(ROOT, "tests", "fixtures")
 sys.path.insert(0, os.path.join(ROOT, "tests", "e2e"))
+from common import checksum64  # noqa: E402
 from costly import flat_png, many_scans_jpeg  # noqa: E402
 
 
@@ -27,11 +28,12 @@ def model_file(meta, payload=b"PK\x03\x04weights"):
     return body + struct.pack("<Q", fnv1a64(body))
 
 
-def model_file_v3(meta, graph, payload=b"PK\x03\x04weights"):
+def model_file_v3(meta, graph, payload=b"PK\x03\x04weights", version=3):
+    """Format 3 (FNV-1a checksum) or 4 (checksum64): the same layout."""
     m = json.dumps(meta).encode()
-    body = (b"CDMODEL\n" + struct.pack("<IIQ", 3, 1, len(m)) + m + struct.pack("<Q", len(payload)) + payload
+    body = (b"CDMODEL\n" + struct.pack("<IIQ", version, 1, len(m)) + m + struct.pack("<Q", len(payload)) + payload
             + struct.pack("<Q", len(graph)) + graph)
-    return body + struct.pack("<Q", fnv1a64(body))
+    return body + struct.pack("<Q", checksum64(body) if version >= 4 else fnv1a64(body))
 
 
 def inference_graph():
@@ -124,6 +126,7 @@ def main(out):
             "threshold": 0.5, "tta_flip": False}
     put("model_file", "small.cdm", model_file(meta))
     put("model_file", "small-v3.cdm", model_file_v3(dict(meta, format_version=3), inference_graph()))
+    put("model_file", "small-v4.cdm", model_file_v3(dict(meta, format_version=4), inference_graph(), version=4))
     # The graph readers: a first byte of 0 picks catdog-graph, 1 an ONNX file.
     put("graph", "graph", b"\0" + inference_graph())
     put("graph", "onnx", b"\1" + onnx_model(meta))

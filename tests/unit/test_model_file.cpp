@@ -7,6 +7,7 @@
 #include "nn/weights.h"
 #include "util/atomic_file.h"
 #include "util/errors.h"
+#include "util/hash.h"
 
 namespace {
 
@@ -95,6 +96,22 @@ TEST_CASE("a checksum covers every byte of the model file", "[model]") {
   flipped[bytes.size() / 3] ^= 1;
   CHECK_THAT(load_error(flipped), Catch::Contains("checksum mismatch"));
   CHECK_THAT(load_error(bytes + "x"), Catch::Contains("the file is corrupt"));
+}
+
+TEST_CASE("a model file of format 3 (FNV-1a checksum) still loads, and is checked", "[model]") {
+  cd::test::TempDir dir;
+  std::string bytes = cd::read_file(write_model(dir, "compact", 64));
+  REQUIRE(bytes[8] == 4);
+  std::string v3 = bytes.substr(0, bytes.size() - 8);
+  v3[8] = 3;
+  std::uint64_t fnv = cd::fnv1a64(v3);
+  for (int i = 0; i < 8; ++i) v3 += static_cast<char>((fnv >> (8 * i)) & 0xff);
+  auto load_error = [&](const std::string& content) { return load_message(dir, content); };
+  CHECK(load_error(v3) == "loaded");
+  // A version-3 file whose checksum is the new one is as corrupt as any other.
+  std::string mixed = bytes;
+  mixed[8] = 3;
+  CHECK_THAT(load_error(mixed), Catch::Contains("checksum mismatch"));
 }
 
 TEST_CASE("non-finite weights and out-of-range metadata are refused at load", "[model]") {

@@ -11,6 +11,7 @@
 #include "domain/model_file.h"
 #include "nn/classifier.h"
 #include "nn/graph.h"
+#include "runtime/predictor.h"
 #include "util/atomic_file.h"
 #include "util/errors.h"
 #include "util/hash.h"
@@ -55,6 +56,48 @@ void add_initializer(onnx::GraphProto* graph, const std::string& name, const at:
     c = c.to(at::kFloat);
     init->set_raw_data(std::string(static_cast<const char*>(c.data_ptr()), c.numel() * 4));
   }
+}
+
+// catdog's runtime reads an initializer's weights in place from the mapped
+// file when they are aligned (runtime/graph.h); unaligned, they are copied
+// into fresh memory first, which was most of a cold start's page faults.
+// Protobuf writes fields in number order, so an initializer's raw_data
+// follows the previous initializer's doc_string (the first's, the last
+// node's): spaces there move each to a 64-byte boundary. The padding can
+// lengthen a length's varint, so the offsets are measured again until all
+// are aligned (two rounds in practice).
+void align_initializers(onnx::ModelProto& model) {
+  constexpr std::ptrdiff_t k_align = 64;
+  onnx::GraphProto* graph = model.mutable_graph();
+  const int n = graph->initializer_size();
+  if (n == 0 || graph->node_size() == 0) return;
+  auto pad_before = [&](int i) {
+    return i == 0 ? graph->mutable_node(graph->node_size() - 1)->mutable_doc_string()
+                  : graph->mutable_initializer(i - 1)->mutable_doc_string();
+  };
+  for (int i = 0; i < n; ++i) pad_before(i)->clear();  // present from the start: tag and length
+  for (int round = 0; round < 8; ++round) {
+    std::string bytes;
+    if (!model.SerializeToString(&bytes)) throw IoError("export: cannot serialise the ONNX model");
+    std::vector<std::size_t> at = onnx_raw_data_offsets(bytes);
+    if (at.size() != static_cast<std::size_t>(n))
+      throw ModelError("export: the serialised ONNX model lost an initializer's data");
+    std::ptrdiff_t shift = 0;  // what this round's padding so far moves the rest by
+    bool aligned = true;
+    for (int i = 0; i < n; ++i) {
+      std::ptrdiff_t off = static_cast<std::ptrdiff_t>(at[i]) + shift;
+      std::ptrdiff_t more = (k_align - off % k_align) % k_align;
+      if (more == 0) continue;
+      aligned = false;
+      std::string* pad = pad_before(i);
+      auto had = static_cast<std::ptrdiff_t>(pad->size());
+      std::ptrdiff_t want = (had + more) % k_align;
+      pad->assign(static_cast<std::size_t>(want), ' ');
+      shift += want - had;
+    }
+    if (aligned) return;
+  }
+  throw ModelError("export: the ONNX initializers could not be aligned");
 }
 
 void add_node(onnx::GraphProto* graph, const GraphNode& n, std::size_t index) {
@@ -167,6 +210,7 @@ ExportSummary export_onnx(const std::string& model_path, const std::string& outp
   model.set_doc_string("catdog " + meta.architecture + " at " + std::to_string(size) +
                        "px: input float [N,3,S,S] preprocessed as catdog.* says; output p_dog "
                        "[N,1].");
+  align_initializers(model);
 
   try {
     onnx::checker::check_model(model);
