@@ -132,6 +132,11 @@ void check_parity(const std::vector<Case>& cases) {
     std::string onnx = dir.file("model.onnx");
     cd::ExportSummary summary = cd::export_onnx(model, onnx);
     CHECK(summary.tta_in_graph == c.tta);
+    // Every initializer's data starts on a 64-byte boundary, so the runtime
+    // reads it in place from the mapped file.
+    std::vector<std::size_t> at = cd::onnx_raw_data_offsets(cd::read_file(onnx));
+    CHECK(at.size() == summary.initializers);
+    for (std::size_t offset : at) CHECK(offset % 64 == 0);
     if (c.architecture == "efficientnet-lite2") {
       // The head folds the ImageNet layer in (1000 x 1280 floats, 5.1 MB):
       // the file holds less than the network's 6.15M weights.
