@@ -26,6 +26,9 @@ PY = "/usr/bin/python3"  # Debian's, which sees python3-torch (the training peer
 VENV_PY = os.path.join(ROOT, ".venv", "bin", "python")  # onnxruntime, fastapi, uvicorn, pillow (the ORT peer)
 DEFAULT_MODEL = os.path.join(ROOT, "models", "model.cdm")
 DEFAULT_ONNX = os.path.join(ROOT, "models", "model.onnx")
+sys.path.insert(0, os.path.join(ROOT, "tests", "e2e"))
+from common import as_format_2  # noqa: E402
+
 PARTS = set(os.environ.get("BENCH_PARTS", "predict,serving,training").split(","))
 FULL = os.path.abspath(os.path.join(ROOT, "..", "shared", "data", "dogs-vs-cats-200", "train"))
 DARKNET = os.path.join(ROOT, "data", "pretrained", "darknet-tiny-imagenet")
@@ -218,28 +221,34 @@ def summarise(runs):
 
 def bench_serving(model, onnx, image, seconds=8):
     """Each level REPEATS times against one running server: median and spread; for ours also the
-    mean time per image in each stage (from /metrics) over all repeats of the level."""
+    mean time per image in each stage (from /metrics) over all repeats of the level. Three servers:
+    cd-serve on the oneDNN runtime (ours), cd-serve on the same model rewritten as format 2 (the
+    LibTorch module every .cdm ran on before the runtime: 'libtorch'), and the FastAPI peer."""
     out = {}
     port = 18900
+    format2 = os.path.join(WORK, "model-format2.cdm")
+    as_format_2(model, format2)
+    cd_serve = lambda m, p: [f"{BIN}/cd-serve", "--model", m, "--host", "127.0.0.1", "--port", str(p),
+                             "--log-level", "warn", "--threads", str(THREADS)]
     servers = {
-        "ours": ([f"{BIN}/cd-serve", "--model", model, "--host", "127.0.0.1", "--port", str(port), "--log-level", "warn",
-                  "--threads", str(THREADS)], OURS),
+        "ours": (cd_serve(model, port), OURS, model, port),
+        "libtorch": (cd_serve(format2, port + 2), OURS, format2, port + 2),
         "peer": ([VENV_PY, "-m", "uvicorn", "--factory", "ort_peer:create_app", "--host", "127.0.0.1",
-                  "--port", str(port + 1), "--log-level", "warning", "--app-dir", PEERS], TUNED),
+                  "--port", str(port + 1), "--log-level", "warning", "--app-dir", PEERS], TUNED, onnx, port + 1),
     }
-    for side, (args, extra) in servers.items():
+    for side, (args, extra, served, p) in servers.items():
         e = env(extra)
-        e["CD_MODEL"] = model if side == "ours" else onnx
+        e["CD_MODEL"] = served
         proc = subprocess.Popen(args, env=e, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        p = port if side == "ours" else port + 1
+        catdog = side != "peer"
         try:
             wait_http(f"http://127.0.0.1:{p}/health")
-            if side == "ours":
+            if catdog:
                 wait_http(f"http://127.0.0.1:{p}/ready")
             out[side] = {}
             for clients in (1, 16, 64):
                 runs = []
-                before = stage_totals(p) if side == "ours" else None
+                before = stage_totals(p) if catdog else None
                 for rep in range(REPEATS):
                     log(f"serving {side}: {clients} clients, run {rep + 1} of {REPEATS}")
                     r = subprocess.run(["wrk", "-t1", f"-c{clients}", f"-d{seconds}s", "--latency", "--timeout", "30s",
@@ -251,7 +260,7 @@ def bench_serving(model, onnx, image, seconds=8):
                     runs.append(run)
                 level = summarise(runs)
                 level["wrk_errors"] = sum(r["wrk_errors"] for r in runs)
-                if side == "ours":
+                if catdog:
                     time.sleep(0.5)  # the last responses' respond stage is recorded after their write
                     after = stage_totals(p)
                     level["stage_ms"] = {s: 1000 * (after[s][0] - before[s][0]) / max(1.0, after[s][1] - before[s][1])
@@ -264,6 +273,7 @@ def bench_serving(model, onnx, image, seconds=8):
     out["ratio_rps_16"] = out["ours"]["16"]["requests_per_s"] / out["peer"]["16"]["requests_per_s"]
     out["ratio_p99_16"] = out["ours"]["16"]["p99_ms"] / out["peer"]["16"]["p99_ms"]
     out["ratio_rss"] = out["ours"]["peak_rss_kb"] / out["peer"]["peak_rss_kb"]
+    out["ratio_rps_16_libtorch"] = out["ours"]["16"]["requests_per_s"] / out["libtorch"]["16"]["requests_per_s"]
     return out
 
 
@@ -304,16 +314,22 @@ def markdown(res):
     lines += ["", f"Predictions agree on {pr['label_agreement'] * 100:.1f}% of the 1000 images.", "",
               f"## Serving: {res['repeats']} runs of 8 s per level, median (min–max)", "",
               "Capacity ratio: cd-serve's req/s over cd-predict's images/s on 1000 images, same model, same run.", "",
-              "| clients | catdog req/s | p50 ms | p99 ms | peer req/s | peer p99 ms | capacity ratio | non-2xx (ours/peer) | wrk errors (ours/peer) |",
-              "|---|---|---|---|---|---|---|---|---|"]
+              "'LibTorch': cd-serve on the same model rewritten as format 2, which runs on the LibTorch module as every "
+              ".cdm did before the oneDNN runtime.", "",
+              "| clients | catdog req/s | p50 ms | p99 ms | LibTorch req/s | LibTorch p99 ms | peer req/s | peer p99 ms "
+              "| capacity ratio | non-2xx (ours/LibTorch/peer) | wrk errors (ours/LibTorch/peer) |",
+              "|---|---|---|---|---|---|---|---|---|---|---|"]
     span = lambda d, k: f"{d[k]:.1f} ({d[k + '_spread'][0]:.1f}–{d[k + '_spread'][1]:.1f})"
     for c in ("1", "16", "64"):
         o, p = sv["ours"][c], sv["peer"][c]
+        t = sv["libtorch"][c]
         lines.append(f"| {c} | {span(o, 'requests_per_s')} | {span(o, 'p50_ms')} | {span(o, 'p99_ms')} | "
+                     f"{span(t, 'requests_per_s')} | {span(t, 'p99_ms')} | "
                      f"{span(p, 'requests_per_s')} | {span(p, 'p99_ms')} | {res['capacity'][c]:.2f} | "
-                     f"{o['non_2xx']}/{p['non_2xx']} | {o['wrk_errors']}/{p['wrk_errors']} |")
-    lines += ["", f"p99 at 16 clients, ours/peer: {sv['ratio_p99_16']:.2f}. Peak RSS over the whole serving run, "
-              f"ours/peer: {sv['ratio_rss']:.2f}.", "",
+                     f"{o['non_2xx']}/{t['non_2xx']}/{p['non_2xx']} | {o['wrk_errors']}/{t['wrk_errors']}/{p['wrk_errors']} |")
+    lines += ["", f"p99 at 16 clients, ours/peer: {sv['ratio_p99_16']:.2f}. req/s at 16 clients, ours/LibTorch: "
+              f"{sv['ratio_rps_16_libtorch']:.2f}. Peak RSS over the whole serving run, ours/peer: {sv['ratio_rss']:.2f} "
+              f"(ours {sv['ours']['peak_rss_kb'] / 1024:.0f} MB, LibTorch {sv['libtorch']['peak_rss_kb'] / 1024:.0f} MB).", "",
               "Where each image's time goes in cd-serve (ms, mean over the level; catdog_stage_duration_seconds). "
               "forward is its batch's whole pass; queue includes waiting for admission:", "",
               "| clients | " + " | ".join(STAGES) + " |", "|---" * (len(STAGES) + 1) + "|"]
