@@ -39,7 +39,7 @@ export CCACHE_NOHASHDIR := true
 export CCACHE_SLOPPINESS := pch_defines,time_macros,include_file_mtime,include_file_ctime
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: all deps apt-deps py-deps pretrained configure build run test check check-unit check-e2e unit lint k8s-check \
+.PHONY: bench-int8 all deps apt-deps py-deps pretrained configure build run test check check-unit check-e2e unit lint k8s-check \
   ship docker-smoke bench bench-runtimes clean format format-check compose-smoke compose-smoke-start compose-smoke-wait compose-train monitoring-check \
   workflow-check register sanitize sanitize-address sanitize-address-build sanitize-address-unit sanitize-address-e2e \
   sanitize-thread sanitize-thread-build sanitize-thread-unit sanitize-thread-e2e fuzz fuzz-build fuzz-run
@@ -241,6 +241,12 @@ bench: build pretrained py-deps
 bench-runtimes: build py-deps
 	cmake --build $(BUILD) -j $(JOBS) --target bench_forward
 	$(PYTHON) tests/bench/runtimes.py
+
+# oneDNN's int8 convolutions against f32 on the default model's shapes (speed
+# only); writes bench/results/int8.{json,md}. After make run.
+bench-int8: build
+	cmake --build $(BUILD) -j $(JOBS) --target bench_int8
+	tests/bench/int8.sh
 
 FORMATTED = $$(git ls-files '*.cpp' '*.h')
 
