@@ -53,8 +53,8 @@ double median_ms(dnnl::primitive& prim, dnnl::stream& stream,
     auto t0 = std::chrono::steady_clock::now();
     prim.execute(stream, args);
     stream.wait();
-    ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0)
-                     .count());
+    ms.push_back(
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
   }
   std::sort(ms.begin(), ms.end());
   return ms[ms.size() / 2];
@@ -64,8 +64,9 @@ double median_ms(dnnl::primitive& prim, dnnl::stream& stream,
 double time_conv(const Shape& s, dt src_t, dt wei_t, dt dst_t, dnnl::engine& engine,
                  dnnl::stream& stream, int repeats, std::string& impl) {
   memory::dims src{s.mb, s.ic, s.ih, s.iw}, dst{s.mb, s.oc, s.oh, s.ow};
-  memory::dims wei = s.groups > 1 ? memory::dims{s.groups, s.oc / s.groups, s.ic / s.groups, s.kh, s.kw}
-                                  : memory::dims{s.oc, s.ic, s.kh, s.kw};
+  memory::dims wei = s.groups > 1
+                         ? memory::dims{s.groups, s.oc / s.groups, s.ic / s.groups, s.kh, s.kw}
+                         : memory::dims{s.oc, s.ic, s.kh, s.kw};
   memory::dim pr = (s.oh - 1) * s.sh + s.kh - s.ih - s.ph;
   memory::dim pb = (s.ow - 1) * s.sw + s.kw - s.iw - s.pw;
   dnnl::convolution_forward::desc desc(
@@ -131,7 +132,7 @@ int main(int argc, char** argv) {
         s.text.c_str(), s.clip ? "true" : "false", f, f32_impl.c_str(), q, int8_impl.c_str(),
         i + 1 < shapes.size() ? "," : "");
   }
-  std::printf("], \"f32_ms\": %.3f, \"int8_ms\": %.3f, \"speedup\": %.3f}\n", f32_total,
-              int8_total, f32_total / int8_total);
+  std::printf("], \"f32_ms\": %.3f, \"int8_ms\": %.3f, \"speedup\": %.3f}\n", f32_total, int8_total,
+              f32_total / int8_total);
   return 0;
 }
