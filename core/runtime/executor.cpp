@@ -1,7 +1,6 @@
 #include "runtime/executor.h"
 
 #include <algorithm>
-#include <atomic>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
@@ -10,7 +9,6 @@
 #include <map>
 #include <mutex>
 #include <numeric>
-#include <thread>
 #include <tuple>
 #include <type_traits>
 #include <unordered_map>
@@ -21,6 +19,7 @@
 
 #include "runtime/fusion.h"
 #include "util/errors.h"
+#include "util/parallel.h"
 
 // oneDNN's CPU runtime is OpenMP (Debian's libdnnl2 links libgomp); the
 // thread count is a per-thread setting of the caller's.
@@ -622,35 +621,27 @@ class GraphExecutor::Impl {
   }
 
   // The build's jobs on m_threads threads (the caller's one among them),
-  // each running oneDNN single-threaded. A failure is rethrown after all end.
+  // each running oneDNN single-threaded. The first failure is rethrown once
+  // all have ended.
   void run_jobs(const std::vector<std::function<void()>>& jobs, std::int64_t n) {
     const int before = omp_get_max_threads();
-    const int threads = static_cast<int>(std::min<std::size_t>(
-        jobs.size(), static_cast<std::size_t>(m_threads > 0 ? m_threads : before)));
-    std::atomic<std::size_t> next{0};
     std::mutex failed;
     std::exception_ptr failure;
-    auto work = [&] {
+    parallel_for(0, jobs.size(), m_threads > 0 ? m_threads : before, [&](std::size_t i) {
       omp_set_num_threads(1);
-      for (std::size_t i; (i = next++) < jobs.size();) {
-        try {
-          jobs[i]();
-        } catch (const dnnl::error& e) {
-          std::lock_guard<std::mutex> lock(failed);
-          if (!failure)
-            failure = std::make_exception_ptr(
-                ModelError("the oneDNN runtime cannot build its plan at batch " +
-                           std::to_string(n) + ": " + e.what()));
-        } catch (...) {
-          std::lock_guard<std::mutex> lock(failed);
-          if (!failure) failure = std::current_exception();
-        }
+      try {
+        jobs[i]();
+      } catch (const dnnl::error& e) {
+        std::lock_guard<std::mutex> lock(failed);
+        if (!failure)
+          failure = std::make_exception_ptr(
+              ModelError("the oneDNN runtime cannot build its plan at batch " + std::to_string(n) +
+                         ": " + e.what()));
+      } catch (...) {
+        std::lock_guard<std::mutex> lock(failed);
+        if (!failure) failure = std::current_exception();
       }
-    };
-    std::vector<std::thread> helpers;
-    for (int t = 1; t < threads; ++t) helpers.emplace_back(work);
-    work();
-    for (std::thread& h : helpers) h.join();
+    });
     omp_set_num_threads(before);
     if (failure) std::rethrow_exception(failure);
   }

@@ -11,15 +11,8 @@ import sys
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 FIXTURES = os.path.join(ROOT, "tests", "fixtures")
 sys.path.insert(0, os.path.join(ROOT, "tests", "e2e"))
-from common import checksum64  # noqa: E402
+from common import checksum64, fnv1a64  # noqa: E402
 from costly import flat_png, many_scans_jpeg  # noqa: E402
-
-
-def fnv1a64(data):
-    h = 0xcbf29ce484222325
-    for b in data:
-        h = ((h ^ b) * 0x100000001b3) & 0xFFFFFFFFFFFFFFFF
-    return h
 
 
 def model_file(meta, payload=b"PK\x03\x04weights"):
