@@ -107,13 +107,19 @@ InferenceGraph read_graph(std::string_view bytes, const std::string& origin,
     known.insert(g.input);
     for (const auto& w : header.at("weights")) {
       GraphWeight weight;
-      weight.dims = w.at("dims").get<std::vector<std::int64_t>>();
+      // Integers only: a float out of int64's range converts with undefined
+      // behaviour (found by fuzz_graph).
+      for (const auto& d : w.at("dims")) {
+        if (!d.is_number_integer()) throw corrupt("has a weight dimension that is not an integer");
+        weight.dims.push_back(d.get<std::int64_t>());
+      }
       std::uint64_t count = 1;
       for (std::int64_t d : weight.dims) {
         if (d < 1 || d > (1 << 24)) throw corrupt("has a weight with a dimension out of range");
         count *= static_cast<std::uint64_t>(d);
         if (count > (std::uint64_t{1} << 32)) throw corrupt("has a weight too large to be real");
       }
+      if (!w.at("offset").is_number_unsigned()) throw corrupt("has a weight offset out of range");
       std::uint64_t offset = w.at("offset").get<std::uint64_t>();
       std::size_t room = bytes.size() - data;
       if (offset > room || count * sizeof(float) > room - offset) throw corrupt("is truncated");
