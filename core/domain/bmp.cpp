@@ -1,10 +1,9 @@
 // BMP, decoded here: the format is simple enough that a library would only
 // add a dependency (domain/codecs.h).
 #include <algorithm>
+#include <array>
 #include <string>
 #include <vector>
-
-#include <opencv2/core.hpp>
 
 #include "domain/codecs.h"
 #include "util/errors.h"
@@ -32,7 +31,7 @@ struct MaskedChannel {
 
 }  // namespace
 
-cv::Mat decode_bmp(std::string_view b, const DecodeWork& work) {
+RgbImage decode_bmp(std::string_view b, const DecodeWork& work) {
   auto bad = [](const std::string& why) { return DataError("not a decodable BMP (" + why + ")"); };
   if (b.size() < 26) throw bad("header cut short");
   std::uint32_t offset = le32(b, 10), dib = le32(b, 14);
@@ -66,14 +65,16 @@ cv::Mat decode_bmp(std::string_view b, const DecodeWork& work) {
   if (offset > b.size() || (b.size() - offset) / stride < static_cast<std::uint64_t>(rows))
     throw bad("pixel data cut short");
 
-  std::vector<cv::Vec3b> palette;  // RGB
+  std::vector<std::array<unsigned char, 3>> palette;  // RGB
   if (bpp <= 8) {
     std::size_t start = 14 + std::size_t{dib}, count = colors ? colors : 1u << bpp;
     count = std::min<std::size_t>(count, 1u << bpp);
     if (offset > start) count = std::min<std::size_t>(count, (offset - start) / entry);
     for (std::size_t i = 0; i < count && start + entry * (i + 1) <= b.size(); ++i) {
       std::size_t at = start + entry * i;
-      palette.emplace_back(byte_at(b, at + 2), byte_at(b, at + 1), byte_at(b, at));
+      palette.push_back({static_cast<unsigned char>(byte_at(b, at + 2)),
+                         static_cast<unsigned char>(byte_at(b, at + 1)),
+                         static_cast<unsigned char>(byte_at(b, at))});
     }
     if (palette.empty()) throw bad("no colour table");
   }
@@ -82,11 +83,11 @@ cv::Mat decode_bmp(std::string_view b, const DecodeWork& work) {
   MaskedChannel channels[3] = {MaskedChannel(masks[0]), MaskedChannel(masks[1]),
                                MaskedChannel(masks[2])};
 
-  cv::Mat rgb(static_cast<int>(rows), static_cast<int>(width), CV_8UC3);
+  RgbImage rgb(static_cast<int>(width), static_cast<int>(rows));
   for (std::int64_t r = 0; r < rows; ++r) {
     if (r % 64 == 63) work.check();
     std::string_view row = b.substr(offset + stride * r, stride);
-    auto* out = rgb.ptr<unsigned char>(static_cast<int>(top_down ? r : rows - 1 - r));
+    unsigned char* out = rgb.row(static_cast<int>(top_down ? r : rows - 1 - r));
     for (std::int64_t x = 0; x < width; ++x, out += 3) {
       if (bpp == 24) {
         out[0] = static_cast<unsigned char>(byte_at(row, 3 * x + 2));
@@ -98,7 +99,8 @@ cv::Mat decode_bmp(std::string_view b, const DecodeWork& work) {
       } else {
         std::uint64_t bit = static_cast<std::uint64_t>(x) * bpp;
         std::uint32_t index = (byte_at(row, bit / 8) >> (8 - bpp - bit % 8)) & ((1u << bpp) - 1);
-        cv::Vec3b colour = index < palette.size() ? palette[index] : cv::Vec3b(0, 0, 0);
+        std::array<unsigned char, 3> colour{0, 0, 0};
+        if (index < palette.size()) colour = palette[index];
         out[0] = colour[0], out[1] = colour[1], out[2] = colour[2];
       }
     }

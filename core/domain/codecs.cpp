@@ -12,9 +12,8 @@
 #include <csetjmp>
 #include <cstring>
 #include <string>
+#include <utility>
 #include <vector>
-
-#include <opencv2/core.hpp>
 
 #include "util/atomic_file.h"
 #include "util/errors.h"
@@ -50,18 +49,12 @@ void walk_jpeg_segments(std::string_view b, Visit visit) {
 
 // Adobe's CMYK JPEGs store inverted ink, so each channel is the product of
 // its own value and K's, scaled back to 8 bits.
-cv::Mat inverted_cmyk_to_rgb(const cv::Mat& cmyk) {
-  cv::Mat rgb(cmyk.rows, cmyk.cols, CV_8UC3);
-  for (int y = 0; y < cmyk.rows; ++y) {
-    const unsigned char* in = cmyk.ptr<unsigned char>(y);
-    unsigned char* out = rgb.ptr<unsigned char>(y);
-    for (int x = 0; x < cmyk.cols; ++x, in += 4, out += 3) {
-      int k = in[3];
-      for (int ch = 0; ch < 3; ++ch)
-        out[ch] = static_cast<unsigned char>(k - ((255 - in[ch]) * k >> 8));
-    }
+void inverted_cmyk_to_rgb(const unsigned char* in, unsigned char* out, int width) {
+  for (int x = 0; x < width; ++x, in += 4, out += 3) {
+    int k = in[3];
+    for (int ch = 0; ch < 3; ++ch)
+      out[ch] = static_cast<unsigned char>(k - ((255 - in[ch]) * k >> 8));
   }
-  return rgb;
 }
 
 // libjpeg's state for one decode. Its error hook, and its progress hook when
@@ -75,7 +68,8 @@ struct JpegDecoder {
   const DecodeWork* work = nullptr;
   std::string why;
   bool over_budget = false, created = false;
-  cv::Mat out;
+  RgbImage out;
+  std::vector<unsigned char> cmyk;  // a CMYK file's rows before conversion
   ~JpegDecoder() {
     if (created) jpeg_destroy_decompress(&info);
   }
@@ -111,7 +105,7 @@ struct PngSource {
   std::size_t pos = 0;
   std::string error;
   bool over_budget = false;
-  cv::Mat rgb;
+  RgbImage rgb;
   std::vector<png_bytep> rows;
   unsigned reads = 0;
 };
@@ -231,39 +225,7 @@ int exif_orientation(std::string_view b) {
   return orientation;
 }
 
-cv::Mat apply_orientation(cv::Mat rgb, int orientation) {
-  cv::Mat out;
-  switch (orientation) {
-    case 2:  // mirrored
-      cv::flip(rgb, out, 1);
-      return out;
-    case 3:  // upside down
-      cv::flip(rgb, out, -1);
-      return out;
-    case 4:  // mirrored upside down
-      cv::flip(rgb, out, 0);
-      return out;
-    case 5:  // mirrored about the main diagonal
-      cv::transpose(rgb, out);
-      return out;
-    case 6:  // needs a quarter turn clockwise
-      cv::transpose(rgb, out);
-      cv::flip(out, out, 1);
-      return out;
-    case 7:  // mirrored about the other diagonal
-      cv::transpose(rgb, out);
-      cv::flip(out, out, -1);
-      return out;
-    case 8:  // needs a quarter turn anticlockwise
-      cv::transpose(rgb, out);
-      cv::flip(out, out, 0);
-      return out;
-    default:
-      return rgb;
-  }
-}
-
-cv::Mat decode_jpeg(std::string_view bytes, int min_side, const DecodeWork& work) {
+RgbImage decode_jpeg(std::string_view bytes, int min_side, const DecodeWork& work) {
   JpegDecoder d;
   d.work = &work;
   d.info.err = jpeg_std_error(&d.errors);
@@ -311,21 +273,26 @@ cv::Mat decode_jpeg(std::string_view bytes, int min_side, const DecodeWork& work
   d.info.scale_denom = static_cast<unsigned>(
       smallest_scale_keeping(d.info.image_width, d.info.image_height, min_side));
   jpeg_start_decompress(&d.info);  // a progressive file's scans are all read here
-  d.out.create(static_cast<int>(d.info.output_height), static_cast<int>(d.info.output_width),
-               cmyk ? CV_8UC4 : CV_8UC3);
+  const int width = static_cast<int>(d.info.output_width);
+  d.out = RgbImage(width, static_cast<int>(d.info.output_height));
+  if (cmyk) d.cmyk.resize(16 * 4 * static_cast<std::size_t>(width));
   while (d.info.output_scanline < d.info.output_height) {
     JSAMPROW rows[16];
     JDIMENSION first = d.info.output_scanline;
     JDIMENSION count = std::min<JDIMENSION>(16, d.info.output_height - first);
     for (JDIMENSION i = 0; i < count; ++i)
-      rows[i] = d.out.ptr<unsigned char>(static_cast<int>(first + i));
-    if (jpeg_read_scanlines(&d.info, rows, count) == 0) break;  // input cut short
+      rows[i] = cmyk ? d.cmyk.data() + 4 * static_cast<std::size_t>(width) * i
+                     : d.out.row(static_cast<int>(first + i));
+    JDIMENSION read = jpeg_read_scanlines(&d.info, rows, count);
+    if (cmyk)
+      for (JDIMENSION i = 0; i < read; ++i)
+        inverted_cmyk_to_rgb(rows[i], d.out.row(static_cast<int>(first + i)), width);
+    if (read == 0) break;  // input cut short
   }
-  cv::Mat out = cmyk ? inverted_cmyk_to_rgb(d.out) : d.out;
-  return apply_orientation(out, exif_orientation(bytes));
+  return reoriented(std::move(d.out), exif_orientation(bytes));
 }
 
-cv::Mat decode_png(std::string_view bytes, const DecodeWork& work) {
+RgbImage decode_png(std::string_view bytes, const DecodeWork& work) {
   PngSource src{bytes, &work};
   png_structp png = png_create_read_struct(
       PNG_LIBPNG_VER_STRING, &src,
@@ -370,26 +337,26 @@ cv::Mat decode_png(std::string_view bytes, const DecodeWork& work) {
   png_read_update_info(png, info);
   if (png_get_channels(png, info) != 3 || png_get_bit_depth(png, info) != 8)
     png_error(png, "unexpected pixel layout after conversion");
-  src.rgb.create(static_cast<int>(height), static_cast<int>(width), CV_8UC3);
+  src.rgb = RgbImage(static_cast<int>(width), static_cast<int>(height));
   src.rows.resize(height);
-  for (png_uint_32 y = 0; y < height; ++y) src.rows[y] = src.rgb.ptr<png_byte>(static_cast<int>(y));
+  for (png_uint_32 y = 0; y < height; ++y) src.rows[y] = src.rgb.row(static_cast<int>(y));
   png_read_image(png, src.rows.data());
   png_destroy_read_struct(&png, &info, nullptr);
-  return src.rgb;
+  return std::move(src.rgb);
 }
 
-cv::Mat decode_webp(std::string_view bytes, const DecodeWork& work) {
+RgbImage decode_webp(std::string_view bytes, const DecodeWork& work) {
   const auto* data = reinterpret_cast<const std::uint8_t*>(bytes.data());
   int width = 0, height = 0;
   if (!WebPGetInfo(data, bytes.size(), &width, &height) || width <= 0 || height <= 0)
     throw DataError("not a decodable WebP (bad bitstream header)");
-  cv::Mat rgb(height, width, CV_8UC3);
+  RgbImage rgb(width, height);
   struct Decoder {
     WebPIDecoder* d;
     ~Decoder() {
       if (d) WebPIDelete(d);
     }
-  } dec{WebPINewRGB(MODE_RGB, rgb.data, rgb.step * rgb.rows, static_cast<int>(rgb.step))};
+  } dec{WebPINewRGB(MODE_RGB, rgb.data(), rgb.size_bytes(), static_cast<int>(rgb.stride()))};
   if (!dec.d) throw DataError("cannot start the WebP decoder");
   // The bytes are offered a slice more at a time, in place (no copy), so the
   // budget is asked between slices.

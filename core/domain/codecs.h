@@ -1,7 +1,7 @@
 // The image decoders behind decode_rgb (domain/image.h), one per format, each
 // on its own library and none on OpenCV's imgcodecs (which drags GDAL, GDCM
 // and HDF5 into every process that links it): JPEG on libjpeg-turbo, PNG on
-// libpng, WebP on libwebp, BMP in bmp.cpp. Each returns 8-bit RGB or throws
+// libpng, WebP on libwebp, BMP in bmp.cpp. Each returns 8-bit RGB (RgbImage) or throws
 // DataError naming the format and the reason, and BudgetError when its work
 // goes over DecodeWork's bounds. Internal to cd::domain.
 #pragma once
@@ -12,7 +12,7 @@
 #include <string>
 #include <string_view>
 
-#include <opencv2/core/mat.hpp>
+#include "domain/rgb_image.h"
 
 namespace cd::codecs {
 
@@ -78,26 +78,23 @@ std::uint64_t decode_memory_estimate(std::string_view bytes, const std::string& 
 // EXIF orientation (1..8) from a JPEG's APP1 segment; 1 when there is none.
 int exif_orientation(std::string_view bytes);
 
-// Turns and mirrors an image as EXIF orientation 2..8 asks, so it is upright.
-cv::Mat apply_orientation(cv::Mat rgb, int orientation);
-
 // A JPEG, upright. With min_side > 0 and a photo at least twice as large,
 // decodes at the smallest DCT-domain scale (1/2, 1/4 or 1/8) that keeps both
 // sides at least min_side: a phone photo costs a fraction of its full decode,
 // and the resize that follows loses little it would have kept. Grayscale
 // becomes RGB; CMYK and YCCK (Adobe's inverted ink values) are converted.
-cv::Mat decode_jpeg(std::string_view bytes, int min_side, const DecodeWork& work);
+RgbImage decode_jpeg(std::string_view bytes, int min_side, const DecodeWork& work);
 
 // 16-bit to 8 by the high byte, palette and gray expanded, alpha dropped.
 // Text, ICC and other ancillary chunks are skipped unread.
-cv::Mat decode_png(std::string_view bytes, const DecodeWork& work);
+RgbImage decode_png(std::string_view bytes, const DecodeWork& work);
 
 // Lossy, lossless and extended (VP8X) still images; alpha dropped. Fed to
 // libwebp's incremental decoder a slice at a time, the budget checked between.
-cv::Mat decode_webp(std::string_view bytes, const DecodeWork& work);
+RgbImage decode_webp(std::string_view bytes, const DecodeWork& work);
 
 // Uncompressed BMP: 1/4/8-bit palettes, 16-bit (5-5-5 or bit fields), 24-bit,
 // 32-bit (bit fields included), bottom-up or top-down. RLE is refused.
-cv::Mat decode_bmp(std::string_view bytes, const DecodeWork& work);
+RgbImage decode_bmp(std::string_view bytes, const DecodeWork& work);
 
 }  // namespace cd::codecs

@@ -9,15 +9,10 @@
 #include <filesystem>
 #include <limits>
 #include <mutex>
-#include <random>
-
-#include <opencv2/core/utility.hpp>
-#include <opencv2/imgproc.hpp>
 
 #include "domain/codecs.h"
 #include "util/atomic_file.h"
 #include "util/errors.h"
-#include "util/random.h"
 #include "util/strings.h"
 
 namespace cd {
@@ -102,7 +97,7 @@ std::uint64_t memory_estimate(std::string_view bytes, const ImageHeader& h, int 
   return codecs::decode_memory_estimate(bytes, h.format, h.width, h.height, min_side);
 }
 
-cv::Mat decode_checked(std::string_view bytes, const ImageHeader& header, int min_side) {
+RgbImage decode_checked(std::string_view bytes, const ImageHeader& header, int min_side) {
   codecs::DecodeWork work;
   if (header.format == "jpeg") return codecs::decode_jpeg(bytes, min_side, work);
   if (header.format == "png") return codecs::decode_png(bytes, work);
@@ -221,7 +216,7 @@ ImageHeader checked_header(std::string_view bytes) {
 
 }  // namespace
 
-cv::Mat decode_rgb(std::string_view bytes, int min_side) {
+RgbImage decode_rgb(std::string_view bytes, int min_side) {
   ImageHeader header = checked_header(bytes);
   DecodeTicket ticket(memory_estimate(bytes, header, min_side));
   return decode_checked(bytes, header, min_side);
@@ -238,7 +233,7 @@ std::string read_image_bytes(const std::string& path) {
   }
 }
 
-cv::Mat read_rgb(const std::string& path, int min_side) {
+RgbImage read_rgb(const std::string& path, int min_side) {
   std::string bytes = read_image_bytes(path);
   try {
     return decode_rgb(bytes, min_side);
@@ -249,34 +244,24 @@ cv::Mat read_rgb(const std::string& path, int min_side) {
   }
 }
 
-cv::Mat resize_by_policy(const cv::Mat& rgb, int size, ResizePolicy policy) {
-  auto resize_to = [](const cv::Mat& in, int w, int h) {
-    cv::Mat out;
-    bool shrinking = w <= in.cols && h <= in.rows;
-    cv::resize(in, out, cv::Size(w, h), 0, 0, shrinking ? cv::INTER_AREA : cv::INTER_LINEAR);
-    return out;
-  };
-  if (policy == ResizePolicy::k_stretch) {
-    if (rgb.cols == size && rgb.rows == size) return rgb;
-    return resize_to(rgb, size, size);
-  }
-  double scale_short = static_cast<double>(size) / std::min(rgb.cols, rgb.rows);
-  double scale_long = static_cast<double>(size) / std::max(rgb.cols, rgb.rows);
+RgbImage resize_by_policy(const RgbImage& rgb, int size, ResizePolicy policy) {
+  if (policy == ResizePolicy::k_stretch) return resized(rgb, size, size);
+  double scale_short = static_cast<double>(size) / std::min(rgb.width(), rgb.height());
+  double scale_long = static_cast<double>(size) / std::max(rgb.width(), rgb.height());
   if (policy == ResizePolicy::k_center_crop) {
-    int w = std::max(size, static_cast<int>(std::lround(rgb.cols * scale_short)));
-    int h = std::max(size, static_cast<int>(std::lround(rgb.rows * scale_short)));
-    cv::Mat scaled = resize_to(rgb, w, h);
-    return scaled(cv::Rect((w - size) / 2, (h - size) / 2, size, size)).clone();
+    int w = std::max(size, static_cast<int>(std::lround(rgb.width() * scale_short)));
+    int h = std::max(size, static_cast<int>(std::lround(rgb.height() * scale_short)));
+    return cropped(resized(rgb, w, h), (w - size) / 2, (h - size) / 2, size, size);
   }
-  int w = std::max(1, static_cast<int>(std::lround(rgb.cols * scale_long)));
-  int h = std::max(1, static_cast<int>(std::lround(rgb.rows * scale_long)));
-  cv::Mat scaled = resize_to(rgb, w, h);
-  cv::Mat canvas(size, size, CV_8UC3, cv::Scalar(128, 128, 128));
-  scaled.copyTo(canvas(cv::Rect((size - w) / 2, (size - h) / 2, w, h)));
+  int w = std::max(1, static_cast<int>(std::lround(rgb.width() * scale_long)));
+  int h = std::max(1, static_cast<int>(std::lround(rgb.height() * scale_long)));
+  RgbImage canvas(size, size);
+  canvas.fill(128, 128, 128);
+  paste(resized(rgb, w, h), canvas, (size - w) / 2, (size - h) / 2);
   return canvas;
 }
 
-void to_chw_floats(const cv::Mat& rgb, Normalization norm, float* dst) {
+void to_chw_floats(const RgbImage& rgb, Normalization norm, float* dst) {
   static const float k_mean[3] = {0.485f, 0.456f, 0.406f};
   static const float k_std[3] = {0.229f, 0.224f, 0.225f};
   float scale[3], offset[3];
@@ -293,11 +278,11 @@ void to_chw_floats(const cv::Mat& rgb, Normalization norm, float* dst) {
         break;
     }
   }
-  const std::size_t plane = static_cast<std::size_t>(rgb.rows) * rgb.cols;
-  for (int y = 0; y < rgb.rows; ++y) {
-    const unsigned char* row = rgb.ptr<unsigned char>(y);
-    std::size_t base = static_cast<std::size_t>(y) * rgb.cols;
-    for (int x = 0; x < rgb.cols; ++x)
+  const std::size_t plane = static_cast<std::size_t>(rgb.height()) * rgb.width();
+  for (int y = 0; y < rgb.height(); ++y) {
+    const unsigned char* row = rgb.row(y);
+    std::size_t base = static_cast<std::size_t>(y) * rgb.width();
+    for (int x = 0; x < rgb.width(); ++x)
       for (int ch = 0; ch < 3; ++ch)
         dst[ch * plane + base + x] = row[3 * x + ch] * scale[ch] + offset[ch];
   }
@@ -309,41 +294,18 @@ void preprocess_into(std::string_view bytes, const PreprocessSpec& spec, float* 
   auto t0 = clock::now();
   ImageHeader header = checked_header(bytes);
   clock::time_point t1;
-  cv::Mat resized;
+  RgbImage scaled;
   {  // the gate is held until the full-size pixels are freed
     DecodeTicket ticket(memory_estimate(bytes, header, spec.size));
-    cv::Mat rgb = decode_checked(bytes, header, spec.size);
+    RgbImage rgb = decode_checked(bytes, header, spec.size);
     t1 = clock::now();
-    resized = resize_by_policy(rgb, spec.size, spec.resize);
+    scaled = resize_by_policy(rgb, spec.size, spec.resize);
   }
-  to_chw_floats(resized, spec.norm, dst);
+  to_chw_floats(scaled, spec.norm, dst);
   if (timing) {
     timing->decode_s = std::chrono::duration<double>(t1 - t0).count();
     timing->preprocess_s = std::chrono::duration<double>(clock::now() - t1).count();
   }
-}
-
-void keep_opencv_single_threaded() { cv::setNumThreads(1); }
-
-cv::Mat augment(const cv::Mat& rgb, const Augmentation& aug, std::uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  double angle = uniform(rng, -aug.rotation_deg, aug.rotation_deg);
-  double tx = uniform(rng, -aug.shift, aug.shift) * rgb.cols;
-  double ty = uniform(rng, -aug.shift, aug.shift) * rgb.rows;
-  double zx = uniform(rng, 1.0 - aug.zoom, 1.0 + aug.zoom);
-  double zy = uniform(rng, 1.0 - aug.zoom, 1.0 + aug.zoom);
-  bool flip = aug.hflip && (rng() & 1);
-  // Keras' zoom z < 1 magnifies: the sampled window shrinks, so scale by 1/z.
-  double rad = angle * M_PI / 180.0;
-  double cx = rgb.cols / 2.0, cy = rgb.rows / 2.0;
-  double a = std::cos(rad) / zx, b = std::sin(rad) / zy;
-  double c = -std::sin(rad) / zx, d = std::cos(rad) / zy;
-  cv::Mat m = (cv::Mat_<double>(2, 3) << a, b, cx + tx - a * cx - b * cy,  //
-               c, d, cy + ty - c * cx - d * cy);
-  cv::Mat out;
-  cv::warpAffine(rgb, out, m, rgb.size(), cv::INTER_LINEAR, cv::BORDER_REPLICATE);
-  if (flip) cv::flip(out, out, 1);
-  return out;
 }
 
 }  // namespace cd

@@ -2,7 +2,8 @@
 // decode bytes -> 8-bit RGB -> resize by policy -> float CHW. preprocess_into()
 // is the composition (nn/image_tensor.h wraps it in a tensor); training calls
 // the same three stages and inserts augmentation between resizing and
-// normalising. Nothing here needs LibTorch, so cd-prepare does not link it.
+// normalising (tools/cd-train/augment.h). Nothing here needs LibTorch or
+// OpenCV, so cd-prepare, cd-predict and cd-serve map neither.
 #pragma once
 
 #include <cstdint>
@@ -10,7 +11,7 @@
 #include <string>
 #include <string_view>
 
-#include <opencv2/core/mat.hpp>
+#include "domain/rgb_image.h"
 
 namespace cd {
 
@@ -45,19 +46,19 @@ std::optional<ImageHeader> read_image_header(std::string_view bytes);
 // With min_side > 0 (the side the image will be resized to), a JPEG much
 // larger than that is decoded at a reduced DCT-domain scale whose sides stay
 // at least min_side: cheaper, and no detail the resize would keep is lost.
-cv::Mat decode_rgb(std::string_view bytes, int min_side = 0);
+RgbImage decode_rgb(std::string_view bytes, int min_side = 0);
 // An image file's bytes, within input_budget()'s bytes per file; a FIFO or
 // device is refused. Throws DataError (BudgetError when over) naming the path.
 std::string read_image_bytes(const std::string& path);
 // Reads a file and decodes it; errors name the path.
-cv::Mat read_rgb(const std::string& path, int min_side = 0);
+RgbImage read_rgb(const std::string& path, int min_side = 0);
 
 // Stage 2: brings any size and aspect to size x size by the policy.
-cv::Mat resize_by_policy(const cv::Mat& rgb, int size, ResizePolicy policy);
+RgbImage resize_by_policy(const RgbImage& rgb, int size, ResizePolicy policy);
 
 // Stage 3: 8-bit RGB HWC -> 3*H*W normalised floats (CHW) written to dst.
 // Pure C++, safe on loader threads while LibTorch's OpenMP pool runs the model.
-void to_chw_floats(const cv::Mat& rgb, Normalization norm, float* dst);
+void to_chw_floats(const RgbImage& rgb, Normalization norm, float* dst);
 
 // Where one image's preprocessing time went (cd-serve's per-stage metrics).
 struct PreprocessTiming {
@@ -70,27 +71,10 @@ struct PreprocessTiming {
 void preprocess_into(std::string_view bytes, const PreprocessSpec& spec, float* dst,
                      PreprocessTiming* timing = nullptr);
 
-// OpenCV's own thread pool stays off: catdog parallelises over images.
-void keep_opencv_single_threaded();
-
 // True for the extensions every tool accepts: jpg, jpeg, png, bmp, webp, any case.
 bool has_image_extension(const std::string& path);
 
 // True when the bytes look like a JPEG that is cut short (no EOI marker).
 bool jpeg_truncated(std::string_view bytes);
-
-// Random affine augmentation with Keras ImageDataGenerator's meaning:
-// rotation in degrees, shifts as fractions of the side, zoom as +-fraction.
-struct Augmentation {
-  double rotation_deg = 20.0;
-  double shift = 0.2;
-  double zoom = 0.2;
-  bool hflip = true;
-  bool enabled() const { return rotation_deg > 0 || shift > 0 || zoom > 0 || hflip; }
-};
-
-// Deterministic for a given seed, so runs and resumes are reproducible
-// whatever thread did the work.
-cv::Mat augment(const cv::Mat& rgb, const Augmentation& aug, std::uint64_t seed);
 
 }  // namespace cd

@@ -5,7 +5,6 @@
 
 #include <cstdlib>
 
-#include "domain/image.h"
 #include "util/errors.h"
 
 namespace cd {
@@ -31,9 +30,6 @@ c10::Device select_device(DeviceChoice choice) {
   return c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(count > 0 ? index % count : 0));
 }
 
-void set_compute_threads(int threads) {
-  at::set_num_threads(threads);
-  keep_opencv_single_threaded();
-}
+void set_compute_threads(int threads) { at::set_num_threads(threads); }
 
 }  // namespace cd

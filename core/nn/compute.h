@@ -16,7 +16,7 @@ DeviceChoice parse_device(const std::string& name);  // UsageError
 c10::Device select_device(DeviceChoice choice);
 
 // Sets LibTorch's intra-op threads (it defaults to 1 on this VM kind, see
-// PERF-NOTES.md) and keeps OpenCV's own pool off.
+// PERF-NOTES.md).
 void set_compute_threads(int threads);
 
 }  // namespace cd

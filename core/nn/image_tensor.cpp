@@ -4,8 +4,8 @@
 
 namespace cd {
 
-at::Tensor to_tensor(const cv::Mat& rgb, Normalization norm) {
-  at::Tensor chw = at::empty({3, rgb.rows, rgb.cols}, at::kFloat);
+at::Tensor to_tensor(const RgbImage& rgb, Normalization norm) {
+  at::Tensor chw = at::empty({3, rgb.height(), rgb.width()}, at::kFloat);
   to_chw_floats(rgb, norm, chw.data_ptr<float>());
   return chw;
 }

@@ -11,7 +11,7 @@
 namespace cd {
 
 // 8-bit RGB HWC -> float [3,H,W], normalised (to_chw_floats into a tensor).
-at::Tensor to_tensor(const cv::Mat& rgb, Normalization norm);
+at::Tensor to_tensor(const RgbImage& rgb, Normalization norm);
 
 // decode -> resize -> normalise: float [3,S,S]. Throws DataError.
 at::Tensor preprocess(std::string_view bytes, const PreprocessSpec& spec,

@@ -82,7 +82,7 @@ void load_batch(std::vector<Prediction>& items, std::size_t begin, std::size_t e
     if (!item.error.empty()) return;
     auto t0 = std::chrono::steady_clock::now();
     try {
-      cv::Mat rgb = resize_by_policy(read_rgb(item.path, spec.size), spec.size, spec.resize);
+      RgbImage rgb = resize_by_policy(read_rgb(item.path, spec.size), spec.size, spec.resize);
       to_chw_floats(rgb, spec.norm, rows + (i - begin) * per_image);
       ok[i - begin] = 1;
     } catch (const DataError& e) {

@@ -11,7 +11,6 @@
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   static const bool once = [] {
-    cd::keep_opencv_single_threaded();
     cd::input_budget().max_pixels = 4'000'000;    // keeps each run fast; the check is what counts
     cd::input_budget().max_decode_seconds = 0.5;  // a costly input is found, not waited for
     return true;

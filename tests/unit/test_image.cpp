@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <sstream>
 
@@ -21,6 +22,25 @@ namespace {
 
 std::string fixture(const std::string& rel) {
   return cd::read_file(source_path("tests/fixtures/" + rel));
+}
+
+// catdog's pixels as an OpenCV matrix (a copy), and back: OpenCV is the
+// independent reference these tests compare with.
+cv::Mat mat(const cd::RgbImage& rgb) {
+  return cv::Mat(rgb.height(), rgb.width(), CV_8UC3, const_cast<unsigned char*>(rgb.data()))
+      .clone();
+}
+cd::RgbImage rgb_of(const cv::Mat& m) {
+  REQUIRE(m.type() == CV_8UC3);
+  cd::RgbImage out(m.cols, m.rows);
+  for (int y = 0; y < m.rows; ++y) std::memcpy(out.row(y), m.ptr(y), out.stride());
+  return out;
+}
+cv::Mat decoded(std::string_view bytes, int min_side = 0) {
+  return mat(cd::decode_rgb(bytes, min_side));
+}
+cv::Mat resized(const cv::Mat& m, int size, cd::ResizePolicy policy) {
+  return mat(cd::resize_by_policy(rgb_of(m), size, policy));
 }
 
 // The golden file pins preprocess() for a committed photo: shape line, then
@@ -79,15 +99,13 @@ TEST_CASE("every supported kind of input decodes to 3-channel 8-bit RGB", "[imag
   for (const char* name : {"formats/cat-png.png", "formats/dog-gray.jpg", "formats/cat-cmyk.jpg",
                            "formats/dog-rgba.png", "photos/dog.1.jpg"}) {
     INFO(name);
-    cv::Mat rgb = cd::decode_rgb(fixture(name));
+    cv::Mat rgb = decoded(fixture(name));
     CHECK(rgb.type() == CV_8UC3);
     CHECK(rgb.cols > 100);
   }
   // CMYK decoding keeps colours: the CMYK copy of cat.3 matches the original closely.
-  cv::Mat a = cd::resize_by_policy(cd::decode_rgb(fixture("photos/cat.3.jpg")), 32,
-                                   cd::ResizePolicy::k_stretch);
-  cv::Mat b = cd::resize_by_policy(cd::decode_rgb(fixture("formats/cat-cmyk.jpg")), 32,
-                                   cd::ResizePolicy::k_stretch);
+  cv::Mat a = resized(decoded(fixture("photos/cat.3.jpg")), 32, cd::ResizePolicy::k_stretch);
+  cv::Mat b = resized(decoded(fixture("formats/cat-cmyk.jpg")), 32, cd::ResizePolicy::k_stretch);
   CHECK(cv::norm(a, b, cv::NORM_L1) / (32 * 32 * 3) < 12.0);
 }
 
@@ -112,12 +130,12 @@ TEST_CASE("resize policies give the requested square", "[image]") {
   cv::Mat wide(100, 300, CV_8UC3, cv::Scalar(10, 200, 30));
   for (auto policy : {cd::ResizePolicy::k_stretch, cd::ResizePolicy::k_center_crop,
                       cd::ResizePolicy::k_letterbox}) {
-    cv::Mat out = cd::resize_by_policy(wide, 64, policy);
+    cv::Mat out = resized(wide, 64, policy);
     CHECK(out.rows == 64);
     CHECK(out.cols == 64);
   }
   // Letterboxing pads above and below a wide image with mid grey.
-  cv::Mat boxed = cd::resize_by_policy(wide, 60, cd::ResizePolicy::k_letterbox);
+  cv::Mat boxed = resized(wide, 60, cd::ResizePolicy::k_letterbox);
   CHECK(boxed.at<cv::Vec3b>(0, 30) == cv::Vec3b(128, 128, 128));
   CHECK(boxed.at<cv::Vec3b>(30, 30) == cv::Vec3b(10, 200, 30));
   CHECK(cd::parse_resize_policy("center-crop") == cd::ResizePolicy::k_center_crop);
@@ -126,23 +144,9 @@ TEST_CASE("resize policies give the requested square", "[image]") {
 
 TEST_CASE("ImageNet normalisation subtracts the mean and divides by the std", "[image]") {
   cv::Mat grey(4, 4, CV_8UC3, cv::Scalar(255, 255, 255));
-  at::Tensor t = cd::to_tensor(grey, cd::Normalization::k_imagenet);
+  at::Tensor t = cd::to_tensor(rgb_of(grey), cd::Normalization::k_imagenet);
   CHECK(t[0][0][0].item<float>() == Approx((1.0 - 0.485) / 0.229));
   CHECK(t[2][3][3].item<float>() == Approx((1.0 - 0.406) / 0.225));
-}
-
-TEST_CASE("augmentation is deterministic per seed and changes the image", "[image]") {
-  cv::Mat img = cd::resize_by_policy(cd::decode_rgb(fixture("photos/dog.1.jpg")), 64,
-                                     cd::ResizePolicy::k_stretch);
-  cd::Augmentation aug;
-  cv::Mat a = cd::augment(img, aug, 7);
-  cv::Mat b = cd::augment(img, aug, 7);
-  cv::Mat c = cd::augment(img, aug, 8);
-  CHECK(cv::norm(a, b, cv::NORM_L1) == 0.0);
-  CHECK(cv::norm(a, c, cv::NORM_L1) > 0.0);
-  CHECK(cv::norm(a, img, cv::NORM_L1) > 0.0);
-  cd::Augmentation none{0, 0, 0, false};
-  CHECK(cv::norm(cd::augment(img, none, 3), img, cv::NORM_L1) == 0.0);
 }
 
 TEST_CASE("one extension list for every tool, in any case", "[image]") {
@@ -224,7 +228,7 @@ TEST_CASE("PNG decodes through libpng to the same pixels as OpenCV's reader", "[
     inputs.emplace_back(buf.begin(), buf.end());
   }
   for (const auto& bytes : inputs) {
-    cv::Mat ours = cd::decode_rgb(bytes);
+    cv::Mat ours = decoded(bytes);
     cv::Mat bgr = cv::imdecode(
         cv::Mat(1, static_cast<int>(bytes.size()), CV_8UC1, const_cast<char*>(bytes.data())),
         cv::IMREAD_COLOR);
@@ -299,7 +303,7 @@ TEST_CASE("JPEG decodes through libjpeg-turbo to the same pixels as OpenCV's rea
   for (const auto& name : names) {
     INFO(name);
     std::string bytes = fixture(name);
-    cv::Mat ours = cd::decode_rgb(bytes), theirs = opencv_rgb(bytes);
+    cv::Mat ours = decoded(bytes), theirs = opencv_rgb(bytes);
     REQUIRE(ours.size() == theirs.size());
     CHECK(cv::norm(ours, theirs, cv::NORM_INF) == 0);
   }
@@ -307,11 +311,11 @@ TEST_CASE("JPEG decodes through libjpeg-turbo to the same pixels as OpenCV's rea
 
 TEST_CASE("every EXIF orientation comes out upright, as OpenCV turns it", "[image]") {
   std::string jpeg = fixture("photos/cat.1.jpg");
-  cv::Mat upright = cd::decode_rgb(jpeg);
+  cv::Mat upright = decoded(jpeg);
   for (int orientation = 1; orientation <= 8; ++orientation) {
     INFO("orientation " << orientation);
     std::string turned = with_orientation(jpeg, orientation);
-    cv::Mat ours = cd::decode_rgb(turned);
+    cv::Mat ours = decoded(turned);
     bool swapped = orientation >= 5;
     CHECK(ours.cols == (swapped ? upright.rows : upright.cols));
     REQUIRE(ours.size() == opencv_rgb(turned).size());
@@ -325,19 +329,17 @@ TEST_CASE(
     "a JPEG much larger than the model's input decodes at a DCT scale, close to the full path",
     "[image]") {
   std::string jpeg = fixture("photos/dog.1.jpg");
-  cv::Mat full = cd::decode_rgb(jpeg);
-  cv::Mat scaled = cd::decode_rgb(jpeg, 64);
+  cv::Mat full = decoded(jpeg);
+  cv::Mat scaled = decoded(jpeg, 64);
   // 327x499: the smallest of 1/2, 1/4, 1/8 that keeps both sides at least 64 is 1/4.
   CHECK(scaled.cols == (full.cols + 3) / 4);
   CHECK(scaled.rows == (full.rows + 3) / 4);
-  CHECK(cd::decode_rgb(jpeg, (full.cols + 1) / 2 + 1).size() == full.size());  // under 2x: full
-  CHECK(cd::decode_rgb(jpeg, 4 * std::max(full.cols, full.rows)).size() ==
-        full.size());  // never up
+  CHECK(decoded(jpeg, (full.cols + 1) / 2 + 1).size() == full.size());             // under 2x: full
+  CHECK(decoded(jpeg, 4 * std::max(full.cols, full.rows)).size() == full.size());  // never up
   // After the resize both paths take, the pixels differ by a few levels on average (measured:
   // 3.2 for stretch, 3.8 for center-crop, out of 255; a different low-pass, not a defect).
   for (auto policy : {cd::ResizePolicy::k_stretch, cd::ResizePolicy::k_center_crop}) {
-    cv::Mat a = cd::resize_by_policy(full, 64, policy),
-            b = cd::resize_by_policy(scaled, 64, policy);
+    cv::Mat a = resized(full, 64, policy), b = resized(scaled, 64, policy);
     cv::Mat diff;
     cv::absdiff(a, b, diff);
     double mean = cv::mean(diff.reshape(1))[0];
@@ -345,20 +347,20 @@ TEST_CASE(
     CHECK(mean < 5.0);
   }
   // EXIF turns apply after scaling too.
-  cv::Mat turned = cd::decode_rgb(with_orientation(jpeg, 6), 64);
+  cv::Mat turned = decoded(with_orientation(jpeg, 6), 64);
   CHECK(turned.cols == scaled.rows);
   CHECK(turned.rows == scaled.cols);
 }
 
 TEST_CASE("WebP decodes through libwebp to the same pixels as OpenCV's reader", "[image]") {
   cv::Mat photo;
-  cv::cvtColor(cd::decode_rgb(fixture("photos/cat.2.jpg")), photo, cv::COLOR_RGB2BGR);
+  cv::cvtColor(decoded(fixture("photos/cat.2.jpg")), photo, cv::COLOR_RGB2BGR);
   cv::Mat rgba(23, 31, CV_8UC4);
   cv::randu(rgba, 0, 255);
   for (const std::string& bytes : {encoded(photo, ".webp", {cv::IMWRITE_WEBP_QUALITY, 80}),
                                    encoded(photo, ".webp", {cv::IMWRITE_WEBP_QUALITY, 101}),
                                    encoded(rgba, ".webp", {cv::IMWRITE_WEBP_QUALITY, 101})}) {
-    cv::Mat ours = cd::decode_rgb(bytes), theirs = opencv_rgb(bytes);
+    cv::Mat ours = decoded(bytes), theirs = opencv_rgb(bytes);
     REQUIRE(ours.size() == theirs.size());
     CHECK(cv::norm(ours, theirs, cv::NORM_INF) == 0);
   }
@@ -378,38 +380,69 @@ TEST_CASE("every decoder stops at the CPU budget with a CostError naming the set
     CHECK_THROWS_AS(cd::decode_rgb(bytes), cd::CostError);
     CHECK_THROWS_WITH(cd::decode_rgb(bytes), Catch::Contains("--max-decode-seconds"));
     cd::input_budget() = saved;
-    CHECK(cd::decode_rgb(bytes).size() == cv::Size(1000, 1000));
+    CHECK(decoded(bytes).size() == cv::Size(1000, 1000));
   }
 }
 
 TEST_CASE("BMP decodes without OpenCV: 24-bit, palettes, bit fields, top-down", "[image]") {
   cv::Mat photo;
-  cv::cvtColor(cd::decode_rgb(fixture("photos/cat.4.jpg")), photo, cv::COLOR_RGB2BGR);
+  cv::cvtColor(decoded(fixture("photos/cat.4.jpg")), photo, cv::COLOR_RGB2BGR);
   cv::Mat gray;
   cv::cvtColor(photo, gray, cv::COLOR_BGR2GRAY);
   for (const cv::Mat& m : {photo, gray}) {  // OpenCV writes 24-bit, and 8-bit with a gray palette
     std::string bytes = encoded(m, ".bmp");
-    cv::Mat ours = cd::decode_rgb(bytes), theirs = opencv_rgb(bytes);
+    cv::Mat ours = decoded(bytes), theirs = opencv_rgb(bytes);
     REQUIRE(ours.size() == theirs.size());
     CHECK(cv::norm(ours, theirs, cv::NORM_INF) == 0);
   }
   // 2x2, 1 bit per pixel, palette black and (R,G,B) = (10,20,30); rows padded to 4 bytes,
   // bottom-up.
   std::string palette = std::string("\0\0\0\0", 4) + std::string("\x1e\x14\x0a\0", 4);
-  cv::Mat one = cd::decode_rgb(bmp(2, 2, 1, 0, palette, std::string("\x40\0\0\0\x80\0\0\0", 8)));
+  cv::Mat one = decoded(bmp(2, 2, 1, 0, palette, std::string("\x40\0\0\0\x80\0\0\0", 8)));
   CHECK(one.at<cv::Vec3b>(0, 0) == cv::Vec3b(10, 20, 30));  // top row: second stored row, 0b10
   CHECK(one.at<cv::Vec3b>(0, 1) == cv::Vec3b(0, 0, 0));
   CHECK(one.at<cv::Vec3b>(1, 1) == cv::Vec3b(10, 20, 30));  // bottom row: first stored, 0b01
   // 16-bit 5-6-5 bit fields, top-down (negative height): pure red then pure blue.
-  cv::Mat rgb565 = cd::decode_rgb(
-      bmp(2, -1, 16, 3, "", std::string("\x00\xF8\x1F\x00", 4), {0xF800, 0x07E0, 0x001F}));
+  cv::Mat rgb565 =
+      decoded(bmp(2, -1, 16, 3, "", std::string("\x00\xF8\x1F\x00", 4), {0xF800, 0x07E0, 0x001F}));
   CHECK(rgb565.at<cv::Vec3b>(0, 0) == cv::Vec3b(255, 0, 0));
   CHECK(rgb565.at<cv::Vec3b>(0, 1) == cv::Vec3b(0, 0, 255));
   // 32-bit BGRX.
-  cv::Mat bgrx = cd::decode_rgb(bmp(1, 1, 32, 0, "", std::string("\x03\x02\x01\xFF", 4)));
+  cv::Mat bgrx = decoded(bmp(1, 1, 32, 0, "", std::string("\x03\x02\x01\xFF", 4)));
   CHECK(bgrx.at<cv::Vec3b>(0, 0) == cv::Vec3b(1, 2, 3));
   CHECK_THROWS_WITH(cd::decode_rgb(bmp(2, 2, 8, 1, std::string(8, '\0'), std::string(8, '\0'))),
                     Catch::Contains("run-length encoded BMP is not supported"));
   CHECK_THROWS_WITH(cd::decode_rgb(bmp(64, 64, 24, 0, "", std::string(100, '\0'))),
                     "not a decodable BMP (pixel data cut short)");
+}
+
+TEST_CASE("resizing matches OpenCV's INTER_AREA and INTER_LINEAR within one level", "[image]") {
+  // Both sides shrinking: area averaging (integer and fractional factors);
+  // otherwise bilinear, a side growing while the other shrinks included.
+  cv::Mat photo = decoded(fixture("photos/dog.1.jpg"));
+  cv::Mat noise(37, 53, CV_8UC3);
+  cv::randu(noise, 0, 256);
+  struct Case {
+    const cv::Mat* src;
+    int w, h;
+  } cases[] = {{&photo, 64, 64},  {&photo, 300, 300}, {&photo, photo.cols / 2, photo.rows / 3},
+               {&noise, 24, 24},  {&noise, 53, 12},   {&noise, 224, 224},
+               {&noise, 100, 20}, {&noise, 1, 1},     {&photo, photo.cols, photo.rows}};
+  for (const Case& c : cases) {
+    CAPTURE(c.src->cols, c.src->rows, c.w, c.h);
+    bool shrinking = c.w <= c.src->cols && c.h <= c.src->rows;
+    cv::Mat theirs;
+    cv::resize(*c.src, theirs, cv::Size(c.w, c.h), 0, 0,
+               shrinking ? cv::INTER_AREA : cv::INTER_LINEAR);
+    cv::Mat ours = mat(cd::resized(rgb_of(*c.src), c.w, c.h));
+    REQUIRE(ours.size() == theirs.size());
+    CHECK(cv::norm(ours, theirs, cv::NORM_INF) <= 1);
+    cv::Mat diff;
+    cv::absdiff(ours, theirs, diff);
+    CHECK(cv::mean(diff.reshape(1))[0] < 0.1);
+  }
+  // A one-pixel source grows into a flat image.
+  cv::Mat dot(1, 1, CV_8UC3, cv::Scalar(7, 8, 9));
+  CHECK(cv::norm(mat(cd::resized(rgb_of(dot), 5, 3)), cv::Mat(3, 5, CV_8UC3, cv::Scalar(7, 8, 9)),
+                 cv::NORM_INF) == 0);
 }

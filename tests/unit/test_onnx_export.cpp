@@ -91,7 +91,7 @@ at::Tensor fixture_batch(const cd::PreprocessSpec& spec) {
 }
 
 std::vector<float> opencv_dnn(const std::string& onnx, const at::Tensor& x) {
-  cd::keep_opencv_single_threaded();  // OpenCV's own pool would run outside the sanitizers
+  cv::setNumThreads(1);  // OpenCV's own pool would run outside the sanitizers
   cv::dnn::Net net = cv::dnn::readNetFromONNX(onnx);
   int dims[4] = {static_cast<int>(x.size(0)), 3, static_cast<int>(x.size(2)),
                  static_cast<int>(x.size(3))};

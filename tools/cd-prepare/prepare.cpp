@@ -101,14 +101,14 @@ std::vector<Candidate> scan_source(const std::string& source) {
 }
 
 std::string validate_image_bytes(const std::string& bytes, int min_size) {
-  cv::Mat rgb;
+  RgbImage rgb;
   try {
     rgb = decode_rgb(bytes);
   } catch (const DataError& e) {
     return e.what();
   }
-  if (rgb.cols < min_size || rgb.rows < min_size)
-    return "too small: " + std::to_string(rgb.cols) + "x" + std::to_string(rgb.rows) +
+  if (rgb.width() < min_size || rgb.height() < min_size)
+    return "too small: " + std::to_string(rgb.width()) + "x" + std::to_string(rgb.height()) +
            " (minimum " + std::to_string(min_size) + "x" + std::to_string(min_size) + ")";
   return "";
 }
@@ -142,7 +142,6 @@ namespace {
 std::vector<Checked> check_all(const std::vector<Candidate>& candidates, int min_size,
                                int threads) {
   std::vector<Checked> checked(candidates.size());
-  keep_opencv_single_threaded();  // parallelism comes from our own workers
   Progress progress("decode", candidates.size());
   parallel_for(0, candidates.size(), threads, [&](std::size_t i) {
     Checked& c = checked[i];

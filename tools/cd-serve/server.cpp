@@ -119,9 +119,6 @@ void block_serve_signals() {
 
 int run_serve(const ServeParams& params) {
   block_serve_signals();  // again, for callers other than cd-serve's main
-  // Requests are the parallelism: OpenCV's own pool inside each HTTP thread's
-  // resize only adds threads that fight LibTorch's for the cores.
-  keep_opencv_single_threaded();
   // Each open connection is a descriptor: allow as many as the hard limit.
   rlimit files{};
   if (getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < files.rlim_max) {

@@ -43,6 +43,9 @@ BatchStream::BatchStream(const ImageCache& cache, std::vector<std::size_t> order
       m_norm(norm),
       m_prefetch(static_cast<std::size_t>(std::max(1, prefetch))),
       m_batches((m_order.size() + batch_size - 1) / batch_size) {
+  // The workers are the parallelism: OpenCV's pool inside each warp would
+  // only add threads fighting LibTorch's for the cores.
+  if (m_aug) keep_opencv_single_threaded();
   for (int w = 0; w < std::max(1, workers); ++w) m_threads.emplace_back([this] { work(); });
 }
 
@@ -58,16 +61,17 @@ BatchStream::~BatchStream() {
 Batch BatchStream::build(std::size_t b) const {
   std::size_t begin = b * m_batch_size;
   std::size_t end = std::min(m_order.size(), begin + m_batch_size);
-  const cv::Mat& first = m_cache.image(m_order[begin]);
+  const RgbImage& first = m_cache.image(m_order[begin]);
   Batch batch;
-  batch.x = at::empty({static_cast<int64_t>(end - begin), 3, first.rows, first.cols}, at::kFloat);
+  batch.x =
+      at::empty({static_cast<int64_t>(end - begin), 3, first.height(), first.width()}, at::kFloat);
   batch.y = at::empty({static_cast<int64_t>(end - begin)}, at::kFloat);
   float* x = batch.x.data_ptr<float>();
   float* y = batch.y.data_ptr<float>();
-  std::size_t per_image = 3 * static_cast<std::size_t>(first.rows) * first.cols;
+  std::size_t per_image = 3 * static_cast<std::size_t>(first.height()) * first.width();
   for (std::size_t i = begin; i < end; ++i) {
     std::size_t index = m_order[i];
-    const cv::Mat& img = m_cache.image(index);
+    const RgbImage& img = m_cache.image(index);
     // The augmentation seed depends on the sample and the epoch only, not on
     // which thread builds it, so every run and resume sees the same pixels.
     if (m_aug)

@@ -13,6 +13,7 @@
 #include <thread>
 #include <vector>
 
+#include "cd-train/augment.h"
 #include "domain/image.h"
 #include "domain/manifest.h"
 
@@ -26,11 +27,11 @@ class ImageCache {
   ImageCache(const std::vector<Sample>& samples, int size, ResizePolicy policy, int threads,
              const std::string& origin, int rank = 0, int world = 1);
   std::size_t size() const { return m_images.size(); }
-  const cv::Mat& image(std::size_t i) const { return m_images[i]; }
+  const RgbImage& image(std::size_t i) const { return m_images[i]; }
   int label(std::size_t i) const { return m_labels[i]; }
 
  private:
-  std::vector<cv::Mat> m_images;
+  std::vector<RgbImage> m_images;
   std::vector<int> m_labels;
 };
 

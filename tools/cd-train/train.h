@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "cd-train/augment.h"
 #include "cd-train/distributed.h"
 #include "cd-train/observer.h"
 #include "cd-train/records.h"
