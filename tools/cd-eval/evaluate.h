@@ -8,7 +8,8 @@
 
 #include "domain/labels.h"
 #include "domain/metrics.h"
-#include "nn/classifier.h"
+#include "nn/compute.h"
+#include "runtime/predictor.h"
 
 namespace cd {
 
