@@ -3,6 +3,7 @@
 #include <cmath>
 #include <random>
 
+#include "graph_node.h"
 #include "runtime/executor.h"
 #include "runtime/graph.h"
 #include "util/errors.h"
@@ -84,11 +85,7 @@ cd::GraphWeight weight(std::vector<std::int64_t> dims, unsigned seed, float scal
   return {dims, random_values(n, seed, scale)};
 }
 
-cd::GraphNode node(std::string op, std::vector<std::string> in, std::string out,
-                   std::map<std::string, std::vector<std::int64_t>> ints = {},
-                   std::map<std::string, float> floats = {}) {
-  return {std::move(op), std::move(in), std::move(out), std::move(ints), std::move(floats)};
-}
+using cd::test::node;
 
 cd::GraphNode conv_node(std::string in, std::string w, std::string b, std::string out, int k,
                         int stride, std::vector<std::int64_t> pads, int group) {

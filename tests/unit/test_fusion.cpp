@@ -1,15 +1,12 @@
 #include <catch2/catch.hpp>
 
+#include "graph_node.h"
 #include "runtime/fusion.h"
 #include "util/errors.h"
 
 namespace {
 
-cd::GraphNode node(std::string op, std::vector<std::string> in, std::string out,
-                   std::map<std::string, std::vector<std::int64_t>> ints = {},
-                   std::map<std::string, float> floats = {}) {
-  return {std::move(op), std::move(in), std::move(out), std::move(ints), std::move(floats)};
-}
+using cd::test::node;
 
 // Pad -> Conv -> Relu -> Conv 1x1 -> Add (the Relu's output as residual).
 cd::InferenceGraph residual_graph() {
