@@ -1,10 +1,67 @@
 #include <catch2/catch.hpp>
 
+#include "domain/model_file.h"
 #include "fake_predictor.h"
 #include "helpers.h"
+#include "runtime/graph.h"
 #include "runtime/predictor.h"
+#include "util/atomic_file.h"
+#include "util/errors.h"
 
 using cd::test::source_path;
+
+namespace {
+
+// A model file with a LibTorch archive the runtime never reads (`payload`)
+// and a one-convolution graph it does.
+std::string graph_model_file(const std::string& payload) {
+  cd::InferenceGraph g;
+  g.weights["w"] = {{1, 3, 1, 1}, {0.5f, -0.25f, 0.125f}};
+  g.nodes.push_back({"Conv", {"input", "w"}, "c", {{"kernel_shape", {1, 1}}}, {}});
+  g.nodes.push_back({"Sigmoid", {"c"}, "p_dog", {}, {}});
+  g.output = "p_dog";
+  return cd::pack_file(
+      {cd::FileKind::k_model, cd::meta_to_json(cd::ModelMeta{}), payload, cd::write_graph(g)});
+}
+
+std::string open_message(const cd::test::TempDir& dir, const std::string& bytes) {
+  cd::write_file_atomic(dir.file("m.cdm"), bytes);
+  try {
+    cd::open_predictor(dir.file("m.cdm"), {"cpu", 1});
+  } catch (const cd::ModelError& e) {
+    return e.what();
+  }
+  return "opened";
+}
+
+}  // namespace
+
+TEST_CASE("the runtime refuses a damaged model file for its checksum, parsed or not",
+          "[predictor]") {
+  cd::test::TempDir dir;
+  const std::string bytes = graph_model_file(std::string(4096, 'p'));
+  REQUIRE(open_message(dir, bytes) == "opened");
+  const std::size_t payload_at = bytes.find(std::string(4096, 'p'));
+  REQUIRE(payload_at != std::string::npos);
+  const std::size_t graph_at = payload_at + 4096 + 8;  // after the graph's length
+  // A byte of the LibTorch archive, which the runtime never parses.
+  std::string payload = bytes;
+  payload[payload_at + 100] ^= 1;
+  CHECK_THAT(open_message(dir, payload), Catch::Contains("checksum mismatch"));
+  // The graph's first bytes zeroed: its parse would fail too; the mismatch,
+  // the cause, is what is reported.
+  std::string graph = bytes;
+  for (std::size_t i = graph_at; i < graph_at + 16; ++i) graph[i] = 0;
+  CHECK_THAT(open_message(dir, graph), Catch::Contains("checksum mismatch"));
+  // A weight's value changed: the graph still parses, the checksum does not match.
+  std::string weight = bytes;
+  const float half = 0.5f;
+  std::size_t at =
+      weight.find(std::string(reinterpret_cast<const char*>(&half), sizeof half), graph_at);
+  REQUIRE(at != std::string::npos);
+  weight[at + 3] ^= 0x40;
+  CHECK_THAT(open_message(dir, weight), Catch::Contains("checksum mismatch"));
+}
 
 TEST_CASE("a run of more than one batch owns the model's weights after its first batch",
           "[predictor]") {
