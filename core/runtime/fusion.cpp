@@ -18,6 +18,36 @@ Activation activation_of(const GraphNode& n) {
   return {};
 }
 
+namespace {
+
+const GraphWeight* conv_weight(const Op& op, const InferenceGraph& g) {
+  if (op.node->op != "Conv" || op.node->inputs.size() < 2 || !op.sum.empty()) return nullptr;
+  auto it = g.weights.find(op.node->inputs[1]);
+  if (it == g.weights.end() || it->second.dims.size() != 4) return nullptr;
+  if (op.node->ints_attr("dilations", {1, 1}) != std::vector<std::int64_t>{1, 1}) return nullptr;
+  return &it->second;
+}
+
+// A 1x1 Conv of stride 1 with no padding, over all its input channels.
+bool pointwise(const Op& op, const InferenceGraph& g) {
+  const GraphWeight* w = conv_weight(op, g);
+  const std::vector<std::int64_t> zeros{0, 0, 0, 0};
+  return w && w->dims[2] == 1 && w->dims[3] == 1 && op.node->int_attr("group", 1) == 1 &&
+         op.node->ints_attr("strides", {1, 1}) == std::vector<std::int64_t>{1, 1} &&
+         op.node->ints_attr("pads", zeros) == zeros && op.pads == zeros;
+}
+
+// A 3x3 Conv, one filter per channel, of stride 1 or 2 on both axes.
+bool depthwise_3x3(const Op& op, const InferenceGraph& g, std::int64_t channels) {
+  const GraphWeight* w = conv_weight(op, g);
+  auto strides = op.node->ints_attr("strides", {1, 1});
+  return w && w->dims[0] == channels && w->dims[1] == 1 && w->dims[2] == 3 && w->dims[3] == 3 &&
+         op.node->int_attr("group", 1) == channels && strides.size() == 2 &&
+         strides[0] == strides[1] && (strides[0] == 1 || strides[0] == 2);
+}
+
+}  // namespace
+
 // Fuses what follows a node when only that follower reads its result.
 std::vector<Op> fuse(const InferenceGraph& g) {
   std::map<std::string, int> readers;
@@ -84,6 +114,14 @@ std::vector<Op> fuse(const InferenceGraph& g) {
       }
     }
     ops.push_back(std::move(op));
+  }
+  for (std::size_t i = 0; i + 1 < ops.size(); ++i) {
+    const Op& a = ops[i];
+    const Op& next = ops[i + 1];
+    if (pointwise(a, g) && !next.inputs.empty() && next.inputs[0] == a.output &&
+        readers[a.output] == 1 && a.output != g.output &&
+        depthwise_3x3(next, g, g.weights.at(a.node->inputs[1]).dims[0]))
+      ops[i].depthwise = static_cast<std::ptrdiff_t>(i + 1);
   }
   return ops;
 }

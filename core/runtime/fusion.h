@@ -2,9 +2,11 @@
 // inference graph's nodes one primitive runs. An activation after a Conv or
 // Gemm becomes its eltwise post-op, a residual Add after a Conv its sum
 // post-op, and a zero Pad before a Conv the Conv's own padding, each only
-// where the fused node's result has no other reader.
+// where the fused node's result has no other reader. A 1x1 Conv followed by a
+// depthwise 3x3 Conv is marked as a pair the executor may run as one.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -34,6 +36,10 @@ struct Op {
   Activation act;
   std::string sum;                             // Conv: the residual added in place (an Add fused)
   std::vector<std::int64_t> pads{0, 0, 0, 0};  // Conv: a Pad fused, {top, left, bottom, right}
+  // A 1x1 Conv: the index of the next Op when that is a depthwise 3x3 Conv
+  // reading this one's result alone (the executor may run it as this
+  // convolution's depthwise post-op), or -1.
+  std::ptrdiff_t depthwise = -1;
 };
 
 // The graph's nodes in order, with what follows each fused into it. The Ops

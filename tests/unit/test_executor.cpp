@@ -149,7 +149,69 @@ std::vector<float> block_reference(const cd::InferenceGraph& g, const T& x) {
   return p;
 }
 
+// An inverted-residual block's expansion: 1x1 Conv to 24 channels, ReLU6, a
+// zero Pad (bottom and right), a depthwise 3x3 Conv of stride 2, ReLU6, then
+// the mean per channel and a Gemm to one logit.
+cd::InferenceGraph expand_graph() {
+  cd::InferenceGraph g;
+  g.weights["we"] = weight({24, 3, 1, 1}, 21);
+  g.weights["be"] = weight({24}, 22);
+  g.weights["wd"] = weight({24, 1, 3, 3}, 23);
+  g.weights["bd"] = weight({24}, 24);
+  g.weights["wf"] = weight({1, 24}, 25);
+  g.nodes = {
+      conv_node("input", "we", "be", "e", 1, 1, {0, 0, 0, 0}, 1),
+      node("Clip", {"e"}, "ea", {}, {{"min", 0.f}, {"max", 6.f}}),
+      node("Pad", {"ea"}, "p", {{"pads", {0, 0, 0, 0, 0, 0, 1, 1}}}, {{"value", 0.f}}),
+      conv_node("p", "wd", "bd", "d", 3, 2, {0, 0, 0, 0}, 24),
+      node("Clip", {"d"}, "da", {}, {{"min", 0.f}, {"max", 6.f}}),
+      node("GlobalAveragePool", {"da"}, "gap"),
+      node("Flatten", {"gap"}, "f", {{"axis", {1}}}),
+      node("Gemm", {"f", "wf"}, "logit", {{"transB", {1}}}, {{"alpha", 1.f}, {"beta", 1.f}}),
+  };
+  g.output = "logit";
+  return g;
+}
+
+std::vector<float> expand_reference(const cd::InferenceGraph& g, const T& x) {
+  const auto& w = g.weights;
+  auto relu6 = [](float v) { return std::min(6.f, std::max(0.f, v)); };
+  T e = map(conv(x, w.at("we"), w.at("be"), 1, {0, 0, 0, 0}, 1), relu6);
+  T d = map(conv(e, w.at("wd"), w.at("bd"), 2, {0, 0, 1, 1}, 24), relu6);
+  T avg = pooled(d, false);
+  std::vector<float> p;
+  for (std::int64_t n = 0; n < x.d[0]; ++n) {
+    double s = 0;
+    for (int c = 0; c < 24; ++c) s += avg.v[n * 24 + c] * w.at("wf").values[c];
+    p.push_back(static_cast<float>(s));
+  }
+  return p;
+}
+
 }  // namespace
+
+TEST_CASE("the oneDNN runtime runs a 1x1 and a depthwise Conv as one where it pays, as loops do",
+          "[runtime]") {
+  cd::InferenceGraph g = expand_graph();
+  // 24 x 150 x 150 floats between the two (2.2 MB an image): one primitive,
+  // and no buffer holds them. At 12 x 12 the two run apart, and at 149 too:
+  // the Pad leaves 74 rows, the post-op would compute ceil(149 / 2) = 75.
+  for (std::int64_t side : {150, 12, 149}) {
+    INFO("side " << side);
+    cd::GraphExecutor exec(g, 1);
+    const std::int64_t n = 2;
+    T x{{n, 3, side, side}, random_values(static_cast<std::size_t>(n * 3 * side * side), 26, 2.f)};
+    std::vector<float> want = expand_reference(g, x);
+    std::vector<float> got = exec.run(x.v.data(), n, side);
+    REQUIRE(got.size() == want.size());
+    for (std::size_t i = 0; i < want.size(); ++i) CHECK(got[i] == Approx(want[i]).margin(1e-4));
+    const std::size_t expanded = 24 * static_cast<std::size_t>(n * side * side) * sizeof(float);
+    if (side == 150)
+      CHECK(exec.working_bytes() < expanded);
+    else
+      CHECK(exec.working_bytes() >= expanded);
+  }
+}
 
 TEST_CASE("the oneDNN runtime runs a fused block graph as plain loops do, at any batch size",
           "[runtime]") {
