@@ -1,0 +1,136 @@
+// How the oneDNN runtime (runtime/executor.h) builds a plan: the values of
+// one batch size's forward pass, the buffers holding them, and the steps
+// that compute them. The executor walks the graph; the operators
+// (runtime/operators.h) add each node's steps through a PlanBuilder.
+//   - A value's buffer is taken when it is written and given back after its
+//     last reader, so values share a few buffers (reference counted).
+//   - Weights are reordered once into the layout their primitive wants and
+//     kept across plans (ConstantStore).
+//   - Primitive creation and weight reorders are jobs that run after the
+//     walk, on every thread.
+// Internal to cd::runtime.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <string>
+#include <tuple>
+#include <type_traits>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include <dnnl.hpp>
+
+#include "runtime/graph.h"
+
+namespace cd::onednn {
+
+using dnnl::memory;
+using dims = memory::dims;
+using tag = memory::format_tag;
+constexpr auto k_f32 = memory::data_type::f32;
+
+// A value while a plan is built: its layout and the buffer holding it.
+struct Value {
+  memory::desc md;
+  int buffer = -1;  // -1: the caller's input
+};
+
+struct Step {
+  dnnl::primitive prim;
+  std::unordered_map<int, memory> args;
+};
+
+struct Plan {
+  memory input;
+  std::vector<Step> steps;
+  std::vector<std::pair<memory, int>> bound;  // memory -> buffer it points into
+  std::vector<memory> input_views;            // pointed at the caller's input too
+  std::vector<memory> scratch;                // pointed at the scratchpad
+  std::vector<std::size_t> buffer_bytes;
+  std::size_t scratch_bytes = 0;
+  int output_buffer = -1;
+  std::int64_t width = 0;
+};
+
+// Weights in the layouts their primitives want, by weight name: built by
+// one plan, reused by the next.
+using ConstantStore = std::map<std::string, std::vector<std::pair<memory::desc, memory>>>;
+
+memory::desc plain_desc(const dims& d);
+std::int64_t product(const dims& d);
+
+// oneDNN's gemm-based inner product generates its kernel at its first
+// execution: one run on zeros takes that into the build.
+void dry_run(const dnnl::engine& engine, const dnnl::primitive& prim,
+             const dnnl::inner_product_forward::primitive_desc& pd);
+
+class PlanBuilder {
+ public:
+  PlanBuilder(const InferenceGraph& graph, const dnnl::engine& engine, const ConstantStore& kept)
+      : m_graph(graph), m_engine(engine), m_kept(kept) {}
+
+  Plan plan;
+  std::map<std::string, Value> values;
+  std::map<std::string, std::size_t> last_read;  // value -> index of its last reader op
+  // Work that waits for the walk to end and then runs on every thread: each
+  // step's primitive (its JIT code) and each weight's reorder. Independent,
+  // so a cold start builds its plan on all cores instead of one.
+  std::vector<std::function<void()>> jobs;
+  // Constants this build reorders: kept (ConstantStore) once its jobs have run.
+  std::vector<std::tuple<std::string, memory::desc, memory>> constants;
+
+  const dnnl::engine& engine() const { return m_engine; }
+  const InferenceGraph& graph() const { return m_graph; }
+  bool is_weight(const std::string& name) const { return m_graph.weights.count(name) > 0; }
+  const GraphWeight& weight(const std::string& name) const;  // ModelError if absent
+
+  // A buffer for `bytes`: a free one (grown if need be), or a new one.
+  int take(std::size_t bytes);
+  // One holder fewer; the buffer is free again with none left. -1: nothing.
+  void release(int buffer);
+  // One holder more: a value that shares another's buffer.
+  void share(int buffer) { ++m_refs[static_cast<std::size_t>(buffer)]; }
+  // A memory object for `v`, pointed at its buffer when the plan runs.
+  memory bind(const Value& v);
+  // A value in a fresh buffer of its own.
+  Value fresh(const memory::desc& md) { return {md, take(md.get_size())}; }
+  // `v` in layout `want`: itself, or a reorder into a temporary buffer,
+  // which the caller releases after its step.
+  Value as_layout(const Value& v, const memory::desc& want, int& temp);
+  Value as_plain(const Value& v, int& temp) { return as_layout(v, plain_desc(v.md.dims()), temp); }
+  // A constant in the layout `want`, reordered once and kept.
+  memory constant(const std::string& name, const memory::desc& plain, const memory::desc& want);
+  memory zeros(std::int64_t n);  // n floats of 0, for an absent bias
+
+  // Adds a step; its scratchpad (if any) shares the plan's one.
+  template <class Prim, class Pd>
+  void add_step(const Pd& pd, std::unordered_map<int, memory> args) {
+    memory::desc scratch = pd.scratchpad_desc();
+    if (scratch.get_size() > 0) {
+      memory m(scratch, m_engine, DNNL_MEMORY_NONE);
+      plan.scratch.push_back(m);
+      plan.scratch_bytes = std::max(plan.scratch_bytes, scratch.get_size());
+      args[DNNL_ARG_SCRATCHPAD] = m;
+    }
+    std::size_t at = plan.steps.size();
+    plan.steps.push_back({dnnl::primitive(), std::move(args)});
+    jobs.push_back([engine = m_engine, &steps = plan.steps, at, pd] {
+      steps[at].prim = Prim(pd);
+      if constexpr (std::is_same_v<Prim, dnnl::inner_product_forward>)
+        dry_run(engine, steps[at].prim, pd);
+    });
+  }
+
+ private:
+  const InferenceGraph& m_graph;
+  dnnl::engine m_engine;
+  const ConstantStore& m_kept;
+  std::vector<int> m_refs;   // per buffer: values (and temporaries) holding it
+  std::vector<char> m_free;  // per buffer: reusable now
+};
+
+}  // namespace cd::onednn
