@@ -240,11 +240,15 @@ bench-runtimes: build py-deps
 	cmake --build $(BUILD) -j $(JOBS) --target bench_forward
 	$(PYTHON) tests/bench/runtimes.py
 
-# oneDNN's int8 convolutions against f32 on the default model's shapes (speed
-# only); writes bench/results/int8.{json,md}. After make run.
+# INT8 against f32. First each of the default model's convolutions timed alone
+# (bench/results/int8.{json,md}); then the runtime's INT8 as it runs: the test
+# split's and the originals' accuracy (cd-eval --int8-calibration) and the
+# forward pass (bench/results/int8-accuracy.{json,md}). After make run; for the
+# full data: tests/bench/int8-accuracy.sh MODEL PREPARED.
 bench-int8: build
-	cmake --build $(BUILD) -j $(JOBS) --target bench_int8
+	cmake --build $(BUILD) -j $(JOBS) --target bench_int8 bench_forward
 	tests/bench/int8.sh
+	tests/bench/int8-accuracy.sh
 
 FORMATTED = $$(git ls-files '*.cpp' '*.h')
 

@@ -69,7 +69,10 @@ class GraphExecutor::Impl {
     for (auto& mem : plan.scratch) mem.set_data_handle(m_scratch.data());
     plan.input.set_data_handle(const_cast<float*>(input));
     for (auto& mem : plan.input_views) mem.set_data_handle(const_cast<float*>(input));
-    for (Step& step : plan.steps) step.prim.execute(m_stream, step.args);
+    for (Step& step : plan.steps) {
+      if (step.observed >= 0) observe(step);
+      step.prim.execute(m_stream, step.args);
+    }
     m_stream.wait();
     if (first) {  // --log-level debug: where a cold start's time goes
       using ms = std::chrono::duration<double, std::milli>;
@@ -92,6 +95,24 @@ class GraphExecutor::Impl {
       w.borrowed_count = 0;
     }
     m_graph.backing.reset();
+  }
+
+  void calibrate() {
+    std::lock_guard<std::mutex> lock(m_mutex);
+    m_precision = onednn::Precision::k_calibrating;
+    m_ranges.assign(m_ops.size(), {});
+    m_plans.clear();
+  }
+
+  void quantize() {
+    std::lock_guard<std::mutex> lock(m_mutex);
+    if (std::none_of(m_ranges.begin(), m_ranges.end(),
+                     [](const onednn::Range& r) { return r.seen(); }))
+      throw UsageError(
+          "INT8 needs calibration first: call calibrate() and run training images through the "
+          "model");
+    m_precision = onednn::Precision::k_int8;
+    m_plans.clear();
   }
 
   std::size_t plans() const {
@@ -130,6 +151,8 @@ class GraphExecutor::Impl {
 
   Plan build(std::int64_t n, std::int64_t side) {
     PlanBuilder b(m_graph, m_engine, m_constants);
+    b.precision = m_precision;
+    b.ranges = &m_ranges;
     memory::desc input_md({n, 3, side, side}, onednn::k_f32, onednn::tag::nchw);
     b.plan.input = memory(input_md, m_engine, DNNL_MEMORY_NONE);
     b.values[m_graph.input] = {input_md, -1};
@@ -143,7 +166,8 @@ class GraphExecutor::Impl {
       const GraphNode& node = *op.node;
       try {
         std::optional<Value> pair;
-        if (op.depthwise >= 0) {
+        b.op_index = i;
+        if (op.depthwise >= 0 && m_precision == onednn::Precision::k_f32) {
           auto x = b.values.find(op.inputs.at(0));
           if (x != b.values.end())
             pair = onednn::conv_with_depthwise(b, op, m_ops[static_cast<std::size_t>(op.depthwise)],
@@ -185,6 +209,20 @@ class GraphExecutor::Impl {
     return std::move(b.plan);
   }
 
+  // Calibration: the range of the values a Conv is about to read (its
+  // input in oneDNN's layout; the zeros padding a blocked layout change nothing).
+  void observe(const Step& step) {
+    m_stream.wait();
+    const memory& src = step.args.at(DNNL_ARG_SRC);
+    const auto* v = static_cast<const float*>(src.get_data_handle());
+    const std::size_t count = src.get_desc().get_size() / sizeof(float);
+    onednn::Range& r = m_ranges.at(static_cast<std::size_t>(step.observed));
+    for (std::size_t i = 0; i < count; ++i) {
+      r.lo = std::min(r.lo, v[i]);
+      r.hi = std::max(r.hi, v[i]);
+    }
+  }
+
   // The build's jobs on m_threads threads (the caller's one among them),
   // each running oneDNN single-threaded. The first failure is rethrown once
   // all have ended.
@@ -221,6 +259,8 @@ class GraphExecutor::Impl {
   std::vector<Buffer> m_buffers;
   Buffer m_scratch;
   onednn::ConstantStore m_constants;
+  onednn::Precision m_precision = onednn::Precision::k_f32;
+  std::vector<onednn::Range> m_ranges;  // per Op: its input's, while calibrating
 };
 
 GraphExecutor::GraphExecutor(InferenceGraph graph, int threads)
@@ -232,6 +272,8 @@ std::vector<float> GraphExecutor::run(const float* input, std::int64_t n, std::i
 }
 
 void GraphExecutor::own_weights() { m_impl->own_weights(); }
+void GraphExecutor::calibrate() { m_impl->calibrate(); }
+void GraphExecutor::quantize() { m_impl->quantize(); }
 
 std::size_t GraphExecutor::plans() const { return m_impl->plans(); }
 std::size_t GraphExecutor::working_bytes() const { return m_impl->working_bytes(); }

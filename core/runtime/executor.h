@@ -40,6 +40,19 @@ class GraphExecutor {
   // warmed up; a one-shot tool never pays for it.
   void own_weights();
 
+  // INT8, with oneDNN's u8/s8 convolutions (s32 accumulation):
+  //   1. calibrate(): from now on, each run also records the range of
+  //      every Conv's input (run training images through it);
+  //   2. quantize(): from now on, each dense Conv (group 1) whose input
+  //      was seen runs on 8-bit data: its input quantised per tensor to
+  //      that range (u8 where it was never negative, else s8), its weights
+  //      per output channel (s8), its bias, activation and residual Add in
+  //      f32 as before. Depthwise Convs and everything else stay f32.
+  //      Throws UsageError before calibration.
+  // Each rebuilds the plans; the 1x1 + depthwise pairs then run apart.
+  void calibrate();
+  void quantize();
+
   std::size_t plans() const;  // batch sizes planned so far
   // Bytes held for activations and scratch, the largest plan's.
   std::size_t working_bytes() const;

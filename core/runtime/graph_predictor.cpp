@@ -81,6 +81,9 @@ class GraphPredictor : public Predictor {
 
   void own_weights() override { m_executor.own_weights(); }
 
+  void start_calibration() override { m_executor.calibrate(); }
+  void quantize() override { m_executor.quantize(); }
+
  private:
   std::string m_origin;  // the file, for errors
   ModelMeta m_meta;

@@ -1,7 +1,9 @@
 #include "runtime/operators.h"
 
 #include <algorithm>
+#include <cmath>
 #include <string>
+#include <vector>
 
 #include "util/errors.h"
 
@@ -19,7 +21,46 @@ dnnl::primitive_attr attr_with(const Activation& act, bool sum) {
   return attr;
 }
 
-// Adds a step; its scratchpad (if any) shares the plan's one.
+// A Conv on 8-bit data: how its input, weights and bias are quantised.
+struct Int8Conv {
+  memory::data_type src_type;        // u8 for an input never negative, else s8
+  float src_scale;                   // input value x is round(x * src_scale)
+  dnnl::primitive_attr weight_attr;  // the weights' reorder: times 127 / max |w| per channel
+  std::vector<float> output_scales;  // per output channel: 1 / (src_scale * weight scale)
+  memory bias;  // in the accumulator's units: oneDNN 2.x adds it before the output scale
+};
+
+Int8Conv int8_conv(PlanBuilder& b, const GraphNode& n, const Range& range) {
+  const GraphWeight& w = b.weight(n.inputs.at(1));
+  const std::int64_t out = w.dims[0];
+  const std::size_t per_channel = w.count() / static_cast<std::size_t>(out);
+  const bool unsigned_src = range.lo >= 0.f;
+  const float reach = std::max({std::abs(range.lo), std::abs(range.hi), 1e-6f});
+  Int8Conv q{unsigned_src ? memory::data_type::u8 : memory::data_type::s8,
+             (unsigned_src ? 255.f : 127.f) / reach,
+             {},
+             std::vector<float>(static_cast<std::size_t>(out)),
+             memory({{out}, k_f32, tag::x}, b.engine())};
+  std::vector<float> weight_scales(static_cast<std::size_t>(out));
+  const float* bias_in = nullptr;
+  if (n.inputs.size() > 2) {
+    const GraphWeight& given = b.weight(n.inputs[2]);
+    if (given.count() != static_cast<std::size_t>(out))
+      throw ModelError("a Conv's bias '" + n.inputs[2] + "' does not have one value per channel");
+    bias_in = given.data();
+  }
+  auto* bias = static_cast<float*>(q.bias.get_data_handle());
+  for (std::size_t c = 0; c < static_cast<std::size_t>(out); ++c) {
+    const float* wc = w.data() + c * per_channel;
+    float most = 0.f;
+    for (std::size_t i = 0; i < per_channel; ++i) most = std::max(most, std::abs(wc[i]));
+    weight_scales[c] = most > 0.f ? 127.f / most : 1.f;
+    q.output_scales[c] = 1.f / (q.src_scale * weight_scales[c]);
+    bias[c] = bias_in ? bias_in[c] / q.output_scales[c] : 0.f;
+  }
+  q.weight_attr.set_output_scales(1 << 0, weight_scales);  // [out, in, kh, kw]: per dim 0
+  return q;
+}
 
 Value conv(PlanBuilder& b, const Op& op, const Value& x) {
   const GraphNode& n = *op.node;
@@ -47,18 +88,33 @@ Value conv(PlanBuilder& b, const Op& op, const Value& x) {
     if (residual->md.dims() != dims{d[0], out, ho, wo})
       throw ModelError("an Add's operands differ in shape");
   }
-  memory::desc dst = residual ? residual->md : memory::desc({d[0], out, ho, wo}, k_f32, tag::any);
+  // INT8: every Conv reads and writes channels-last, the layout oneDNN's
+  // int8 kernels use, so the f32 depthwise ones between them need no reorders.
+  const tag layout = b.precision == Precision::k_int8 ? tag::nhwc : tag::any;
+  memory::desc dst = residual ? residual->md : memory::desc({d[0], out, ho, wo}, k_f32, layout);
   memory::desc bias_md({out}, k_f32, tag::x);
+  const Range* range = b.precision == Precision::k_int8 ? &b.ranges->at(b.op_index) : nullptr;
+  std::optional<Int8Conv> q;
+  // Dense convolutions only: on AVX2 (no VNNI) oneDNN's int8 depthwise
+  // convolutions are slower than its f32 ones (bench/results/int8.md: 0.83x
+  // at batch 1, 0.90x at 32; the 1x1 and stem convolutions 1.5-1.6x faster).
+  if (range && range->seen() && groups == 1) q = int8_conv(b, n, *range);
+  dnnl::primitive_attr attr = attr_with(op.act, residual != nullptr);
+  if (q) attr.set_output_scales(1 << 1, q->output_scales);
   dnnl::convolution_forward::desc desc(
       dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
-      memory::desc(d, k_f32, tag::any), memory::desc(wdims, k_f32, tag::any), bias_md, dst,
+      memory::desc(d, q ? q->src_type : k_f32, layout),
+      memory::desc(wdims, q ? memory::data_type::s8 : k_f32, tag::any), bias_md, dst,
       {strides[0], strides[1]}, {dil[0] - 1, dil[1] - 1}, {pads[0], pads[1]}, {pads[2], pads[3]});
-  dnnl::convolution_forward::primitive_desc pd(desc, attr_with(op.act, residual != nullptr),
-                                               b.engine());
+  dnnl::convolution_forward::primitive_desc pd(desc, attr, b.engine());
   int temp;
-  Value src = b.as_layout(x, pd.src_desc(), temp);
-  memory weights = b.constant(n.inputs[1], plain_desc(wdims), pd.weights_desc());
-  memory bias = n.inputs.size() > 2 ? b.constant(n.inputs[2], bias_md, bias_md) : b.zeros(out);
+  Value src =
+      q ? b.quantized(x, pd.src_desc(), q->src_scale, temp) : b.as_layout(x, pd.src_desc(), temp);
+  memory weights = q ? b.constant(n.inputs[1], plain_desc(wdims), pd.weights_desc(), q->weight_attr)
+                     : b.constant(n.inputs[1], plain_desc(wdims), pd.weights_desc());
+  memory bias = q                     ? q->bias
+                : n.inputs.size() > 2 ? b.constant(n.inputs[2], bias_md, bias_md)
+                                      : b.zeros(out);
   Value result;
   if (residual) {
     // The sum post-op adds into the residual's buffer, which the result takes.
@@ -67,10 +123,11 @@ Value conv(PlanBuilder& b, const Op& op, const Value& x) {
   } else {
     result = b.fresh(pd.dst_desc());
   }
-  b.add_step<dnnl::convolution_forward>(pd, {{DNNL_ARG_SRC, b.bind(src)},
-                                             {DNNL_ARG_WEIGHTS, weights},
-                                             {DNNL_ARG_BIAS, bias},
-                                             {DNNL_ARG_DST, b.bind(result)}});
+  Step& step = b.add_step<dnnl::convolution_forward>(pd, {{DNNL_ARG_SRC, b.bind(src)},
+                                                          {DNNL_ARG_WEIGHTS, weights},
+                                                          {DNNL_ARG_BIAS, bias},
+                                                          {DNNL_ARG_DST, b.bind(result)}});
+  if (b.precision == Precision::k_calibrating) step.observed = static_cast<int>(b.op_index);
   b.release(temp);
   return result;
 }

@@ -89,8 +89,19 @@ Value PlanBuilder::as_layout(const Value& v, const memory::desc& want, int& temp
   return to;
 }
 
+Value PlanBuilder::quantized(const Value& v, const memory::desc& want, float scale, int& temp) {
+  Value to = fresh(want);
+  temp = to.buffer;
+  memory from = bind(v), into = bind(to);
+  dnnl::primitive_attr attr;
+  attr.set_output_scales(0, {scale});
+  dnnl::reorder::primitive_desc pd(m_engine, v.md, m_engine, want, attr);
+  add_step<dnnl::reorder>(pd, {{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, into}});
+  return to;
+}
+
 memory PlanBuilder::constant(const std::string& name, const memory::desc& plain,
-                             const memory::desc& want) {
+                             const memory::desc& want, const dnnl::primitive_attr& attr) {
   auto known = m_kept.find(name);
   if (known != m_kept.end())
     for (auto& [md, mem] : known->second)
@@ -103,13 +114,13 @@ memory PlanBuilder::constant(const std::string& name, const memory::desc& plain,
                      " values, not the shape its operator needs");
   memory src(plain, m_engine, const_cast<float*>(w.data()));
   memory dst(want, m_engine);
-  jobs.push_back([engine = m_engine, src, dst, copy = want == plain]() mutable {
+  jobs.push_back([engine = m_engine, src, dst, attr, copy = want == plain]() mutable {
     if (copy) {
       std::memcpy(dst.get_data_handle(), src.get_data_handle(), dst.get_desc().get_size());
       return;
     }
     dnnl::stream stream(engine);
-    dnnl::reorder(src, dst).execute(stream, src, dst);
+    dnnl::reorder(dnnl::reorder::primitive_desc(src, dst, attr)).execute(stream, src, dst);
     stream.wait();
   });
   constants.emplace_back(name, want, dst);

@@ -14,6 +14,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <map>
 #include <string>
 #include <tuple>
@@ -42,7 +43,17 @@ struct Value {
 struct Step {
   dnnl::primitive prim;
   std::unordered_map<int, memory> args;
+  int observed = -1;  // calibrating: the Conv (Op index) whose input DNNL_ARG_SRC is
 };
+
+// The values a Conv's input took over the calibration runs.
+struct Range {
+  float lo = std::numeric_limits<float>::infinity();
+  float hi = -std::numeric_limits<float>::infinity();
+  bool seen() const { return lo <= hi; }
+};
+
+enum class Precision { k_f32, k_calibrating, k_int8 };
 
 struct Plan {
   memory input;
@@ -82,6 +93,10 @@ class PlanBuilder {
   std::vector<std::function<void()>> jobs;
   // Constants this build reorders: kept (ConstantStore) once its jobs have run.
   std::vector<std::tuple<std::string, memory::desc, memory>> constants;
+  // What the Convs run in; k_int8 reads each one's input range (by Op index).
+  Precision precision = Precision::k_f32;
+  const std::vector<Range>* ranges = nullptr;
+  std::size_t op_index = 0;  // the Op being built
 
   const dnnl::engine& engine() const { return m_engine; }
   const InferenceGraph& graph() const { return m_graph; }
@@ -102,13 +117,18 @@ class PlanBuilder {
   // which the caller releases after its step.
   Value as_layout(const Value& v, const memory::desc& want, int& temp);
   Value as_plain(const Value& v, int& temp) { return as_layout(v, plain_desc(v.md.dims()), temp); }
-  // A constant in the layout `want`, reordered once and kept.
-  memory constant(const std::string& name, const memory::desc& plain, const memory::desc& want);
+  // A constant in the layout `want`, reordered once and kept. With `attr`
+  // (quantisation scales), the reorder applies them.
+  memory constant(const std::string& name, const memory::desc& plain, const memory::desc& want,
+                  const dnnl::primitive_attr& attr = {});
+  // `v` (f32) as `want` (8-bit), each value times `scale`, rounded and saturated,
+  // into a temporary buffer the caller releases after its step.
+  Value quantized(const Value& v, const memory::desc& want, float scale, int& temp);
   memory zeros(std::int64_t n);  // n floats of 0, for an absent bias
 
   // Adds a step; its scratchpad (if any) shares the plan's one.
   template <class Prim, class Pd>
-  void add_step(const Pd& pd, std::unordered_map<int, memory> args) {
+  Step& add_step(const Pd& pd, std::unordered_map<int, memory> args) {
     memory::desc scratch = pd.scratchpad_desc();
     if (scratch.get_size() > 0) {
       memory m(scratch, m_engine, DNNL_MEMORY_NONE);
@@ -123,6 +143,7 @@ class PlanBuilder {
       if constexpr (std::is_same_v<Prim, dnnl::inner_product_forward>)
         dry_run(engine, steps[at].prim, pd);
     });
+    return plan.steps.back();
   }
 
  private:

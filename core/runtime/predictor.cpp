@@ -96,6 +96,13 @@ void load_batch(std::vector<Prediction>& items, std::size_t begin, std::size_t e
 
 }  // namespace
 
+void Predictor::start_calibration() {
+  throw UsageError("INT8 runs on catdog's oneDNN runtime only, not on " + runtime() +
+                   " (use --device cpu)");
+}
+
+void Predictor::quantize() { start_calibration(); }
+
 TtaChoice parse_tta(const std::string& name) {
   if (name == "model") return TtaChoice::k_model;
   if (name == "on") return TtaChoice::k_on;

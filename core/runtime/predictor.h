@@ -39,6 +39,12 @@ class Predictor {
   // Lets go of the model file: what the runtime still reads from it in place
   // is copied into memory of its own (GraphExecutor::own_weights).
   virtual void own_weights() {}
+  // INT8 (the oneDNN runtime's GraphExecutor::calibrate and quantize): from
+  // start_calibration() on, predict() also records the range of every
+  // convolution's input; quantize() then runs the convolutions on 8-bit
+  // data. Others throw UsageError.
+  virtual void start_calibration();
+  virtual void quantize();
 };
 
 // --tta: keep the model file's setting, or force mirror averaging on or off.

@@ -2,7 +2,10 @@
 // file or an .onnx file opened as they open it, fed random preprocessed
 // images. For each batch size: the first run (the plan and its primitives
 // built) and the median of the later ones, in ms per image.
-// Prints one JSON object. Usage: bench_forward MODEL [threads] [repeats] [batch...]
+// --int8: the convolutions on 8-bit data (Predictor::quantize), calibrated on
+// the first batch's random images; speed only (cd-eval --int8-calibration
+// measures the accuracy).
+// Prints one JSON object. Usage: bench_forward [--int8] MODEL [threads] [repeats] [batch...]
 // (defaults: 2 threads, 15 repeats, batches 1 and 32).
 #include <algorithm>
 #include <chrono>
@@ -10,6 +13,7 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "runtime/predictor.h"
@@ -23,8 +27,13 @@ double ms_since(std::chrono::steady_clock::time_point t0) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  const bool int8 = argc > 1 && std::string(argv[1]) == "--int8";
+  if (int8) {
+    --argc;
+    ++argv;
+  }
   if (argc < 2) {
-    std::cerr << "usage: bench_forward MODEL [threads] [repeats] [batch...]\n";
+    std::cerr << "usage: bench_forward [--int8] MODEL [threads] [repeats] [batch...]\n";
     return 2;
   }
   const std::string path = argv[1];
@@ -39,6 +48,7 @@ int main(int argc, char** argv) {
     nlohmann::ordered_json out;
     out["model"] = path;
     out["runtime"] = model->runtime();
+    out["int8"] = int8;
     out["threads"] = threads;
     out["open_ms"] = ms_since(t0);
     const std::size_t side = static_cast<std::size_t>(model->meta().preprocess.size);
@@ -48,6 +58,11 @@ int main(int argc, char** argv) {
     for (int batch : batches) {
       std::vector<float> images(static_cast<std::size_t>(batch) * 3 * side * side);
       for (float& v : images) v = normal(rng);
+      if (int8 && batch == batches.front()) {
+        model->start_calibration();
+        model->predict(images.data(), static_cast<std::size_t>(batch));
+        model->quantize();
+      }
       auto t_first = std::chrono::steady_clock::now();
       model->predict(images.data(), static_cast<std::size_t>(batch));
       double first = ms_since(t_first);

@@ -53,6 +53,33 @@ class Eval(TempDirTest):
             with open(os.path.join(out, png), "rb") as f:
                 self.assertEqual(f.read(8), b"\x89PNG\r\n\x1a\n")
 
+    def test_int8_calibrates_on_training_images_and_stays_close_to_f32(self):
+        f32, q = self.path("f32"), self.path("int8")
+        self.assertExit(run([tool("cd-eval"), "--model", MODEL, "--data", DATA, "--output", f32]), 0)
+        train = os.path.join(DATA, "train.csv")
+        r = run([tool("cd-eval"), "--model", MODEL, "--data", DATA, "--output", q,
+                 "--int8-calibration", train, "--int8-images", "32"])
+        self.assertExit(r, 0)
+        self.assertIn("int8: calibrated on 32 images", r.stderr)
+        a, b = read_json(os.path.join(f32, "metrics.json")), read_json(os.path.join(q, "metrics.json"))
+        self.assertNotIn("int8", a)
+        self.assertEqual(b["int8"], {"calibration": train, "images": 32})
+        self.assertEqual(b["n"], a["n"])
+        self.assertLess(abs(a["log_loss"] - b["log_loss"]), 0.05)
+        self.assertLessEqual(abs(a["accuracy"] - b["accuracy"]), 0.05)
+        # Nothing readable to calibrate on, or a GPU asked for: clear errors.
+        unreadable = self.path("unreadable.csv")
+        with open(unreadable, "w") as f:
+            f.write("path,label\nmissing.jpg,cat\n")
+        r = run([tool("cd-eval"), "--model", MODEL, "--data", DATA, "--output", self.path("e1"),
+                 "--int8-calibration", unreadable])
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("could be read to calibrate on", r.stderr)
+        r = run([tool("cd-eval"), "--model", MODEL, "--data", DATA, "--output", self.path("e2"),
+                 "--int8-calibration", train, "--device", "cuda"])
+        self.assertExit(r, 2)
+        self.assertIn("runs on the CPU", r.stderr)
+
     def test_corrupt_model_is_a_clear_error(self):
         bad = self.path("bad.cdm")
         data = open(MODEL, "rb").read()

@@ -1,6 +1,8 @@
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
+#include <functional>
 #include <random>
 
 #include "graph_node.h"
@@ -306,4 +308,48 @@ TEST_CASE("weights read in place from a file are its own once the runtime owns t
   CHECK(after[1] == Approx(before[0]).margin(1e-5));
   CHECK(exec.plans() == 2);
   CHECK(file.use_count() == 1);  // the executor let the bytes go
+}
+
+TEST_CASE("after calibration the oneDNN runtime's 8-bit convolutions stay close to f32",
+          "[runtime]") {
+  // expand_graph: an s8 input (the image has negative values) into a 1x1
+  // Conv; its depthwise Conv stays f32. block_graph: a padded stride-2 stem
+  // on s8, and a 1x1 Conv on u8 (after a ReLU) with a residual Add (the sum
+  // post-op after an 8-bit convolution).
+  struct Case {
+    cd::InferenceGraph g;
+    std::int64_t side;
+    std::function<std::vector<float>(const cd::InferenceGraph&, const T&)> reference;
+    double tolerance;  // of the answers' spread
+  };
+  std::vector<Case> cases;
+  cases.push_back({expand_graph(), 24, expand_reference, 0.03});
+  cases.push_back({block_graph(), 11, block_reference, 0.03});
+  for (auto& [g, side, reference, tolerance] : cases) {
+    const std::int64_t n = 8;
+    T x{{n, 3, side, side}, random_values(static_cast<std::size_t>(n * 3 * side * side), 31, 2.f)};
+    std::vector<float> want = reference(g, x);
+    cd::GraphExecutor exec(g, 1);
+    CHECK_THROWS_WITH(exec.quantize(), Catch::Contains("calibration"));
+    exec.calibrate();
+    std::vector<float> calibrated = exec.run(x.v.data(), n, side);
+    exec.quantize();
+    std::vector<float> got = exec.run(x.v.data(), n, side);
+    REQUIRE(got.size() == want.size());
+    auto [lo, hi] = std::minmax_element(want.begin(), want.end());
+    const double spread = *hi - *lo;
+    REQUIRE(spread > 0.01);
+    double worst = 0, changed = 0;
+    for (std::size_t i = 0; i < want.size(); ++i) {
+      CHECK(calibrated[i] == Approx(want[i]).margin(1e-4));  // calibration runs in f32
+      worst = std::max(worst, std::abs(double(got[i]) - want[i]));
+      changed = std::max(changed, std::abs(double(got[i]) - calibrated[i]));
+    }
+    INFO("worst difference " << worst << " of a spread of " << spread);
+    CHECK(worst < tolerance * spread);
+    CHECK(changed > 1e-6);  // the answers are the 8-bit convolutions', not f32's
+    // A batch size planned after quantize() runs 8-bit too.
+    std::vector<float> one = exec.run(x.v.data(), 1, side);
+    CHECK(one[0] == Approx(got[0]).margin(1e-4));
+  }
 }

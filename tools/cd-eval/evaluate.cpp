@@ -1,6 +1,8 @@
 #include "cd-eval/evaluate.h"
 
+#include <algorithm>
 #include <cmath>
+#include <memory>
 #include <nlohmann/json.hpp>
 
 #include <spdlog/spdlog.h>
@@ -81,12 +83,51 @@ json metrics_json(const BinaryMetrics& m, double threshold, bool tta_flip) {
 
 }  // namespace
 
+namespace {
+
+// The model on catdog's oneDNN runtime, calibrated on `int8_images` of the
+// calibration manifest (every k-th, so both classes and the whole manifest
+// are seen), then quantised.
+std::unique_ptr<Predictor> int8_model(const EvalParams& params) {
+  if (params.device == DeviceChoice::k_cuda)
+    throw UsageError("--int8-calibration runs on the CPU (catdog's oneDNN runtime); drop --device");
+  RuntimeOptions options;
+  options.threads = params.threads;
+  std::unique_ptr<Predictor> model = open_predictor(params.model, options);
+  apply_tta_choice(*model, params.tta);
+  std::vector<Sample> samples = read_manifest(params.int8_calibration);
+  if (samples.empty())
+    throw DataError(params.int8_calibration + " lists no images to calibrate on");
+  const std::size_t want = std::min<std::size_t>(samples.size(), params.int8_images);
+  std::vector<Prediction> items;
+  for (std::size_t i = 0; i < want; ++i)
+    items.push_back({samples[i * samples.size() / want].path, ""});
+  model->start_calibration();
+  Progress progress("int8 calibration", items.size());
+  predict_all(*model, items, params.batch_size, params.threads,
+              [&](const Prediction&) { progress.advance(); });
+  progress.finish();
+  std::size_t failed = 0;
+  for (const Prediction& p : items) failed += p.error.empty() ? 0 : 1;
+  if (failed == items.size())
+    throw DataError("no image of " + params.int8_calibration + " could be read to calibrate on");
+  if (failed > 0)
+    spdlog::warn("int8 calibration: {} of {} images unreadable, skipped", failed, items.size());
+  model->quantize();
+  spdlog::info("int8: calibrated on {} images of {}", items.size() - failed,
+               params.int8_calibration);
+  return model;
+}
+
+}  // namespace
+
 BinaryMetrics run_eval(const EvalParams& params) {
   std::string test_csv = params.data + "/test.csv";
   std::vector<Sample> samples = read_manifest(test_csv);
   if (samples.empty()) throw DataError(test_csv + " has no images; the test split is empty");
-  auto model = load_classifier(params.model, params.device);
-  apply_tta_choice(*model, params.tta);
+  std::unique_ptr<Predictor> model =
+      params.int8_calibration.empty() ? as_predictor(load_classifier(params.model, params.device))
+                                      : int8_model(params);
   double threshold = model->meta().threshold;
   std::vector<Prediction> items;
   for (const auto& s : samples) items.push_back({s.path, ""});
@@ -101,8 +142,10 @@ BinaryMetrics run_eval(const EvalParams& params) {
   auto pr = pr_curve(scored.labels, scored.scores);
   const std::string& out = params.output;
   make_dirs(out + "/plots");
-  write_file_atomic(out + "/metrics.json",
-                    metrics_json(m, threshold, model->meta().tta_flip).dump(2) + "\n");
+  json metrics = metrics_json(m, threshold, model->meta().tta_flip);
+  if (!params.int8_calibration.empty())
+    metrics["int8"] = {{"calibration", params.int8_calibration}, {"images", params.int8_images}};
+  write_file_atomic(out + "/metrics.json", metrics.dump(2) + "\n");
   write_file_atomic(out + "/plots/confusion.json", scored.confusion.dump(1) + "\n");
   write_file_atomic(out + "/plots/roc.json",
                     json{{"roc", curve_json(roc, "fpr", "tpr")}}.dump(1) + "\n");

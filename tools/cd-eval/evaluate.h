@@ -21,6 +21,10 @@ struct EvalParams {
   int threads = 0;
   DeviceChoice device = DeviceChoice::k_cpu;
   TtaChoice tta = TtaChoice::k_model;
+  // INT8: a manifest of training images (train.csv) to calibrate on; the
+  // model then runs its convolutions on 8-bit data. "": f32.
+  std::string int8_calibration;
+  int int8_images = 256;  // how many of them, spread over the manifest
 };
 
 BinaryMetrics run_eval(const EvalParams& params);

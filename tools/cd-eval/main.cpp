@@ -22,6 +22,14 @@ int eval_main(int argc, char** argv) {
   config.add_choice("tta", tta, "test-time mirror averaging: as the model file says, or forced",
                     {"model", "on", "off"});
   config.add_choice("device", device, "where to run the model", {"cpu", "cuda", "auto"});
+  config.add_string("int8_calibration", params.int8_calibration,
+                    "measure INT8: calibrate on these training images (a manifest such as "
+                    "data/prepared/train.csv), then run the convolutions on 8-bit data; "
+                    "empty: f32",
+                    "int8-calibration");
+  config.add_int("int8_images", params.int8_images,
+                 "INT8: how many of the calibration manifest's images, spread over it", 1, 100000,
+                 "int8-images");
   cd::add_common_options(config, common);
   if (config.parse(argc, argv) == cd::ParseOutcome::k_exit_ok) return 0;
   params.device = cd::parse_device(device);
