@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdlib>
 #include <exception>
 #include <functional>
@@ -47,6 +48,17 @@ class GraphExecutor::Impl {
     for (const GraphNode& n : m_graph.nodes)
       if (std::find(std::begin(known), std::end(known), n.op) == std::end(known))
         throw ModelError("operator " + n.op + " is not one the oneDNN runtime runs");
+    // A graph that carries its calibration runs INT8 from its first run.
+    m_ranges.assign(m_ops.size(), {});
+    for (std::size_t i = 0; i < m_ops.size(); ++i) {
+      const GraphNode& n = *m_ops[i].node;
+      auto lo = n.floats.find(k_int8_input_lo), hi = n.floats.find(k_int8_input_hi);
+      if (n.op != "Conv" || lo == n.floats.end() || hi == n.floats.end()) continue;
+      if (!(lo->second <= hi->second) || !std::isfinite(lo->second) || !std::isfinite(hi->second))
+        throw ModelError("a Conv's INT8 calibration range is not a finite [lo, hi]");
+      m_ranges[i] = {lo->second, hi->second};
+      m_precision = onednn::Precision::k_int8;
+    }
   }
 
   std::vector<float> run(const float* input, std::int64_t n, std::int64_t side) {
@@ -115,6 +127,26 @@ class GraphExecutor::Impl {
     m_plans.clear();
   }
 
+  InferenceGraph calibrated_graph() const {
+    std::lock_guard<std::mutex> lock(m_mutex);
+    InferenceGraph g = m_graph;
+    bool any = false;
+    for (std::size_t i = 0; i < m_ops.size(); ++i) {
+      if (!m_ranges[i].seen() || m_ops[i].node->op != "Conv") continue;
+      GraphNode& n = g.nodes[static_cast<std::size_t>(m_ops[i].node - m_graph.nodes.data())];
+      n.floats[k_int8_input_lo] = m_ranges[i].lo;
+      n.floats[k_int8_input_hi] = m_ranges[i].hi;
+      any = true;
+    }
+    if (!any) throw UsageError("INT8 needs calibration first: no convolution's input was seen");
+    return g;
+  }
+
+  bool int8() const {
+    std::lock_guard<std::mutex> lock(m_mutex);
+    return m_precision == onednn::Precision::k_int8;
+  }
+
   std::size_t plans() const {
     std::lock_guard<std::mutex> lock(m_mutex);
     return m_plans.size();
@@ -167,7 +199,7 @@ class GraphExecutor::Impl {
       try {
         std::optional<Value> pair;
         b.op_index = i;
-        if (op.depthwise >= 0 && m_precision == onednn::Precision::k_f32) {
+        if (op.depthwise >= 0 && m_precision == onednn::Precision::k_float) {
           auto x = b.values.find(op.inputs.at(0));
           if (x != b.values.end())
             pair = onednn::conv_with_depthwise(b, op, m_ops[static_cast<std::size_t>(op.depthwise)],
@@ -259,7 +291,7 @@ class GraphExecutor::Impl {
   std::vector<Buffer> m_buffers;
   Buffer m_scratch;
   onednn::ConstantStore m_constants;
-  onednn::Precision m_precision = onednn::Precision::k_f32;
+  onednn::Precision m_precision = onednn::Precision::k_float;
   std::vector<onednn::Range> m_ranges;  // per Op: its input's, while calibrating
 };
 
@@ -274,6 +306,8 @@ std::vector<float> GraphExecutor::run(const float* input, std::int64_t n, std::i
 void GraphExecutor::own_weights() { m_impl->own_weights(); }
 void GraphExecutor::calibrate() { m_impl->calibrate(); }
 void GraphExecutor::quantize() { m_impl->quantize(); }
+InferenceGraph GraphExecutor::calibrated_graph() const { return m_impl->calibrated_graph(); }
+bool GraphExecutor::int8() const { return m_impl->int8(); }
 
 std::size_t GraphExecutor::plans() const { return m_impl->plans(); }
 std::size_t GraphExecutor::working_bytes() const { return m_impl->working_bytes(); }

@@ -19,6 +19,9 @@
 
 namespace cd {
 
+inline constexpr const char* k_int8_input_lo = "catdog_int8_input_lo";
+inline constexpr const char* k_int8_input_hi = "catdog_int8_input_hi";
+
 class GraphExecutor {
  public:
   // threads: the compute threads each run uses (OpenMP); 0: every core.
@@ -52,6 +55,11 @@ class GraphExecutor {
   // Each rebuilds the plans; the 1x1 + depthwise pairs then run apart.
   void calibrate();
   void quantize();
+  // The graph with each calibrated Conv's input range among its float
+  // attributes (k_int8_input_lo and _hi): an executor given such a graph
+  // runs INT8 from its first run. Throws UsageError before calibration.
+  InferenceGraph calibrated_graph() const;
+  bool int8() const;  // quantized, or built from a calibrated graph
 
   std::size_t plans() const;  // batch sizes planned so far
   // Bytes held for activations and scratch, the largest plan's.

@@ -5,8 +5,10 @@
 #include <cmath>
 #include <cstring>
 
+#include "domain/model_file.h"
 #include "runtime/executor.h"
 #include "runtime/predictor.h"
+#include "util/atomic_file.h"
 #include "util/errors.h"
 
 namespace cd {
@@ -75,7 +77,7 @@ class GraphPredictor : public Predictor {
     if (!m_exported) m_flip = on;
   }
 
-  std::string runtime() const override { return "onednn"; }
+  std::string runtime() const override { return m_executor.int8() ? "onednn-int8" : "onednn"; }
 
   CacheBytes cache_bytes() const override { return {m_executor.working_bytes(), 0}; }
 
@@ -83,6 +85,17 @@ class GraphPredictor : public Predictor {
 
   void start_calibration() override { m_executor.calibrate(); }
   void quantize() override { m_executor.quantize(); }
+  bool int8() const override { return m_executor.int8(); }
+
+  void write_int8_model(const std::string& path) override {
+    if (m_exported)
+      throw UsageError(
+          "an .onnx export cannot carry INT8 calibration; calibrate the .cdm model file it was "
+          "exported from");
+    FileParts parts = read_parts(m_origin, FileKind::k_model);
+    parts.graph = write_graph(m_executor.calibrated_graph());
+    write_file_atomic(path, pack_file(parts));
+  }
 
  private:
   std::string m_origin;  // the file, for errors

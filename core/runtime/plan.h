@@ -53,7 +53,7 @@ struct Range {
   bool seen() const { return lo <= hi; }
 };
 
-enum class Precision { k_f32, k_calibrating, k_int8 };
+enum class Precision { k_float, k_calibrating, k_int8 };
 
 struct Plan {
   memory input;
@@ -94,7 +94,7 @@ class PlanBuilder {
   // Constants this build reorders: kept (ConstantStore) once its jobs have run.
   std::vector<std::tuple<std::string, memory::desc, memory>> constants;
   // What the Convs run in; k_int8 reads each one's input range (by Op index).
-  Precision precision = Precision::k_f32;
+  Precision precision = Precision::k_float;
   const std::vector<Range>* ranges = nullptr;
   std::size_t op_index = 0;  // the Op being built
 

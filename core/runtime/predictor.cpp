@@ -102,6 +102,7 @@ void Predictor::start_calibration() {
 }
 
 void Predictor::quantize() { start_calibration(); }
+void Predictor::write_int8_model(const std::string&) { start_calibration(); }
 
 TtaChoice parse_tta(const std::string& name) {
   if (name == "model") return TtaChoice::k_model;

@@ -30,7 +30,7 @@ class Predictor {
   virtual std::vector<float> predict(const float* images, std::size_t n) = 0;
   // Test-time flip forced on or off; a runtime that cannot throws UsageError.
   virtual void set_tta_flip(bool on) = 0;
-  virtual std::string runtime() const = 0;  // "onednn" or "libtorch"
+  virtual std::string runtime() const = 0;  // "onednn", "onednn-int8" or "libtorch"
   // Memory the runtime keeps mapped for reuse (LibTorch's tensor cache).
   struct CacheBytes {
     std::size_t mapped = 0, idle = 0;
@@ -45,6 +45,10 @@ class Predictor {
   // data. Others throw UsageError.
   virtual void start_calibration();
   virtual void quantize();
+  // A copy of the model file whose graph carries the calibration, written
+  // atomically to `path`: opened again, it runs INT8 from the start.
+  virtual void write_int8_model(const std::string& path);
+  virtual bool int8() const { return false; }
 };
 
 // --tta: keep the model file's setting, or force mirror averaging on or off.

@@ -67,6 +67,39 @@ class Eval(TempDirTest):
         self.assertEqual(b["n"], a["n"])
         self.assertLess(abs(a["log_loss"] - b["log_loss"]), 0.05)
         self.assertLessEqual(abs(a["accuracy"] - b["accuracy"]), 0.05)
+        # --int8-model keeps the calibration: cd-eval, cd-predict and cd-serve run that file in INT8.
+        kept, again = self.path("int8.cdm"), self.path("again")
+        r = run([tool("cd-eval"), "--model", MODEL, "--data", DATA, "--output", self.path("keep"),
+                 "--int8-calibration", train, "--int8-images", "32", "--int8-model", kept])
+        self.assertExit(r, 0)
+        self.assertExit(run([tool("cd-eval"), "--model", kept, "--data", DATA, "--output", again]), 0)
+        c = read_json(os.path.join(again, "metrics.json"))
+        self.assertEqual(c["int8"], {"calibration": "carried by " + kept})
+        self.assertEqual(c["log_loss"], b["log_loss"])
+        photo = os.path.join(PHOTOS, "cat.1.jpg")
+        p = {}
+        for name, path in (("f32", MODEL), ("int8", kept)):
+            r = run([tool("cd-predict"), "--model", path, "--json", photo])
+            self.assertExit(r, 0)
+            p[name] = json.loads(r.stdout.splitlines()[0])["p_dog"]
+        r = run([tool("cd-predict"), "--model", kept, "--log-level", "debug", photo])
+        self.assertIn("(onednn-int8)", r.stderr)
+        self.assertNotEqual(p["int8"], p["f32"])
+        self.assertAlmostEqual(p["int8"], p["f32"], delta=0.05)
+        server = Server(kept, log_path=self.path("serve.log"))
+        try:
+            server.wait_ready()
+            with open(photo, "rb") as f:
+                payload, headers = multipart([("cat.1.jpg", "image/jpeg", f.read())])
+            status, body = server.json("POST", "/predict", payload, headers)
+            _, info = server.json("GET", "/model")
+        finally:
+            server.stop()
+        self.assertEqual(status, 200, body)
+        self.assertEqual(info["runtime"], "onednn-int8")
+        self.assertAlmostEqual(body["p_dog"], p["int8"], delta=1e-4)
+        self.assertNotEqual(run([tool("cd-eval"), "--model", MODEL, "--data", DATA, "--output",
+                                 self.path("e0"), "--int8-model", kept]).returncode, 0)
         # Nothing readable to calibrate on, or a GPU asked for: clear errors.
         unreadable = self.path("unreadable.csv")
         with open(unreadable, "w") as f:

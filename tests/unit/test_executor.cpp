@@ -351,5 +351,18 @@ TEST_CASE("after calibration the oneDNN runtime's 8-bit convolutions stay close 
     // A batch size planned after quantize() runs 8-bit too.
     std::vector<float> one = exec.run(x.v.data(), 1, side);
     CHECK(one[0] == Approx(got[0]).margin(1e-4));
+    // The calibration travels with the graph's bytes: read back, it runs
+    // INT8 from its first run, with the same answers.
+    CHECK_FALSE(cd::GraphExecutor(g, 1).int8());
+    cd::GraphExecutor carried(cd::read_graph(cd::write_graph(exec.calibrated_graph()), "q.cdm"), 1);
+    CHECK(carried.int8());
+    std::vector<float> again = carried.run(x.v.data(), n, side);
+    for (std::size_t i = 0; i < want.size(); ++i) CHECK(again[i] == Approx(got[i]).margin(1e-6));
   }
+  cd::GraphExecutor fresh(block_graph(), 1);
+  CHECK_THROWS_WITH(fresh.calibrated_graph(), Catch::Contains("calibration"));
+  cd::InferenceGraph broken = block_graph();
+  broken.nodes[1].floats[cd::k_int8_input_lo] = 2.f;  // lo above hi
+  broken.nodes[1].floats[cd::k_int8_input_hi] = 1.f;
+  CHECK_THROWS_WITH(cd::GraphExecutor(broken, 1), Catch::Contains("calibration range"));
 }

@@ -116,6 +116,30 @@ std::unique_ptr<Predictor> int8_model(const EvalParams& params) {
   model->quantize();
   spdlog::info("int8: calibrated on {} images of {}", items.size() - failed,
                params.int8_calibration);
+  if (!params.int8_model.empty()) {
+    model->write_int8_model(params.int8_model);
+    spdlog::info("int8: wrote {}, which cd-predict, cd-serve and cd-eval run in INT8",
+                 params.int8_model);
+  }
+  return model;
+}
+
+// The model as cd-eval measures it: calibrated here (--int8-calibration); a
+// model file that carries its calibration (--int8-model) on the oneDNN
+// runtime, in INT8 as cd-predict and cd-serve run it; otherwise on LibTorch.
+std::unique_ptr<Predictor> open_model(const EvalParams& params) {
+  if (!params.int8_model.empty() && params.int8_calibration.empty())
+    throw UsageError("--int8-model writes a calibrated model: give --int8-calibration too");
+  if (!params.int8_calibration.empty()) return int8_model(params);
+  std::unique_ptr<Predictor> model;
+  if (params.device != DeviceChoice::k_cuda && !is_onnx_path(params.model)) {
+    RuntimeOptions options;
+    options.threads = params.threads;
+    model = open_predictor(params.model, options);
+    if (!model->int8()) model.reset();
+  }
+  if (!model) model = as_predictor(load_classifier(params.model, params.device));
+  apply_tta_choice(*model, params.tta);
   return model;
 }
 
@@ -125,9 +149,7 @@ BinaryMetrics run_eval(const EvalParams& params) {
   std::string test_csv = params.data + "/test.csv";
   std::vector<Sample> samples = read_manifest(test_csv);
   if (samples.empty()) throw DataError(test_csv + " has no images; the test split is empty");
-  std::unique_ptr<Predictor> model =
-      params.int8_calibration.empty() ? as_predictor(load_classifier(params.model, params.device))
-                                      : int8_model(params);
+  std::unique_ptr<Predictor> model = open_model(params);
   double threshold = model->meta().threshold;
   std::vector<Prediction> items;
   for (const auto& s : samples) items.push_back({s.path, ""});
@@ -145,6 +167,8 @@ BinaryMetrics run_eval(const EvalParams& params) {
   json metrics = metrics_json(m, threshold, model->meta().tta_flip);
   if (!params.int8_calibration.empty())
     metrics["int8"] = {{"calibration", params.int8_calibration}, {"images", params.int8_images}};
+  else if (model->int8())
+    metrics["int8"] = {{"calibration", "carried by " + params.model}};
   write_file_atomic(out + "/metrics.json", metrics.dump(2) + "\n");
   write_file_atomic(out + "/plots/confusion.json", scored.confusion.dump(1) + "\n");
   write_file_atomic(out + "/plots/roc.json",

@@ -24,7 +24,8 @@ struct EvalParams {
   // INT8: a manifest of training images (train.csv) to calibrate on; the
   // model then runs its convolutions on 8-bit data. "": f32.
   std::string int8_calibration;
-  int int8_images = 256;  // how many of them, spread over the manifest
+  int int8_images = 256;   // how many of them, spread over the manifest
+  std::string int8_model;  // where to write the calibrated model file too; "": nowhere
 };
 
 BinaryMetrics run_eval(const EvalParams& params);

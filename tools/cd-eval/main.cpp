@@ -30,6 +30,10 @@ int eval_main(int argc, char** argv) {
   config.add_int("int8_images", params.int8_images,
                  "INT8: how many of the calibration manifest's images, spread over it", 1, 100000,
                  "int8-images");
+  config.add_string("int8_model", params.int8_model,
+                    "INT8: also write the calibrated model here (a model file that cd-predict, "
+                    "cd-serve and cd-eval then run in INT8); empty: none",
+                    "int8-model");
   cd::add_common_options(config, common);
   if (config.parse(argc, argv) == cd::ParseOutcome::k_exit_ok) return 0;
   params.device = cd::parse_device(device);

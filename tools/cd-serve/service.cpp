@@ -422,7 +422,8 @@ http::Response Service::model_info() {
   json body = meta_to_json(loaded->model->meta());
   body["model_version"] = loaded->version;
   body["model_path"] = m_params.model;
-  body["runtime"] = loaded->model->runtime();  // onednn, or libtorch (--device cuda, older files)
+  body["runtime"] =
+      loaded->model->runtime();  // onednn(-int8), or libtorch (--device cuda, older files)
   body["loaded_at"] = loaded->loaded_at;
   if (m_registry_uri)
     body["registry"] = {{"uri", loaded->registered.uri},
