@@ -52,6 +52,13 @@ class Eval(TempDirTest):
         for png in ("confusion.png", "roc.png"):
             with open(os.path.join(out, png), "rb") as f:
                 self.assertEqual(f.read(8), b"\x89PNG\r\n\x1a\n")
+        # --tta forces the mirrored second look on, and it changes the answers.
+        self.assertFalse(m["tta_flip"])
+        r = run([tool("cd-eval"), "--model", MODEL, "--data", DATA, "--output", self.path("tta"), "--tta", "on"])
+        self.assertExit(r, 0)
+        t = read_json(os.path.join(self.path("tta"), "metrics.json"))
+        self.assertTrue(t["tta_flip"])
+        self.assertNotEqual(t["log_loss"], m["log_loss"])
 
     def test_int8_calibrates_on_training_images_and_stays_close_to_f32(self):
         f32, q = self.path("f32"), self.path("int8")
