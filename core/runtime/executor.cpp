@@ -1,6 +1,7 @@
 #include "runtime/executor.h"
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
@@ -53,11 +54,15 @@ class GraphExecutor::Impl {
     for (std::size_t i = 0; i < m_ops.size(); ++i) {
       const GraphNode& n = *m_ops[i].node;
       auto lo = n.floats.find(k_int8_input_lo), hi = n.floats.find(k_int8_input_hi);
-      if (n.op != "Conv" || lo == n.floats.end() || hi == n.floats.end()) continue;
-      if (!(lo->second <= hi->second) || !std::isfinite(lo->second) || !std::isfinite(hi->second))
-        throw ModelError("a Conv's INT8 calibration range is not a finite [lo, hi]");
+      if (n.op != "Conv" || (lo == n.floats.end() && hi == n.floats.end())) continue;
+      if (lo == n.floats.end() || hi == n.floats.end() || !(lo->second <= hi->second) ||
+          !std::isfinite(lo->second) || !std::isfinite(hi->second))
+        throw ModelError("the INT8 calibration of Conv '" + n.output +
+                         "' is not a finite [lo, hi] pair; calibrate the f32 model file again "
+                         "(cd-eval --int8-calibration ... --int8-model ...)");
       m_ranges[i] = {lo->second, hi->second};
       m_precision = onednn::Precision::k_int8;
+      m_int8 = true;
     }
   }
 
@@ -112,6 +117,7 @@ class GraphExecutor::Impl {
   void calibrate() {
     std::lock_guard<std::mutex> lock(m_mutex);
     m_precision = onednn::Precision::k_calibrating;
+    m_int8 = false;
     m_ranges.assign(m_ops.size(), {});
     m_plans.clear();
   }
@@ -124,12 +130,17 @@ class GraphExecutor::Impl {
           "INT8 needs calibration first: call calibrate() and run training images through the "
           "model");
     m_precision = onednn::Precision::k_int8;
+    m_int8 = true;
     m_plans.clear();
   }
 
   InferenceGraph calibrated_graph() const {
     std::lock_guard<std::mutex> lock(m_mutex);
     InferenceGraph g = m_graph;
+    for (GraphNode& n : g.nodes) {  // what a calibrated graph carried before: this calibration's
+      n.floats.erase(k_int8_input_lo);
+      n.floats.erase(k_int8_input_hi);
+    }
     bool any = false;
     for (std::size_t i = 0; i < m_ops.size(); ++i) {
       if (!m_ranges[i].seen() || m_ops[i].node->op != "Conv") continue;
@@ -138,14 +149,15 @@ class GraphExecutor::Impl {
       n.floats[k_int8_input_hi] = m_ranges[i].hi;
       any = true;
     }
-    if (!any) throw UsageError("INT8 needs calibration first: no convolution's input was seen");
+    if (!any)
+      throw UsageError(
+          "INT8 needs calibration first: call calibrate() and run training images through the "
+          "model; no convolution's input was seen");
     return g;
   }
 
-  bool int8() const {
-    std::lock_guard<std::mutex> lock(m_mutex);
-    return m_precision == onednn::Precision::k_int8;
-  }
+  // Without the lock: /model asks it while a forward pass runs.
+  bool int8() const { return m_int8; }
 
   std::size_t plans() const {
     std::lock_guard<std::mutex> lock(m_mutex);
@@ -185,12 +197,19 @@ class GraphExecutor::Impl {
     PlanBuilder b(m_graph, m_engine, m_constants);
     b.precision = m_precision;
     b.ranges = &m_ranges;
+    b.ops = &m_ops;
     memory::desc input_md({n, 3, side, side}, onednn::k_f32, onednn::tag::nchw);
     b.plan.input = memory(input_md, m_engine, DNNL_MEMORY_NONE);
     b.values[m_graph.input] = {input_md, -1};
     for (std::size_t i = 0; i < m_ops.size(); ++i) {
-      for (const std::string& in : m_ops[i].inputs) b.last_read[in] = i;
-      if (!m_ops[i].sum.empty()) b.last_read[m_ops[i].sum] = i;
+      for (const std::string& in : m_ops[i].inputs) {
+        b.last_read[in] = i;
+        b.readers[in].push_back(i);
+      }
+      if (!m_ops[i].sum.empty()) {
+        b.last_read[m_ops[i].sum] = i;
+        b.readers[m_ops[i].sum].push_back(i);
+      }
     }
     std::vector<char> fused(m_ops.size(), 0);  // run as the depthwise post-op of the Op before
     for (std::size_t i = 0; i < m_ops.size(); ++i) {
@@ -198,7 +217,6 @@ class GraphExecutor::Impl {
       const GraphNode& node = *op.node;
       try {
         std::optional<Value> pair;
-        b.op_index = i;
         if (op.depthwise >= 0 && m_precision == onednn::Precision::k_float) {
           auto x = b.values.find(op.inputs.at(0));
           if (x != b.values.end())
@@ -292,6 +310,7 @@ class GraphExecutor::Impl {
   Buffer m_scratch;
   onednn::ConstantStore m_constants;
   onednn::Precision m_precision = onednn::Precision::k_float;
+  std::atomic<bool> m_int8{false};      // m_precision == k_int8, for int8()
   std::vector<onednn::Range> m_ranges;  // per Op: its input's, while calibrating
 };
 

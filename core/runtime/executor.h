@@ -5,8 +5,8 @@
 //   - Each node is one primitive, built once per batch size (a plan).
 //   - An activation that follows a convolution or Gemm, a residual Add and a
 //     zero Pad before a convolution are fused into it (post-ops, padding).
-//   - Activations stay in the blocked layout oneDNN picks; weights are
-//     reordered into the layout their primitive wants once.
+//   - Activations stay in the blocked layout oneDNN picks (channels-last in
+//     INT8); weights are reordered into the layout their primitive wants once.
 //   - Values share a few buffers, reused as soon as their last reader ran;
 //     one scratchpad serves every primitive.
 #pragma once
@@ -46,13 +46,16 @@ class GraphExecutor {
   // INT8, with oneDNN's u8/s8 convolutions (s32 accumulation):
   //   1. calibrate(): from now on, each run also records the range of
   //      every Conv's input (run training images through it);
-  //   2. quantize(): from now on, each dense Conv (group 1) whose input
+  //   2. quantize(): from now on, each dense or depthwise Conv whose input
   //      was seen runs on 8-bit data: its input quantised per tensor to
   //      that range (u8 where it was never negative, else s8), its weights
-  //      per output channel (s8), its bias, activation and residual Add in
-  //      f32 as before. Depthwise Convs and everything else stay f32.
-  //      Throws UsageError before calibration.
-  // Each rebuilds the plans; the 1x1 + depthwise pairs then run apart.
+  //      per output channel (s8), its bias, activation and residual Add
+  //      applied to the f32 result. A Conv whose result only one such Conv
+  //      reads writes it already quantised, channels-last, so no reorder
+  //      runs between them. Everything else stays f32. Throws UsageError
+  //      before calibration.
+  // Each rebuilds the plans; the 1x1 + depthwise pairs then run apart (the
+  // first writes its result as 8 bits the second reads, which pays more).
   void calibrate();
   void quantize();
   // The graph with each calibrated Conv's input range among its float

@@ -21,23 +21,67 @@ dnnl::primitive_attr attr_with(const Activation& act, bool sum) {
   return attr;
 }
 
-// A Conv on 8-bit data: how its input, weights and bias are quantised.
+// How a Conv's input is quantised in INT8: u8 where it was never negative
+// in calibration, else s8; value x is round(x * scale).
+struct Int8Input {
+  memory::data_type type;
+  float scale;
+};
+
+// INT8 runs a Conv on 8-bit data where its input was calibrated and it is
+// dense (group 1) or depthwise (a group per channel).
+std::optional<Int8Input> int8_input(const PlanBuilder& b, const Op& op) {
+  if (b.precision != Precision::k_int8 || op.node->op != "Conv") return std::nullopt;
+  const Range& range = b.ranges->at(static_cast<std::size_t>(&op - b.ops->data()));
+  const GraphWeight& w = b.weight(op.node->inputs.at(1));
+  const std::int64_t groups = op.node->int_attr("group", 1);
+  if (!range.seen() || w.dims.size() != 4) return std::nullopt;
+  const bool depthwise = groups == w.dims[0] && w.dims[1] == 1;
+  if (groups != 1 && !depthwise) return std::nullopt;
+  // u8 to 127, not 255: without VNNI (this AVX2 machine) oneDNN multiplies
+  // u8 by s8 in pairs whose sum is held in 16 bits, which 2 x 255 x 127
+  // would overflow; 2 x 127 x 127 does not.
+  const bool unsigned_src = range.lo >= 0.f;
+  const float reach = std::max({std::abs(range.lo), std::abs(range.hi), 1e-6f});
+  return Int8Input{unsigned_src ? memory::data_type::u8 : memory::data_type::s8, 127.f / reach};
+}
+
+// Where a Conv's result is read by one Conv alone, and that one runs on
+// 8-bit data, the first writes its result quantised as the second reads it:
+// no reorder between them. Its activation then runs on scaled values, so
+// a Clip's bounds are scaled too.
+std::optional<Int8Input> int8_output(const PlanBuilder& b, const Op& op, Activation& act) {
+  auto readers = b.readers.find(op.output);
+  if (!op.sum.empty() || op.output == b.graph().output || readers == b.readers.end() ||
+      readers->second.size() != 1)
+    return std::nullopt;
+  const Op& next = b.ops->at(readers->second[0]);
+  if (next.inputs.empty() || next.inputs[0] != op.output || next.sum == op.output)
+    return std::nullopt;
+  std::optional<Int8Input> in = int8_input(b, next);
+  if (!in) return std::nullopt;
+  if (act && act.alg == dnnl::algorithm::eltwise_clip) {
+    act.alpha *= in->scale;
+    act.beta *= in->scale;
+  } else if (act && act.alg != dnnl::algorithm::eltwise_relu) {
+    return std::nullopt;  // a ReLU (of any slope) commutes with a positive scale; others do not
+  }
+  return in;
+}
+
+// A Conv on 8-bit data: its weights and bias quantised, and the scales back to f32.
 struct Int8Conv {
-  memory::data_type src_type;        // u8 for an input never negative, else s8
-  float src_scale;                   // input value x is round(x * src_scale)
+  Int8Input src;
   dnnl::primitive_attr weight_attr;  // the weights' reorder: times 127 / max |w| per channel
-  std::vector<float> output_scales;  // per output channel: 1 / (src_scale * weight scale)
+  std::vector<float> output_scales;  // per output channel: 1 / (src.scale * weight scale)
   memory bias;  // in the accumulator's units: oneDNN 2.x adds it before the output scale
 };
 
-Int8Conv int8_conv(PlanBuilder& b, const GraphNode& n, const Range& range) {
+Int8Conv int8_conv(PlanBuilder& b, const GraphNode& n, const Int8Input& src, const dims& wdims) {
   const GraphWeight& w = b.weight(n.inputs.at(1));
   const std::int64_t out = w.dims[0];
   const std::size_t per_channel = w.count() / static_cast<std::size_t>(out);
-  const bool unsigned_src = range.lo >= 0.f;
-  const float reach = std::max({std::abs(range.lo), std::abs(range.hi), 1e-6f});
-  Int8Conv q{unsigned_src ? memory::data_type::u8 : memory::data_type::s8,
-             (unsigned_src ? 255.f : 127.f) / reach,
+  Int8Conv q{src,
              {},
              std::vector<float>(static_cast<std::size_t>(out)),
              memory({{out}, k_f32, tag::x}, b.engine())};
@@ -55,10 +99,12 @@ Int8Conv int8_conv(PlanBuilder& b, const GraphNode& n, const Range& range) {
     float most = 0.f;
     for (std::size_t i = 0; i < per_channel; ++i) most = std::max(most, std::abs(wc[i]));
     weight_scales[c] = most > 0.f ? 127.f / most : 1.f;
-    q.output_scales[c] = 1.f / (q.src_scale * weight_scales[c]);
+    q.output_scales[c] = 1.f / (src.scale * weight_scales[c]);
     bias[c] = bias_in ? bias_in[c] / q.output_scales[c] : 0.f;
   }
-  q.weight_attr.set_output_scales(1 << 0, weight_scales);  // [out, in, kh, kw]: per dim 0
+  // Per output channel: dim 0 of [out, in, kh, kw]; dims 0 and 1 of a
+  // depthwise Conv's [groups, 1, 1, kh, kw].
+  q.weight_attr.set_output_scales(wdims.size() == 5 ? (1 << 0) | (1 << 1) : 1 << 0, weight_scales);
   return q;
 }
 
@@ -89,27 +135,34 @@ Value conv(PlanBuilder& b, const Op& op, const Value& x) {
       throw ModelError("an Add's operands differ in shape");
   }
   // INT8: every Conv reads and writes channels-last, the layout oneDNN's
-  // int8 kernels use, so the f32 depthwise ones between them need no reorders.
+  // int8 kernels use, so no reorders are needed between them.
   const tag layout = b.precision == Precision::k_int8 ? tag::nhwc : tag::any;
-  memory::desc dst = residual ? residual->md : memory::desc({d[0], out, ho, wo}, k_f32, layout);
-  memory::desc bias_md({out}, k_f32, tag::x);
-  const Range* range = b.precision == Precision::k_int8 ? &b.ranges->at(b.op_index) : nullptr;
   std::optional<Int8Conv> q;
-  // Dense convolutions only: on AVX2 (no VNNI) oneDNN's int8 depthwise
-  // convolutions are slower than its f32 ones (bench/results/int8.md: 0.83x
-  // at batch 1, 0.90x at 32; the 1x1 and stem convolutions 1.5-1.6x faster).
-  if (range && range->seen() && groups == 1) q = int8_conv(b, n, *range);
-  dnnl::primitive_attr attr = attr_with(op.act, residual != nullptr);
-  if (q) attr.set_output_scales(1 << 1, q->output_scales);
+  if (std::optional<Int8Input> in = int8_input(b, op)) q = int8_conv(b, n, *in, wdims);
+  Activation act = op.act;
+  std::optional<Int8Input> emit = q ? int8_output(b, op, act) : std::nullopt;
+  memory::desc dst = residual
+                         ? residual->md
+                         : memory::desc({d[0], out, ho, wo}, emit ? emit->type : k_f32, layout);
+  memory::desc bias_md({out}, k_f32, tag::x);
+  dnnl::primitive_attr attr = attr_with(act, residual != nullptr);
+  if (q) {
+    std::vector<float> scales = q->output_scales;
+    if (emit)
+      for (float& s : scales) s *= emit->scale;
+    attr.set_output_scales(1 << 1, scales);
+  }
   dnnl::convolution_forward::desc desc(
       dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
-      memory::desc(d, q ? q->src_type : k_f32, layout),
+      memory::desc(d, q ? q->src.type : k_f32, layout),
       memory::desc(wdims, q ? memory::data_type::s8 : k_f32, tag::any), bias_md, dst,
       {strides[0], strides[1]}, {dil[0] - 1, dil[1] - 1}, {pads[0], pads[1]}, {pads[2], pads[3]});
   dnnl::convolution_forward::primitive_desc pd(desc, attr, b.engine());
   int temp;
-  Value src =
-      q ? b.quantized(x, pd.src_desc(), q->src_scale, temp) : b.as_layout(x, pd.src_desc(), temp);
+  // An input the Conv before wrote quantised (int8_output) is read as it is.
+  const bool quantise = q && x.md.data_type() == k_f32;
+  Value src = quantise ? b.quantized(x, pd.src_desc(), q->src.scale, temp)
+                       : b.as_layout(x, pd.src_desc(), temp);
   memory weights = q ? b.constant(n.inputs[1], plain_desc(wdims), pd.weights_desc(), q->weight_attr)
                      : b.constant(n.inputs[1], plain_desc(wdims), pd.weights_desc());
   memory bias = q                     ? q->bias
@@ -127,7 +180,8 @@ Value conv(PlanBuilder& b, const Op& op, const Value& x) {
                                                           {DNNL_ARG_WEIGHTS, weights},
                                                           {DNNL_ARG_BIAS, bias},
                                                           {DNNL_ARG_DST, b.bind(result)}});
-  if (b.precision == Precision::k_calibrating) step.observed = static_cast<int>(b.op_index);
+  if (b.precision == Precision::k_calibrating)
+    step.observed = static_cast<int>(&op - b.ops->data());
   b.release(temp);
   return result;
 }

@@ -25,6 +25,7 @@
 
 #include <dnnl.hpp>
 
+#include "runtime/fusion.h"
 #include "runtime/graph.h"
 
 namespace cd::onednn {
@@ -96,7 +97,8 @@ class PlanBuilder {
   // What the Convs run in; k_int8 reads each one's input range (by Op index).
   Precision precision = Precision::k_float;
   const std::vector<Range>* ranges = nullptr;
-  std::size_t op_index = 0;  // the Op being built
+  const std::vector<Op>* ops = nullptr;                     // the graph after fusion
+  std::map<std::string, std::vector<std::size_t>> readers;  // value -> the Ops reading it
 
   const dnnl::engine& engine() const { return m_engine; }
   const InferenceGraph& graph() const { return m_graph; }

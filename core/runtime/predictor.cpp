@@ -12,6 +12,7 @@
 #include <spdlog/spdlog.h>
 
 #include "domain/image.h"
+#include "runtime/executor.h"
 #include "util/errors.h"
 #include "util/mapped_file.h"
 #include "util/parallel.h"
@@ -98,7 +99,8 @@ void load_batch(std::vector<Prediction>& items, std::size_t begin, std::size_t e
 
 void Predictor::start_calibration() {
   throw UsageError("INT8 runs on catdog's oneDNN runtime only, not on " + runtime() +
-                   " (use --device cpu)");
+                   ": use --device cpu, and a model file with an inference graph (rewrite an "
+                   "older one with cd-export --model FILE --format cdm)");
 }
 
 void Predictor::quantize() { start_calibration(); }
@@ -145,6 +147,22 @@ std::unique_ptr<Predictor> open_predictor(const std::string& path, const Runtime
   }
   return open_graph_predictor(path, std::move(meta), read_graph(parts.graph, path, file),
                               options.threads, /*exported=*/false);
+}
+
+bool carries_int8_calibration(const std::string& path) {
+  if (is_onnx_path(path)) return false;
+  std::shared_ptr<const MappedFile> file;
+  try {
+    file = std::make_shared<const MappedFile>(path);
+  } catch (const IoError& e) {
+    throw ModelError(e.what());
+  }
+  FilePartsView parts = unpack_view(file->bytes(), path);
+  if (parts.kind != FileKind::k_model || parts.graph.empty()) return false;
+  InferenceGraph graph = read_graph(parts.graph, path, file);
+  return std::any_of(graph.nodes.begin(), graph.nodes.end(), [](const GraphNode& n) {
+    return n.floats.count(k_int8_input_lo) > 0 || n.floats.count(k_int8_input_hi) > 0;
+  });
 }
 
 void predict_all(Predictor& model, std::vector<Prediction>& items, int batch_size, int threads,

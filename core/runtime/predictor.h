@@ -70,6 +70,10 @@ bool is_onnx_path(const std::string& path);
 // Throws ModelError (a bad file, or the module missing) or UsageError.
 std::unique_ptr<Predictor> open_predictor(const std::string& path, const RuntimeOptions& options);
 std::unique_ptr<Predictor> open_onnx_predictor(const std::string& path, int threads);
+// Whether a model file's graph carries INT8 calibration (cd-eval
+// --int8-model wrote it): the oneDNN runtime then runs it in INT8. False for
+// an .onnx file or a model file without a graph. Throws ModelError.
+bool carries_int8_calibration(const std::string& path);
 // A graph on the oneDNN runtime. exported: an .onnx file's graph, which
 // holds its test-time flip itself; otherwise the runtime flips as the
 // metadata (or set_tta_flip) says. Throws ModelError.

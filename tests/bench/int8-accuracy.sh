@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # What INT8 costs in accuracy and buys in speed, on the oneDNN runtime as it
-# runs: cd-eval on the test split in f32 and with --int8-calibration (the
-# dense convolutions on 8-bit data, calibrated on training images), the same
+# runs: cd-eval on the test split in f32 (LibTorch, the pipeline's own figure)
+# and with --int8-calibration (the convolutions on 8-bit data, calibrated on
+# training images, on the oneDNN runtime), the same
 # on the original-resolution photos of ../shared/data/originals-sample, and
 # bench_forward's forward pass per image at batch 1 and 32, f32 and int8
 # alternated. Writes bench/results/int8-accuracy.{json,md}.
@@ -84,8 +85,9 @@ with open(f"{out}/int8-accuracy.md", "w") as f:
     f.write(f"# INT8 on the oneDNN runtime: accuracy and speed — "
             f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}\n\n"
             f"`tests/bench/int8-accuracy.sh {model} {prepared} {images}`: cd-eval in f32 and with "
-            f"`--int8-calibration {prepared}/train.csv --int8-images {images}` (the dense convolutions "
-            "on 8-bit data; depthwise ones and the rest in f32).\n\n"
+            f"`--int8-calibration {prepared}/train.csv --int8-images {images}` (the dense and depthwise "
+            "convolutions on 8-bit data on the oneDNN runtime; the f32 rows are cd-eval's own, on LibTorch, "
+            "which the runtime matches within 1e-4).\n\n"
             "| split | precision | images | accuracy | errors | log loss |\n|---|---|---:|---:|---:|---:|\n")
     f.write("\n".join(rows) + "\n\n")
     f.write("The forward pass alone (`bench_forward [--int8] MODEL 2 15 1 32`, 2 threads, median ms per "

@@ -105,8 +105,10 @@ class Eval(TempDirTest):
         self.assertEqual(status, 200, body)
         self.assertEqual(info["runtime"], "onednn-int8")
         self.assertAlmostEqual(body["p_dog"], p["int8"], delta=1e-4)
-        self.assertNotEqual(run([tool("cd-eval"), "--model", MODEL, "--data", DATA, "--output",
-                                 self.path("e0"), "--int8-model", kept]).returncode, 0)
+        r = run([tool("cd-eval"), "--model", MODEL, "--data", DATA, "--output", self.path("e0"),
+                 "--int8-model", kept])
+        self.assertExit(r, 2)
+        self.assertIn("give --int8-calibration too", r.stderr)
         # Nothing readable to calibrate on, or a GPU asked for: clear errors.
         unreadable = self.path("unreadable.csv")
         with open(unreadable, "w") as f:

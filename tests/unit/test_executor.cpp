@@ -313,9 +313,10 @@ TEST_CASE("weights read in place from a file are its own once the runtime owns t
 TEST_CASE("after calibration the oneDNN runtime's 8-bit convolutions stay close to f32",
           "[runtime]") {
   // expand_graph: an s8 input (the image has negative values) into a 1x1
-  // Conv; its depthwise Conv stays f32. block_graph: a padded stride-2 stem
-  // on s8, and a 1x1 Conv on u8 (after a ReLU) with a residual Add (the sum
-  // post-op after an 8-bit convolution).
+  // Conv, which writes u8 for the depthwise Conv after it (its ReLU6 scaled
+  // to match). block_graph: a padded stride-2 stem on s8 read by two (so it
+  // writes f32), a depthwise Conv writing u8 for a 1x1 Conv with a residual
+  // Add (the sum post-op after an 8-bit convolution).
   struct Case {
     cd::InferenceGraph g;
     std::int64_t side;
@@ -351,6 +352,7 @@ TEST_CASE("after calibration the oneDNN runtime's 8-bit convolutions stay close 
     // A batch size planned after quantize() runs 8-bit too.
     std::vector<float> one = exec.run(x.v.data(), 1, side);
     CHECK(one[0] == Approx(got[0]).margin(1e-4));
+    CHECK(std::abs(one[0] - calibrated[0]) > 1e-6);
     // The calibration travels with the graph's bytes: read back, it runs
     // INT8 from its first run, with the same answers.
     CHECK_FALSE(cd::GraphExecutor(g, 1).int8());
@@ -358,11 +360,19 @@ TEST_CASE("after calibration the oneDNN runtime's 8-bit convolutions stay close 
     CHECK(carried.int8());
     std::vector<float> again = carried.run(x.v.data(), n, side);
     for (std::size_t i = 0; i < want.size(); ++i) CHECK(again[i] == Approx(got[i]).margin(1e-6));
+    if (g.weights.count("we")) {
+      // The 1x1 Conv writes its 24 channels as the depthwise Conv reads them,
+      // one byte each: no buffer holds them as floats.
+      const std::size_t expanded = 24 * static_cast<std::size_t>(n * side * side) * sizeof(float);
+      CHECK(carried.working_bytes() < expanded);
+    }
   }
   cd::GraphExecutor fresh(block_graph(), 1);
   CHECK_THROWS_WITH(fresh.calibrated_graph(), Catch::Contains("calibration"));
   cd::InferenceGraph broken = block_graph();
   broken.nodes[1].floats[cd::k_int8_input_lo] = 2.f;  // lo above hi
   broken.nodes[1].floats[cd::k_int8_input_hi] = 1.f;
-  CHECK_THROWS_WITH(cd::GraphExecutor(broken, 1), Catch::Contains("calibration range"));
+  CHECK_THROWS_WITH(cd::GraphExecutor(broken, 1), Catch::Contains("not a finite [lo, hi]"));
+  broken.nodes[1].floats.erase(cd::k_int8_input_hi);  // half a pair
+  CHECK_THROWS_WITH(cd::GraphExecutor(broken, 1), Catch::Contains("calibrate the f32 model"));
 }

@@ -88,9 +88,10 @@ namespace {
 // The model on catdog's oneDNN runtime, calibrated on `int8_images` of the
 // calibration manifest (every k-th, so both classes and the whole manifest
 // are seen), then quantised.
-std::unique_ptr<Predictor> int8_model(const EvalParams& params) {
+std::unique_ptr<Predictor> int8_model(const EvalParams& params, std::size_t& used) {
   if (params.device == DeviceChoice::k_cuda)
-    throw UsageError("--int8-calibration runs on the CPU (catdog's oneDNN runtime); drop --device");
+    throw UsageError(
+        "--int8-calibration runs on the CPU (catdog's oneDNN runtime); drop --device cuda");
   RuntimeOptions options;
   options.threads = params.threads;
   std::unique_ptr<Predictor> model = open_predictor(params.model, options);
@@ -114,8 +115,8 @@ std::unique_ptr<Predictor> int8_model(const EvalParams& params) {
   if (failed > 0)
     spdlog::warn("int8 calibration: {} of {} images unreadable, skipped", failed, items.size());
   model->quantize();
-  spdlog::info("int8: calibrated on {} images of {}", items.size() - failed,
-               params.int8_calibration);
+  used = items.size() - failed;
+  spdlog::info("int8: calibrated on {} images of {}", used, params.int8_calibration);
   if (!params.int8_model.empty()) {
     model->write_int8_model(params.int8_model);
     spdlog::info("int8: wrote {}, which cd-predict, cd-serve and cd-eval run in INT8",
@@ -127,18 +128,22 @@ std::unique_ptr<Predictor> int8_model(const EvalParams& params) {
 // The model as cd-eval measures it: calibrated here (--int8-calibration); a
 // model file that carries its calibration (--int8-model) on the oneDNN
 // runtime, in INT8 as cd-predict and cd-serve run it; otherwise on LibTorch.
-std::unique_ptr<Predictor> open_model(const EvalParams& params) {
+std::unique_ptr<Predictor> open_model(const EvalParams& params, std::size_t& calibrated_on) {
   if (!params.int8_model.empty() && params.int8_calibration.empty())
     throw UsageError("--int8-model writes a calibrated model: give --int8-calibration too");
-  if (!params.int8_calibration.empty()) return int8_model(params);
+  if (!params.int8_model.empty() && is_onnx_path(params.model))
+    throw UsageError(
+        "an .onnx export cannot carry INT8 calibration; give the .cdm model file it was "
+        "exported from to --model");
+  if (!params.int8_calibration.empty()) return int8_model(params, calibrated_on);
   std::unique_ptr<Predictor> model;
-  if (params.device != DeviceChoice::k_cuda && !is_onnx_path(params.model)) {
+  if (params.device != DeviceChoice::k_cuda && carries_int8_calibration(params.model)) {
     RuntimeOptions options;
     options.threads = params.threads;
     model = open_predictor(params.model, options);
-    if (!model->int8()) model.reset();
+  } else {
+    model = as_predictor(load_classifier(params.model, params.device));
   }
-  if (!model) model = as_predictor(load_classifier(params.model, params.device));
   apply_tta_choice(*model, params.tta);
   return model;
 }
@@ -149,7 +154,8 @@ BinaryMetrics run_eval(const EvalParams& params) {
   std::string test_csv = params.data + "/test.csv";
   std::vector<Sample> samples = read_manifest(test_csv);
   if (samples.empty()) throw DataError(test_csv + " has no images; the test split is empty");
-  std::unique_ptr<Predictor> model = open_model(params);
+  std::size_t calibrated_on = 0;
+  std::unique_ptr<Predictor> model = open_model(params, calibrated_on);
   double threshold = model->meta().threshold;
   std::vector<Prediction> items;
   for (const auto& s : samples) items.push_back({s.path, ""});
@@ -166,7 +172,7 @@ BinaryMetrics run_eval(const EvalParams& params) {
   make_dirs(out + "/plots");
   json metrics = metrics_json(m, threshold, model->meta().tta_flip);
   if (!params.int8_calibration.empty())
-    metrics["int8"] = {{"calibration", params.int8_calibration}, {"images", params.int8_images}};
+    metrics["int8"] = {{"calibration", params.int8_calibration}, {"images", calibrated_on}};
   else if (model->int8())
     metrics["int8"] = {{"calibration", "carried by " + params.model}};
   write_file_atomic(out + "/metrics.json", metrics.dump(2) + "\n");
