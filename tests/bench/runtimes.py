@@ -9,8 +9,10 @@
   alternated for ROUNDS rounds.
 
 The models: models/model.cdm (format 3, the oneDNN runtime), its export models/model.onnx (the
-same runtime), and the same model file rewritten as format 2, without its graph, which runs on
-LibTorch as every .cdm did before the oneDNN runtime: the baseline, in the same run.
+same runtime), the model file calibrated for INT8 on data/prepared/train.csv (cd-eval
+--int8-model; the oneDNN runtime on 8-bit data), and the same model file rewritten as format 2,
+without its graph, which runs on LibTorch as every .cdm did before the oneDNN runtime: the
+baseline, in the same run.
 
 Writes bench/results/runtimes.{json,md}. BENCH_PHOTO picks the photo; by default the first
 500-pixel-wide photo of ../shared/data/originals-sample, else a committed fixture."""
@@ -36,7 +38,11 @@ RESULTS = os.path.join(ROOT, "bench", "results")
 CDM = os.path.join(ROOT, "models", "model.cdm")
 ONNX = os.path.join(ROOT, "models", "model.onnx")
 OLD_CDM = os.path.join(WORK, "model-format2.cdm")
-MODELS = {"oneDNN (.cdm)": CDM, "oneDNN (.onnx)": ONNX, "LibTorch (.cdm of format 2)": OLD_CDM}
+INT8_CDM = os.path.join(WORK, "model-int8.cdm")
+EVAL = os.path.join(ROOT, "build", "bin", "cd-eval")
+PREPARED = os.path.join(ROOT, "data", "prepared")
+MODELS = {"oneDNN (.cdm)": CDM, "oneDNN (.onnx)": ONNX, "oneDNN INT8 (.cdm, cd-eval --int8-model)": INT8_CDM,
+          "LibTorch (.cdm of format 2)": OLD_CDM}
 THREADS = int(os.environ.get("BENCH_THREADS", "2"))
 ROUNDS = int(os.environ.get("BENCH_FORWARD_ROUNDS", "3"))
 COLD_RUNS = int(os.environ.get("BENCH_COLD_RUNS", "20"))
@@ -158,7 +164,7 @@ def cold_run(model, photo):
     if p.returncode != 0:
         sys.exit(f"runtimes: cd-predict --model {model} {photo} failed: {err[-1000:]}")
     parts = {}
-    m = re.search(r"timing ms: before main (\d+), options (\d+), model load (\d+) \((\w+)\), "
+    m = re.search(r"timing ms: before main (\d+), options (\d+), model load (\d+) \(([\w-]+)\), "
                   r"first result (\d+)", err)
     if m:
         parts = {"before_main": int(m[1]), "options": int(m[2]), "model_load": int(m[3]),
@@ -172,15 +178,17 @@ def forward_rounds():
         sys.exit(f"runtimes: {FORWARD} is missing; `make bench` builds it")
     if not os.access(VENV_PYTHON, os.X_OK):
         sys.exit(f"runtimes: {VENV_PYTHON} is missing; run `make deps`")
-    rounds = {f"oneDNN (catdog), OpenMP wait {w}": [] for w in WAITS}
+    ours = {f"oneDNN (catdog), OpenMP wait {w}": (ONNX, w) for w in WAITS}
+    ours["oneDNN INT8 (catdog, the --int8-model file), OpenMP wait default"] = (INT8_CDM, "default")
+    rounds = {name: [] for name in ours}
     rounds["ONNX Runtime"] = []
     for _ in range(ROUNDS):
-        for wait in WAITS:
-            r = subprocess.run([FORWARD, ONNX, str(THREADS), "15"], capture_output=True, text=True,
+        for name, (model, wait) in ours.items():
+            r = subprocess.run([FORWARD, model, str(THREADS), "15"], capture_output=True, text=True,
                                env=env(wait))
             if r.returncode != 0:
                 sys.exit(f"runtimes: bench_forward failed: {r.stderr[-1000:]}")
-            rounds[f"oneDNN (catdog), OpenMP wait {wait}"].append(json.loads(r.stdout))
+            rounds[name].append(json.loads(r.stdout))
         r = subprocess.run([VENV_PYTHON, "-c", ORT_SCRIPT, ONNX, str(THREADS), "15"], capture_output=True,
                            text=True, env=env())
         if r.returncode != 0:
@@ -201,6 +209,12 @@ def main():
             sys.exit(f"runtimes: {path} is missing; run `make run` first")
     os.makedirs(WORK, exist_ok=True)
     as_format_2(CDM, OLD_CDM)
+    # The INT8 file a user would make: calibrated on the pipeline's training split.
+    r = subprocess.run([EVAL, "--model", CDM, "--data", PREPARED, "--output", os.path.join(WORK, "eval-int8"),
+                        "--int8-calibration", os.path.join(PREPARED, "train.csv"), "--int8-model", INT8_CDM,
+                        "--log-level", "warn"], capture_output=True, text=True)
+    if r.returncode != 0:
+        sys.exit(f"runtimes: cd-eval --int8-model failed: {r.stderr[-1000:]}")
     photo = pick_photo()
     size = jpeg_size(photo)
     cold = {name: [] for name in MODELS}
@@ -235,7 +249,8 @@ def main():
                                                                "first_result")} for n in MODELS},
            "answers": answers, "throughput": throughput, "forward": forward, "forward_rounds": rounds}
     lines = [f"# cd-predict by runtime — {res['date']}", "",
-             f"Model: models/model.cdm from `make run`, its export models/model.onnx, and the model file "
+             f"Model: models/model.cdm from `make run`, its export models/model.onnx, the model file "
+             f"calibrated for INT8 on data/prepared/train.csv (`cd-eval --int8-model`), and the model file "
              f"rewritten as format 2 (no graph: LibTorch, as every .cdm ran before); {os.cpu_count()} cores.",
              f"Cold: `cd-predict --model M {os.path.relpath(photo, ROOT)}` ({size[0]}x{size[1]}), "
              f"{COLD_RUNS} runs each, interleaved; the parts are cd-predict's own `--log-level debug` "
@@ -250,7 +265,8 @@ def main():
                      f"| {t['images_per_s']:.1f} | {answers[name].split(chr(9), 1)[-1].replace(chr(9), ' ')} |")
     ort = forward["ONNX Runtime"]
     lines += ["", f"Cold runs with OpenMP wait {COLD_WAIT} (BENCH_COLD_WAIT).", "",
-              f"Forward pass of models/model.onnx, {THREADS} threads, ms per image (median over {ROUNDS} "
+              f"Forward pass of models/model.onnx (INT8: the calibrated .cdm), {THREADS} threads, ms per "
+              f"image (median over {ROUNDS} "
               f"alternated rounds of 15 runs each; `build/bin/bench_forward` against onnxruntime "
               f"{rounds['ONNX Runtime'][0]['runtime'].split()[-1]}, all graph optimisations, its own "
               f"spinning thread pool). First batch-1 run: the plan built, weights reordered, buffers "
