@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "runtime/quantize.h"
 #include "util/errors.h"
 
 namespace cd::onednn {
@@ -19,93 +20,6 @@ dnnl::primitive_attr attr_with(const Activation& act, bool sum) {
   if (sum) ops.append_sum(1.f);
   attr.set_post_ops(ops);
   return attr;
-}
-
-// How a Conv's input is quantised in INT8: u8 where it was never negative
-// in calibration, else s8; value x is round(x * scale).
-struct Int8Input {
-  memory::data_type type;
-  float scale;
-};
-
-// INT8 runs a Conv on 8-bit data where its input was calibrated and it is
-// dense (group 1) or depthwise (a group per channel).
-std::optional<Int8Input> int8_input(const PlanBuilder& b, const Op& op) {
-  if (b.precision != Precision::k_int8 || op.node->op != "Conv") return std::nullopt;
-  const Range& range = b.ranges->at(static_cast<std::size_t>(&op - b.ops->data()));
-  const GraphWeight& w = b.weight(op.node->inputs.at(1));
-  const std::int64_t groups = op.node->int_attr("group", 1);
-  if (!range.seen() || w.dims.size() != 4) return std::nullopt;
-  const bool depthwise = groups == w.dims[0] && w.dims[1] == 1;
-  if (groups != 1 && !depthwise) return std::nullopt;
-  // u8 to 127, not 255: without VNNI (this AVX2 machine) oneDNN multiplies
-  // u8 by s8 in pairs whose sum is held in 16 bits, which 2 x 255 x 127
-  // would overflow; 2 x 127 x 127 does not.
-  const bool unsigned_src = range.lo >= 0.f;
-  const float reach = std::max({std::abs(range.lo), std::abs(range.hi), 1e-6f});
-  return Int8Input{unsigned_src ? memory::data_type::u8 : memory::data_type::s8, 127.f / reach};
-}
-
-// Where a Conv's result is read by one Conv alone, and that one runs on
-// 8-bit data, the first writes its result quantised as the second reads it:
-// no reorder between them. Its activation then runs on scaled values, so
-// a Clip's bounds are scaled too.
-std::optional<Int8Input> int8_output(const PlanBuilder& b, const Op& op, Activation& act) {
-  auto readers = b.readers.find(op.output);
-  if (!op.sum.empty() || op.output == b.graph().output || readers == b.readers.end() ||
-      readers->second.size() != 1)
-    return std::nullopt;
-  const Op& next = b.ops->at(readers->second[0]);
-  if (next.inputs.empty() || next.inputs[0] != op.output || next.sum == op.output)
-    return std::nullopt;
-  std::optional<Int8Input> in = int8_input(b, next);
-  if (!in) return std::nullopt;
-  if (act && act.alg == dnnl::algorithm::eltwise_clip) {
-    act.alpha *= in->scale;
-    act.beta *= in->scale;
-  } else if (act && act.alg != dnnl::algorithm::eltwise_relu) {
-    return std::nullopt;  // a ReLU (of any slope) commutes with a positive scale; others do not
-  }
-  return in;
-}
-
-// A Conv on 8-bit data: its weights and bias quantised, and the scales back to f32.
-struct Int8Conv {
-  Int8Input src;
-  dnnl::primitive_attr weight_attr;  // the weights' reorder: times 127 / max |w| per channel
-  std::vector<float> output_scales;  // per output channel: 1 / (src.scale * weight scale)
-  memory bias;  // in the accumulator's units: oneDNN 2.x adds it before the output scale
-};
-
-Int8Conv int8_conv(PlanBuilder& b, const GraphNode& n, const Int8Input& src, const dims& wdims) {
-  const GraphWeight& w = b.weight(n.inputs.at(1));
-  const std::int64_t out = w.dims[0];
-  const std::size_t per_channel = w.count() / static_cast<std::size_t>(out);
-  Int8Conv q{src,
-             {},
-             std::vector<float>(static_cast<std::size_t>(out)),
-             memory({{out}, k_f32, tag::x}, b.engine())};
-  std::vector<float> weight_scales(static_cast<std::size_t>(out));
-  const float* bias_in = nullptr;
-  if (n.inputs.size() > 2) {
-    const GraphWeight& given = b.weight(n.inputs[2]);
-    if (given.count() != static_cast<std::size_t>(out))
-      throw ModelError("a Conv's bias '" + n.inputs[2] + "' does not have one value per channel");
-    bias_in = given.data();
-  }
-  auto* bias = static_cast<float*>(q.bias.get_data_handle());
-  for (std::size_t c = 0; c < static_cast<std::size_t>(out); ++c) {
-    const float* wc = w.data() + c * per_channel;
-    float most = 0.f;
-    for (std::size_t i = 0; i < per_channel; ++i) most = std::max(most, std::abs(wc[i]));
-    weight_scales[c] = most > 0.f ? 127.f / most : 1.f;
-    q.output_scales[c] = 1.f / (src.scale * weight_scales[c]);
-    bias[c] = bias_in ? bias_in[c] / q.output_scales[c] : 0.f;
-  }
-  // Per output channel: dim 0 of [out, in, kh, kw]; dims 0 and 1 of a
-  // depthwise Conv's [groups, 1, 1, kh, kw].
-  q.weight_attr.set_output_scales(wdims.size() == 5 ? (1 << 0) | (1 << 1) : 1 << 0, weight_scales);
-  return q;
 }
 
 Value conv(PlanBuilder& b, const Op& op, const Value& x) {

@@ -106,6 +106,19 @@ void Predictor::start_calibration() {
 void Predictor::quantize() { start_calibration(); }
 void Predictor::write_int8_model(const std::string&) { start_calibration(); }
 
+namespace {
+
+// Mapped, not read: the graph's weights are used in place (util/mapped_file.h).
+std::shared_ptr<const MappedFile> map_model(const std::string& path) {
+  try {
+    return std::make_shared<const MappedFile>(path);
+  } catch (const IoError& e) {
+    throw ModelError(e.what());
+  }
+}
+
+}  // namespace
+
 TtaChoice parse_tta(const std::string& name) {
   if (name == "model") return TtaChoice::k_model;
   if (name == "on") return TtaChoice::k_on;
@@ -128,13 +141,7 @@ std::unique_ptr<Predictor> open_predictor(const std::string& path, const Runtime
     return open_onnx_predictor(path, options.threads);
   }
   if (options.device == "cuda") return open_torch_module(path, options);
-  // Mapped, not read: the graph's weights are used in place (util/mapped_file.h).
-  std::shared_ptr<const MappedFile> file;
-  try {
-    file = std::make_shared<const MappedFile>(path);
-  } catch (const IoError& e) {
-    throw ModelError(e.what());
-  }
+  std::shared_ptr<const MappedFile> file = map_model(path);
   FilePartsView parts = unpack_view(file->bytes(), path);
   check_kind(parts.kind, FileKind::k_model, path);
   ModelMeta meta = meta_from_json(parts.meta, path);
@@ -151,12 +158,7 @@ std::unique_ptr<Predictor> open_predictor(const std::string& path, const Runtime
 
 bool carries_int8_calibration(const std::string& path) {
   if (is_onnx_path(path)) return false;
-  std::shared_ptr<const MappedFile> file;
-  try {
-    file = std::make_shared<const MappedFile>(path);
-  } catch (const IoError& e) {
-    throw ModelError(e.what());
-  }
+  std::shared_ptr<const MappedFile> file = map_model(path);
   FilePartsView parts = unpack_view(file->bytes(), path);
   if (parts.kind != FileKind::k_model || parts.graph.empty()) return false;
   InferenceGraph graph = read_graph(parts.graph, path, file);
