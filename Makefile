@@ -136,7 +136,7 @@ $(VENV)/bin/actionlint: | py-deps
 
 lint: py-deps $(VENV)/bin/actionlint
 	actionlint .github/workflows/*.yml
-	shellcheck -x .ci/run tests/*.sh tests/bench/*.sh tests/fuzz/*.sh configs/docker/*.sh
+	shellcheck -x .ci/run tests/*.sh bench/*.sh tests/fuzz/*.sh configs/docker/*.sh
 	tests/check-layers.sh
 	@! grep -n 'TEST_CASE("[^"]*;' tests/unit/*.cpp || \
 	  { echo "lint: a ';' in a test name splits it in two for CTest (a CMake list); use a comma"; exit 1; }
@@ -230,7 +230,7 @@ bench: build pretrained py-deps
 	if [ -n "$$missing" ]; then $(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; fi
 	cmake --build $(BUILD) -j $(JOBS) --target bench_floor
-	$(PYTHON) tests/bench/bench.py
+	$(PYTHON) bench/bench.py
 	$(MAKE) bench-runtimes
 
 # cd-predict's cold start, memory and throughput on each runtime, and the forward
@@ -238,17 +238,17 @@ bench: build pretrained py-deps
 # trained and exported; writes bench/results/runtimes.{json,md}.
 bench-runtimes: build py-deps
 	cmake --build $(BUILD) -j $(JOBS) --target bench_forward
-	$(PYTHON) tests/bench/runtimes.py
+	$(PYTHON) bench/runtimes.py
 
 # INT8 against f32. First each of the default model's convolutions timed alone
 # (bench/results/int8.{json,md}); then the runtime's INT8 as it runs: the test
 # split's and the originals' accuracy (cd-eval --int8-calibration) and the
 # forward pass (bench/results/int8-accuracy.{json,md}). After make run; for the
-# full data: tests/bench/int8-accuracy.sh MODEL PREPARED.
+# full data: bench/int8-accuracy.sh MODEL PREPARED.
 bench-int8: build
 	cmake --build $(BUILD) -j $(JOBS) --target bench_int8 bench_forward
-	tests/bench/int8.sh
-	tests/bench/int8-accuracy.sh
+	bench/int8.sh
+	bench/int8-accuracy.sh
 
 FORMATTED = $$(git ls-files '*.cpp' '*.h')
 

@@ -17,9 +17,9 @@ import sys
 import time
 import urllib.request
 
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 BIN = os.path.join(ROOT, "build", "bin")
-PEERS = os.path.join(ROOT, "tests", "bench", "peers")
+PEERS = os.path.join(ROOT, "bench", "peers")
 WORK = os.path.join(ROOT, "bench", "work", "bench")
 RESULTS = os.path.join(ROOT, "bench", "results")
 PY = "/usr/bin/python3"  # Debian's, which sees python3-torch (the training peer)
@@ -252,7 +252,7 @@ def bench_serving(model, onnx, image, seconds=8):
                 for rep in range(REPEATS):
                     log(f"serving {side}: {clients} clients, run {rep + 1} of {REPEATS}")
                     r = subprocess.run(["wrk", "-t1", f"-c{clients}", f"-d{seconds}s", "--latency", "--timeout", "30s",
-                                        "-s", os.path.join(ROOT, "tests", "bench", "multipart.lua"),
+                                        "-s", os.path.join(ROOT, "bench", "multipart.lua"),
                                         f"http://127.0.0.1:{p}/predict"], env=dict(os.environ, BENCH_IMAGE=image),
                                        capture_output=True, text=True, check=True)
                     run = parse_wrk(r.stdout)
@@ -291,7 +291,7 @@ def markdown(res):
              "(MALLOC_MMAP/TRIM_THRESHOLD_ 1 GiB, OMP_WAIT_POLICY=PASSIVE) unless marked 'as shipped'.", "",
              f"Prediction and serving: the default model `make run` wrote ({m['meta']['architecture']} at "
              f"{m['meta']['input_size']}), `{m['ours']}` for catdog; the peer is its export `{m['peer']}` on ONNX Runtime "
-             "(PyPI onnxruntime, the same threads) with Pillow, behind FastAPI + uvicorn (tests/bench/peers/ort_peer.py). "
+             "(PyPI onnxruntime, the same threads) with Pillow, behind FastAPI + uvicorn (bench/peers/ort_peer.py). "
              "Training: Debian's python3-torch 1.13 (the same LibTorch build).", "",
              "| measure | catdog | Python peer | ratio (ours/peer) |", "|---|---|---|---|"]
     for name, t in res.get("training", {}).items():

@@ -5,9 +5,9 @@
 # shapes as f32 (what the runtime runs) and as int8 (u8 activations, s8
 # weights). Speed only: int8-accuracy.sh measures the runtime's INT8 as it
 # runs, accuracy included. Writes bench/results/int8.{json,md}.
-# Usage: tests/bench/int8.sh [REPEATS]   (after make run)
+# Usage: bench/int8.sh [REPEATS]   (after make run)
 set -euo pipefail
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/.."
 repeats=${1:-11}
 model=models/model.onnx
 [[ -f $model ]] || { echo "int8.sh: $model is missing; run make run first" >&2; exit 2; }

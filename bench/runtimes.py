@@ -26,7 +26,7 @@ import sys
 import tempfile
 import time
 
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 sys.path.insert(0, os.path.join(ROOT, "tests", "e2e"))
 from common import as_format_2  # noqa: E402  (the e2e suites' format-2 writer)
 PREDICT = os.path.join(ROOT, "build", "bin", "cd-predict")

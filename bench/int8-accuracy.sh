@@ -6,12 +6,12 @@
 # on the original-resolution photos of ../shared/data/originals-sample, and
 # bench_forward's forward pass per image at batch 1 and 32, f32 and int8
 # alternated. Writes bench/results/int8-accuracy.{json,md}.
-# Usage: tests/bench/int8-accuracy.sh [MODEL] [PREPARED] [CALIBRATION_IMAGES]
+# Usage: bench/int8-accuracy.sh [MODEL] [PREPARED] [CALIBRATION_IMAGES]
 #   defaults: models/model.cdm, data/prepared (test.csv and train.csv), 256.
 #   For the issue's measurement, a model trained on the full data and its
 #   cd-prepare folder.
 set -euo pipefail
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/.."
 model=${1:-models/model.cdm}
 prepared=${2:-data/prepared}
 images=${3:-256}
@@ -84,7 +84,7 @@ json.dump(summary, open(f"{out}/int8-accuracy.json", "w"), indent=2)
 with open(f"{out}/int8-accuracy.md", "w") as f:
     f.write(f"# INT8 on the oneDNN runtime: accuracy and speed — "
             f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}\n\n"
-            f"`tests/bench/int8-accuracy.sh {model} {prepared} {images}`: cd-eval in f32 and with "
+            f"`bench/int8-accuracy.sh {model} {prepared} {images}`: cd-eval in f32 and with "
             f"`--int8-calibration {prepared}/train.csv --int8-images {images}` (the dense and depthwise "
             "convolutions on 8-bit data on the oneDNN runtime; the f32 rows are cd-eval's own, on LibTorch, "
             "which the runtime matches within 1e-4).\n\n"

@@ -8,7 +8,7 @@ never read. Each fold trains on its images' rows (every cached view) and scores 
 images' original view. The head: logistic regression on standardised features (scikit-learn,
 .venv), at each C given.
 
-  .venv/bin/python tests/bench/cv_heads.py CACHE.bin DATA_DIR --folds 5 --c 0.0003,0.001,0.003 \\
+  .venv/bin/python bench/cv_heads.py CACHE.bin DATA_DIR --folds 5 --c 0.0003,0.001,0.003 \\
       --set lite2=0:2840 --set pair=0:5632 [--paired lite2,pair]
 
 --paired A,B also prints the mean per-image difference B - A and its standard error at each C.

@@ -4,9 +4,9 @@
 # training of the small CNN) and prediction images/s (cd-predict over the
 # committed sample, whole or as two --shard halves in parallel). Each figure is
 # the median of REPEATS runs. Writes bench/results/distributed.md.
-# Usage: tests/bench/distributed.sh [REPEATS]
+# Usage: bench/distributed.sh [REPEATS]
 set -euo pipefail
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/.."
 repeats=${1:-3}
 work=bench/work/distributed
 rm -rf "$work"
@@ -66,7 +66,7 @@ read -r f2 e2 p2 <<<"${result[2x1]}"
 {
   echo "# 2 ranks x 1 thread against 1 process x 2 threads"
   echo
-  echo "\`tests/bench/distributed.sh $repeats\` on $(nproc) cores, $(date -u +%Y-%m-%d); medians of $repeats runs, images/s, on the committed sample."
+  echo "\`bench/distributed.sh $repeats\` on $(nproc) cores, $(date -u +%Y-%m-%d); medians of $repeats runs, images/s, on the committed sample."
   echo
   echo "| work | 1 process x 2 threads | 2 ranks x 1 thread | ratio |"
   echo "|---|---|---|---|"

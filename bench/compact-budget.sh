@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The compact from-scratch model on the full Kaggle data with a 30-minute budget
 # (wall time of cd-train, caching included): test accuracy and wall time.
-# Usage: tests/bench/compact-budget.sh [TRAIN_DIR] [BUDGET_MIN]
+# Usage: bench/compact-budget.sh [TRAIN_DIR] [BUDGET_MIN]
 set -euo pipefail
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/.."
 src=${1:-../shared/data/dogs-vs-cats-200/train}
 budget=${2:-30}
 work=bench/work/compact

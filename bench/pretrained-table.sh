@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Frozen vs fine-tuned Tiny Darknet, 160 vs 224 input, TTA off and on, on the
 # full Kaggle data: test accuracy, log loss and wall time per variant.
-# Usage: tests/bench/pretrained-table.sh [TRAIN_DIR] [WORK_DIR]
+# Usage: bench/pretrained-table.sh [TRAIN_DIR] [WORK_DIR]
 set -euo pipefail
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/.."
 SRC=${1:-../shared/data/dogs-vs-cats-200/train}
 WORK=${2:-bench/work/pretrained}
 BIN=build/bin

@@ -3,14 +3,14 @@
 # -> test accuracy, log loss, errors on the 200 original-resolution photos of
 # ../shared/data/originals-sample, inference ms per image at batch 1 and 32
 # (bench_floor, BN folded, channels-last), and training wall time.
-# Usage: tests/bench/backbone-table.sh [VARIANT...]   (default: every variant below)
+# Usage: bench/backbone-table.sh [VARIANT...]   (default: every variant below)
 #   VARIANT is NAME, one of the names in the table at the bottom of this file.
 # Env: SRC (train folder), WORK (scratch), OUT (the markdown table, appended to).
 # Frozen variants keep their features in WORK/features (run.feature_cache), so
 # variants that differ only in head settings share one feature pass; "train
 # wall s" then covers the head alone, and the table says so.
 set -euo pipefail
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/.."
 SRC=${SRC:-../shared/data/dogs-vs-cats-200/train}
 ORIGINALS=${ORIGINALS:-../shared/data/originals-sample}
 WORK=${WORK:-bench/work/backbones}
@@ -25,7 +25,7 @@ if [ ! -f "$OUT" ]; then
   {
     echo "# Pretrained backbones on the full data ($(date -u +%F), $(nproc) threads, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs))"
     echo
-    echo "Written by \`tests/bench/backbone-table.sh\`. Test split: $(($(wc -l < "$WORK/data/test.csv") - 1)) photos."
+    echo "Written by \`bench/backbone-table.sh\`. Test split: $(($(wc -l < "$WORK/data/test.csv") - 1)) photos."
     echo "originals: errors out of the 200 photos of originals-sample. ms/img: bench_floor, one run."
     echo
     echo "| variant | architecture | input | mode | TTA | val loss | test accuracy | log loss | test errors | originals errors | ms/img b1 | ms/img b32 | train wall s |"
