@@ -55,12 +55,17 @@ class Config {
   // The YAML file read when --config is not given; skipped if absent.
   void set_default_config_file(std::string path);
 
-  // Parses everything. Returns k_exit_ok after printing --help or --version.
+  // Parses everything. Returns k_exit_ok after printing --help, --help-markdown
+  // or --version.
   ParseOutcome parse(int argc, char** argv);
 
   // Applies one YAML document; origin names the file in errors. Public for tests.
   void apply_yaml_text(const std::string& text, const std::string& origin);
   void apply_env();
+
+  // The Markdown reference of every option (flag, environment variable, config
+  // key, values, built-in default, help): what --help-markdown prints.
+  std::string reference_markdown() const;
 
   // Every setting in effect after parsing, as (key, value) pairs in
   // declaration order: what cd-train sends to MLflow as the run's params.

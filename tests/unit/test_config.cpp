@@ -137,3 +137,21 @@ TEST_CASE("the help and version flags ask the caller to exit 0", "[config]") {
   CHECK(g.parse({"cd-test", "--version"}) == cd::ParseOutcome::k_exit_ok);
   CHECK(cd::version_string("cd-x").find("LibTorch") != std::string::npos);
 }
+
+TEST_CASE("--help-markdown lists every option with its env, key, values and built-in default",
+          "[config]") {
+  Fixture f;
+  setenv("CD_EPOCHS", "7", 1);  // the reference shows built-in defaults, not this run's settings
+  const std::string md = f.config.reference_markdown();
+  unsetenv("CD_EPOCHS");
+  CHECK(md.rfind("# cd-test options\n", 0) == 0);
+  CHECK(md.find("| `--epochs` | `CD_EPOCHS` | `schedule.epochs` | an integer in [1, 1000] | `30` | "
+                "epochs |") != std::string::npos);
+  // A '|' inside a cell is escaped, or the table's columns would shift.
+  CHECK(md.find("one of cpu\\|cuda\\|auto") != std::string::npos);
+  CHECK(md.find("| `--resume` | `CD_RESUME` | `resume` |") != std::string::npos);
+  CHECK(md.find("`--split`") != std::string::npos);
+  // parse() prints it and stops: nothing else is applied.
+  CHECK(f.parse({"cd-test", "--help-markdown", "--epochs", "0"}) == cd::ParseOutcome::k_exit_ok);
+  CHECK(f.epochs == 30);
+}

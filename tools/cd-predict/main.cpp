@@ -67,7 +67,9 @@ int predict_main(int argc, char** argv) {
   cd::Config config(
       "cd-predict",
       "Classify images as cat or dog.\nOutput: PATH<TAB>LABEL<TAB>PROBABILITY per image.");
-  config.add_string("model", o.model, "model file from cd-train");
+  config.add_string("model", o.model,
+                    "model file from cd-train or cd-export; unset: models/model.onnx where make "
+                    "run exported it, else models/model.cdm");
   config.add_bool("json", o.json,
                   "JSON Lines: path, class_label, probability, p_dog, prediction_time_ms");
   config.add_bool("quiet", o.quiet, "print the label alone");
