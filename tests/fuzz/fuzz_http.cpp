@@ -11,7 +11,7 @@
 #include <memory>
 #include <string>
 
-#include "cd-serve/http.h"
+#include "cd-serve/http/http.h"
 #include "cd-serve/service.h"
 #include "domain/model_file.h"
 #include "runtime/graph.h"

@@ -15,7 +15,7 @@
 
 #include <spdlog/spdlog.h>
 
-#include "cd-serve/http.h"
+#include "cd-serve/http/http.h"
 #include "cd-serve/serve.h"
 #include "cd-serve/service.h"
 #include "domain/image.h"

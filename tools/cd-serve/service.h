@@ -13,7 +13,7 @@
 #include <string>
 
 #include "cd-serve/batcher.h"
-#include "cd-serve/http.h"
+#include "cd-serve/http/http.h"
 #include "cd-serve/registered.h"
 #include "cd-serve/serve.h"
 #include "domain/image.h"

@@ -4,7 +4,7 @@
 #include <mutex>
 #include <thread>
 
-#include "cd-serve/http.h"
+#include "cd-serve/http/http.h"
 #include "util/errors.h"
 
 using cd::http::Request;

@@ -138,7 +138,7 @@ TEST_CASE("the help and version flags ask the caller to exit 0", "[config]") {
   CHECK(cd::version_string("cd-x").find("LibTorch") != std::string::npos);
 }
 
-TEST_CASE("--help-markdown lists every option with its env, key, values and built-in default",
+TEST_CASE("the Markdown reference lists every option with its env, key, values and default",
           "[config]") {
   Fixture f;
   setenv("CD_EPOCHS", "7", 1);  // the reference shows built-in defaults, not this run's settings

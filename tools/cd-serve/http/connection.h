@@ -9,7 +9,7 @@
 #include <string>
 #include <string_view>
 
-#include "cd-serve/http.h"
+#include "cd-serve/http/http.h"
 
 namespace cd::http {
 

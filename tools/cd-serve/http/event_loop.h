@@ -15,7 +15,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "cd-serve/connection.h"
+#include "cd-serve/http/connection.h"
 
 namespace cd::http {
 

@@ -15,7 +15,7 @@
 #include <functional>
 #include <optional>
 
-#include "cd-serve/connection.h"
+#include "cd-serve/http/connection.h"
 #include "util/strings.h"
 
 namespace cd::http {

@@ -1,4 +1,4 @@
-#include "cd-serve/http.h"
+#include "cd-serve/http/http.h"
 
 #include <sys/socket.h>
 #include <unistd.h>
@@ -8,7 +8,7 @@
 #include <cstring>
 #include <thread>
 
-#include "cd-serve/event_loop.h"
+#include "cd-serve/http/event_loop.h"
 #include "util/errors.h"
 
 namespace cd::http {

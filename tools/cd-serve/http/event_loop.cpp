@@ -2,7 +2,7 @@
 // (and a body it may read itself) within the size and time budgets, then hands
 // the connection to a worker lane, probes to a lane of their own; answers 408
 // and 431 itself, and drains on stop().
-#include "cd-serve/event_loop.h"
+#include "cd-serve/http/event_loop.h"
 
 #include <arpa/inet.h>
 #include <netdb.h>
