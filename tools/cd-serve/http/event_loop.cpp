@@ -171,6 +171,18 @@ void EventLoop::refuse(Conn* conn, int status, const std::string& reason) {
   linger(conn);
 }
 
+// The next request's header, complete or not, is over its budget: a header
+// that arrived whole in one read is held to it as one that trickles in.
+bool EventLoop::header_too_large(const Conn& conn) const {
+  std::size_t header = conn.header_length();
+  return (header ? header : conn.unread()) > m_options.max_header_bytes;
+}
+
+void EventLoop::refuse_header(Conn* conn) {
+  refuse(conn, 431,
+         "request header is larger than " + std::to_string(m_options.max_header_bytes) + " bytes");
+}
+
 void EventLoop::linger(Conn* conn) {
   ::shutdown(conn->fd, SHUT_WR);
   conn->closing = true;
@@ -272,11 +284,8 @@ void EventLoop::on_readable(Conn* conn) {
   }
   // A client that sent part of a body and closed is still answered: the
   // worker finds the body cut short and says so.
+  if (header_too_large(*conn)) return refuse_header(conn);
   if (ready(conn) || (conn->peer_eof && conn->has_header())) return dispatch(conn);
-  if (!conn->has_header() && conn->unread() > m_options.max_header_bytes)
-    return refuse(
-        conn, 431,
-        "request header is larger than " + std::to_string(m_options.max_header_bytes) + " bytes");
   if (conn->peer_eof) {
     forget(conn);
     destroy(conn);
@@ -301,6 +310,10 @@ void EventLoop::take_returned() {
     conn->started = conn->unread() > 0;
     // Its turn ended with requests still here: to the back of the queue.
     if (conn->started) {  // while draining too: the answer then says Connection: close
+      if (header_too_large(*conn)) {
+        refuse_header(conn);
+        continue;
+      }
       if (ready(conn)) {
         dispatch(conn);
         continue;

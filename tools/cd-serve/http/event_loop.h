@@ -58,6 +58,8 @@ class EventLoop {
   // closes gently: our side shuts, the client's remaining bytes are read and
   // dropped for a moment, so it sees the answer rather than a reset.
   void refuse(Conn* conn, int status, const std::string& reason);
+  bool header_too_large(const Conn& conn) const;
+  void refuse_header(Conn* conn);
   void linger(Conn* conn);
   void dispatch(Conn* conn);
   void accept_all();

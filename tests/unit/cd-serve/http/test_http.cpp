@@ -1,57 +1,13 @@
 #include <httplib.h>
 #include <catch2/catch.hpp>
 
-#include <mutex>
-#include <thread>
-
 #include "cd-serve/http/http.h"
+#include "loopback.h"
 #include "util/errors.h"
 
 using cd::http::Request;
 using cd::http::Response;
-
-namespace {
-
-// cd-serve's HTTP layer on a loopback port, with a dispatcher that records
-// the plain Request it was given.
-class LoopbackServer {
- public:
-  explicit LoopbackServer(std::size_t max_body = 1 << 20)
-      : m_server({/*host=*/"127.0.0.1", /*port=*/0, /*threads=*/2, max_body}) {
-    m_server.handle(
-        [this](const Request& req) {
-          std::lock_guard<std::mutex> lock(m_mutex);
-          m_last = req;
-          Response res{201, "text/plain", "seen " + req.method + " " + req.path};
-          res.headers.emplace_back("X-Test", "yes");
-          return res;
-        },
-        [](int status, const std::string&, const Request&) {
-          return Response{status, "application/json",
-                          "{\"handled\":" + std::to_string(status) + "}"};
-        });
-    m_port = m_server.bind();
-    m_thread = std::thread([this] { m_server.run(); });
-  }
-  ~LoopbackServer() {
-    m_server.stop();
-    m_thread.join();
-  }
-  httplib::Client client() const { return httplib::Client("127.0.0.1", m_port); }
-  Request last() {
-    std::lock_guard<std::mutex> lock(m_mutex);
-    return m_last;
-  }
-
- private:
-  cd::http::Server m_server;
-  int m_port = 0;
-  std::thread m_thread;
-  std::mutex m_mutex;
-  Request m_last;
-};
-
-}  // namespace
+using cd::test::LoopbackServer;
 
 TEST_CASE("http: handlers see plain requests with lower-case header names", "[http]") {
   LoopbackServer server;
