@@ -138,6 +138,7 @@ lint: py-deps $(VENV)/bin/actionlint
 	actionlint .github/workflows/*.yml
 	shellcheck -x .ci/run tests/*.sh bench/*.sh tests/fuzz/*.sh configs/docker/*.sh
 	tests/check-layers.sh
+	python3 tests/include-graph.py --check
 	@! grep -rn --include='*.cpp' 'TEST_CASE("[^"]*;' tests/unit || \
 	  { echo "lint: a ';' in a test name splits it in two for CTest (a CMake list); use a comma"; exit 1; }
 

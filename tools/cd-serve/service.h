@@ -113,7 +113,7 @@ http::Response json_error(int status, const std::string& message, const std::str
 http::Response v2_error(int status, const std::string& message);
 
 // --max-batch 0 (the default): twice the compute threads, from 2 to 32.
-// Measured on 2 cores (README, "Serving performance"): a forward pass costs
+// Measured on 2 cores (docs/serving.md): a forward pass costs
 // about the same per image from batch 4 up, while its activations grow with
 // the batch, so larger batches only add memory and latency.
 int resolve_max_batch(int requested, int threads);
