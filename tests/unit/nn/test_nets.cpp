@@ -1,78 +1,52 @@
+// The networks (nets.cpp): built by name with their
+// checks, the shape of what they answer, their cost, and the inference copy
+// that folds batch norm and must answer as the trained network does.
 #include "catch_torch.h"
 
-#include <ATen/Parallel.h>
-
 #include <string>
-#include <vector>
 
-#include "nn/fold.h"
-#include "op_log.h"
+#include "nn/nets.h"
+#include "util/errors.h"
 
-namespace {
-
-using cd::test::OpLog;
-
-class OneThread {
- public:
-  OneThread() : m_before(at::get_num_threads()) { at::set_num_threads(1); }
-  ~OneThread() { at::set_num_threads(m_before); }
-  OneThread(const OneThread&) = delete;
-  OneThread& operator=(const OneThread&) = delete;
-
- private:
-  int m_before;
-};
-
-// The same 1x1 convolution as a matrix product: rows are positions.
-at::Tensor pointwise_reference(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) {
-  auto n = x.size(0), h = x.size(2), s = x.size(3);
-  at::Tensor rows = x.permute({0, 2, 3, 1}).reshape({n * h * s, x.size(1)});
-  at::Tensor out = at::addmm(b, rows, w.flatten(1).t());
-  return out.view({n, h, s, w.size(0)}).permute({0, 3, 1, 2});
+TEST_CASE("nets: every architecture builds by name and answers one logit per image", "[nets]") {
+  torch::NoGradGuard no_grad;
+  for (const char* name : {"baseline", "compact"}) {
+    INFO(name);
+    cd::Network net = cd::build_network(name, 64);
+    net->eval();
+    at::Tensor out = net->forward(at::randn({3, 3, 64, 64}));
+    CHECK(out.sizes() == at::IntArrayRef({3, 1}));
+    CHECK(cd::count_parameters(*net) > 0);
+  }
+  const auto& names = cd::architecture_names();
+  CHECK(std::find(names.begin(), names.end(), "efficientnet-lite2") != names.end());
 }
 
-}  // namespace
-
-TEST_CASE("on one thread, a 1x1 convolution at batch 1 runs oneDNN with at::conv2d's sums",
+TEST_CASE("nets: an unknown architecture or feature mode is a UsageError naming the choices",
           "[nets]") {
-  if (!at::hasMKLDNN()) {
-    WARN("skipped: this LibTorch has no oneDNN");
-    return;
-  }
-  OneThread one_thread;
-  at::manual_seed(3);
-  at::Tensor x = at::randn({1, 24, 19, 19}), w = at::randn({40, 24, 1, 1}), b = at::randn({40});
-  at::Tensor expected = pointwise_reference(x, w, b);
-  for (auto format : {at::MemoryFormat::Contiguous, at::MemoryFormat::ChannelsLast}) {
-    INFO("channels-last: " << (format == at::MemoryFormat::ChannelsLast));
-    c10::InferenceMode inference;
-    OpLog log;
-    at::Tensor y =
-        cd::conv2d(x.contiguous(format), w.contiguous(format), b, {1, 1}, {0, 0}, {1, 1}, 1);
-    CHECK(log.ran("aten::mkldnn_convolution"));  // LibTorch's own choice is its im2col path
-    CHECK(y.sizes() == expected.sizes());
-    CHECK((y - expected).abs().max().item<double>() < 1e-4);
-  }
+  CHECK_THROWS_AS(cd::build_network("resnet", 64), cd::UsageError);
+  CHECK_THROWS_WITH(cd::build_network("resnet", 64), Catch::Contains("compact"));
+  CHECK_THROWS_AS(cd::parse_darknet_features("everything"), cd::UsageError);
+  CHECK(cd::to_string(cd::parse_darknet_features("rich-max")) == "rich-max");
 }
 
-TEST_CASE("cd::conv2d leaves training, strides and larger batches to at::conv2d", "[nets]") {
-  OneThread one_thread;
-  at::manual_seed(4);
-  at::Tensor w = at::randn({8, 6, 1, 1}).requires_grad_(), b = at::zeros({8});
-  at::Tensor x = at::randn({1, 6, 9, 9});
-  {
-    OpLog log;
-    at::Tensor y = cd::conv2d(x, w, b, {1, 1}, {0, 0}, {1, 1}, 1);
-    CHECK_FALSE(log.ran("aten::mkldnn_convolution"));
-    y.sum().backward();
-    REQUIRE(w.grad().defined());
-    CHECK(w.grad().abs().sum().item<double>() > 0);
-  }
-  c10::InferenceMode inference;
-  OpLog log;
-  at::Tensor strided = cd::conv2d(x, w.detach(), b, {2, 2}, {0, 0}, {1, 1}, 1);
-  CHECK(strided.sizes() == at::IntArrayRef({1, 8, 5, 5}));
-  at::Tensor batch = cd::conv2d(at::randn({16, 6, 9, 9}), w.detach(), b, {1, 1}, {0, 0}, {1, 1}, 1);
-  CHECK(batch.size(0) == 16);
-  CHECK(log.count("aten::conv2d") == 2);
+TEST_CASE("nets: the cost of a forward pass grows with the square of the side", "[nets]") {
+  double small = cd::forward_gflops("compact", 64), large = cd::forward_gflops("compact", 128);
+  REQUIRE(small > 0);
+  CHECK(large / small == Approx(4.0).epsilon(0.1));
+}
+
+TEST_CASE("nets: the folded inference copy answers as the trained network in eval mode", "[nets]") {
+  torch::NoGradGuard no_grad;
+  cd::Network net = cd::build_network("compact", 64);
+  // Batch-norm statistics that are not the identity, so folding has work to do.
+  net->train();
+  for (int i = 0; i < 3; ++i) net->forward(at::randn({8, 3, 64, 64}) * 2 + 0.5);
+  net->eval();
+  at::Tensor x = at::randn({2, 3, 64, 64});
+  at::Tensor expected = net->forward(x);
+  cd::Network copy = cd::folded_copy(*net, "compact", 64, nlohmann::json::object(), at::kCPU);
+  at::Tensor got = copy->forward(x.contiguous(at::MemoryFormat::ChannelsLast));
+  CHECK(at::allclose(got, expected, 1e-4, 1e-4));
+  CHECK(net->is_training() == false);
 }
