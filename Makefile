@@ -40,7 +40,7 @@ export CCACHE_SLOPPINESS := pch_defines,time_macros,include_file_mtime,include_f
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
 .PHONY: bench-int8 all deps apt-deps py-deps pretrained configure build run test check check-unit check-e2e unit lint k8s-check \
-  ship docker-smoke bench bench-runtimes docs-reference clean format format-check compose-smoke compose-smoke-start compose-smoke-wait compose-train monitoring-check \
+  ship docker-smoke bench bench-runtimes bench-cost docs-reference clean format format-check compose-smoke compose-smoke-start compose-smoke-wait compose-train monitoring-check \
   workflow-check register sanitize sanitize-address sanitize-address-build sanitize-address-unit sanitize-address-e2e \
   sanitize-thread sanitize-thread-build sanitize-thread-unit sanitize-thread-e2e fuzz fuzz-build fuzz-run
 
@@ -250,6 +250,13 @@ bench-int8: build
 	cmake --build $(BUILD) -j $(JOBS) --target bench_int8 bench_forward
 	bench/int8.sh
 	bench/int8-accuracy.sh
+
+# The inference cost per image of the model choices (the default, two backbones,
+# each f32 and INT8, against the previous default's ceiling), in one run; after
+# make run. Writes bench/results/cost-table.{json,md}.
+bench-cost: build pretrained
+	cmake --build $(BUILD) -j $(JOBS) --target bench_forward
+	bench/cost-table.sh
 
 # docs/reference/<tool>.md, generated from each tool's option declarations
 # (<tool> --help-markdown); CTest's docs_reference fails when they are stale.

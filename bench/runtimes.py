@@ -78,7 +78,7 @@ def photo_folder():
         return folder
     full = sorted(glob.glob(os.path.join(SHARED, "dogs-vs-cats-200", "train", "*.jpg")))
     source = full[::max(1, len(full) // IMAGES)][:IMAGES] if len(full) >= IMAGES else \
-        sorted(glob.glob(os.path.join(ROOT, "data", "sample", "images", "*", "*.jpg")))
+        sorted(glob.glob(os.path.join(ROOT, "data", "sample", "images", "*.jpg")))
     if not source:
         sys.exit("runtimes: no photos found (../shared/data or data/sample)")
     os.makedirs(folder, exist_ok=True)

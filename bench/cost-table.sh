@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# The inference cost per image of the model choices, on the runtime cd-predict
+# and cd-serve use, in one run: the default (EfficientNet-Lite2 at 300), the
+# two-backbone model (+ Lite1 at 280, the accurate setting), each in f32 and
+# INT8 (calibrated by cd-eval --int8-calibration), and the previous default
+# (Tiny Darknet at 288 with test-time flip), whose f32 cost is the ceiling
+# the default rule allows (docs/models.md, "How the models were chosen").
+#
+# Cost depends on the architecture, not on the weights, so each model is
+# trained for a few epochs on the pipeline's data (after make run: the
+# committed sample). bench_forward times the forward pass alone at batch 1
+# and 32, the models alternated for ROUNDS rounds; the medians are reported.
+# Writes bench/results/cost-table.{json,md}.
+# Usage: bench/cost-table.sh [ROUNDS]   (default 3; after make run)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=build/bin
+DATA=${COST_DATA:-data/prepared}
+WORK=bench/work/cost
+OUT=bench/results/cost-table
+ROUNDS=${1:-3}
+THREADS=${BENCH_THREADS:-2}
+mkdir -p "$WORK"
+
+train() {  # name cd-train-args...
+  local name=$1
+  shift
+  [ -f "$WORK/$name/model.cdm" ] && return
+  "$BIN/cd-train" --config configs/train.yaml --data "$DATA" --output "$WORK/$name" \
+    --metrics "$WORK/$name/train.json" --live "$WORK/$name/live" --epochs 3 --log-level warn "$@"
+}
+int8() {  # name: the INT8 file, calibrated on 64 training images
+  [ -f "$WORK/$1/int8.cdm" ] && return
+  "$BIN/cd-eval" --model "$WORK/$1/model.cdm" --data "$DATA" --output "$WORK/$1/eval-int8" \
+    --int8-calibration "$DATA/train.csv" --int8-images 64 --int8-model "$WORK/$1/int8.cdm" --log-level warn
+}
+
+train default
+train two-backbone --second-backbone efficientnet-lite1 --second-backbone-size 280 --weight-decay 0.1
+train darknet-tta --architecture darknet --input-size 288 --pretrained data/pretrained/darknet-tiny-imagenet \
+  --features rich --tta-flip
+int8 default
+int8 two-backbone
+
+models=(darknet-tta:model default:model default:int8 two-backbone:model two-backbone:int8)
+for round in $(seq "$ROUNDS"); do
+  for m in "${models[@]}"; do
+    name=${m%%:*} file=${m##*:}
+    echo "cost-table: round $round of $ROUNDS, $name ($file)" >&2
+    "$BIN/bench_forward" "$WORK/$name/$file.cdm" "$THREADS" 15 1 32 > "$WORK/$name-$file-$round.json"
+  done
+done
+
+python3 - "$WORK" "$OUT" "$ROUNDS" "$THREADS" "${models[@]}" <<'PY'
+import json, statistics, sys, time
+work, out, rounds, threads, models = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5:]
+rows = {}
+for m in models:
+    name, file = m.split(":")
+    runs = [json.load(open(f"{work}/{name}-{file}-{r}.json")) for r in range(1, rounds + 1)]
+    rows[m] = {"model": name, "precision": "INT8" if file == "int8" else "f32", "runtime": runs[0]["runtime"],
+               "ms_b1": statistics.median(r["batches"]["1"]["median_ms_per_image"] for r in runs),
+               "ms_b32": statistics.median(r["batches"]["32"]["median_ms_per_image"] for r in runs)}
+ceiling = rows["darknet-tta:model"]
+for r in rows.values():
+    r["of_ceiling_b1"] = r["ms_b1"] / ceiling["ms_b1"]
+    r["of_ceiling_b32"] = r["ms_b32"] / ceiling["ms_b32"]
+when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+json.dump({"when": when, "threads": int(threads), "rounds": rounds, "rows": list(rows.values())},
+          open(out + ".json", "w"), indent=1)
+names = {"darknet-tta": "previous default: Tiny Darknet at 288, test-time flip (the ceiling)",
+         "default": "default: EfficientNet-Lite2 at 300",
+         "two-backbone": "two backbones: Lite2 at 300 + Lite1 at 280"}
+with open(out + ".md", "w") as f:
+    f.write(f"# Inference cost per image of the model choices, {when}\n\n"
+            f"`bench/cost-table.sh {rounds}`: the forward pass alone (`bench_forward`, {threads} threads) on the "
+            f"runtime cd-predict and cd-serve use, batch 1 and 32, medians of {rounds} alternated rounds of 15 runs. "
+            "The ceiling is the previous default's f32 cost; a model fits the rule at a ratio of at most 1.00.\n\n"
+            "| model | precision | runtime | ms/img b1 | ms/img b32 | of ceiling b1 | of ceiling b32 |\n"
+            "|---|---|---|---:|---:|---:|---:|\n")
+    for r in rows.values():
+        f.write(f"| {names[r['model']]} | {r['precision']} | {r['runtime']} | {r['ms_b1']:.2f} | {r['ms_b32']:.2f} | "
+                f"{r['of_ceiling_b1']:.2f} | {r['of_ceiling_b32']:.2f} |\n")
+print(open(out + ".md").read())
+PY
