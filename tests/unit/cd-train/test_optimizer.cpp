@@ -57,8 +57,9 @@ TEST_CASE("optimizer: a non-finite loss is a DivergedError naming the epoch and 
   at::Tensor logits = at::full({2, 1}, std::numeric_limits<float>::quiet_NaN());
   logits.requires_grad_(true);
   CHECK_THROWS_AS(opt.step(logits, at::ones({2, 1}), 7, 12), cd::DivergedError);
-  CHECK_THROWS_WITH(opt.step(logits, at::ones({2, 1}), 7, 12),
-                    Catch::Contains("at epoch 7, batch 12") && Catch::Contains("lower optimizer.lr"));
+  CHECK_THROWS_WITH(
+      opt.step(logits, at::ones({2, 1}), 7, 12),
+      Catch::Contains("at epoch 7, batch 12") && Catch::Contains("lower optimizer.lr"));
 }
 
 TEST_CASE("optimizer: its state goes into a blob and comes back to take the same step",
