@@ -21,6 +21,9 @@ int prepare_main(int argc, char** argv) {
   config.add_doubles("split", params.split, "train,val,test fractions adding up to 1", 3, 0.0, 1.0);
   config.add_int("min_size", params.min_size, "smallest accepted width and height in pixels", 1,
                  4096, "min-size");
+  config.add_string("exclude", params.exclude,
+                    "a list of files to leave out, one file name (or path under the source) a "
+                    "line, '#' comments; taken out after the split");
   cd::add_common_options(config, common);
   if (config.parse(argc, argv) == cd::ParseOutcome::k_exit_ok) return 0;
   if (params.source.empty())
@@ -36,6 +39,9 @@ int prepare_main(int argc, char** argv) {
       result.found, kept, result.splits[0].size(), result.splits[1].size(), result.splits[2].size(),
       result.rejected.size(), result.duplicates.size(), result.seconds,
       result.found / std::max(result.seconds, 1e-9), params.threads);
+  if (!params.exclude.empty())
+    spdlog::info("{} files left out as {} lists them; {} of its entries named no file here",
+                 result.excluded.size(), params.exclude, result.unmatched.size());
   for (const auto& r : result.rejected) spdlog::warn("rejected {}: {}", r.path, r.reason);
   for (const auto& d : result.duplicates)
     spdlog::warn("duplicate {} of {}", d.path, d.duplicate_of);

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 #include <spdlog/spdlog.h>
 
@@ -16,6 +17,7 @@
 #include "util/parallel.h"
 #include "util/progress.h"
 #include "util/random.h"
+#include "util/strings.h"
 
 namespace cd {
 
@@ -197,6 +199,54 @@ std::vector<Sample> keep_unique(const std::vector<Candidate>& candidates,
 
 }  // namespace
 
+std::vector<std::string> read_exclusion_list(const std::string& path) {
+  std::string text;
+  try {
+    text = read_file(path);
+  } catch (const IoError& e) {
+    throw UsageError(std::string(e.what()) + "; --exclude names a list of files to leave out");
+  }
+  std::vector<std::string> entries;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) {
+    line = trim(line.substr(0, line.find('#')));
+    if (!line.empty()) entries.push_back(line);
+  }
+  return entries;
+}
+
+namespace {
+
+// Takes the listed files out of the splits; what each entry matched, or not.
+void apply_exclusions(const PrepareParams& params, PrepareResult& result) {
+  std::vector<std::string> entries = read_exclusion_list(params.exclude);
+  std::string root = fs::path(params.source).generic_string();
+  while (root.size() > 1 && root.back() == '/') root.pop_back();
+  std::vector<bool> used(entries.size(), false);
+  auto listed = [&](const std::string& path) {
+    std::string name = fs::path(path).filename().string();
+    std::string rel = path.rfind(root + "/", 0) == 0 ? path.substr(root.size() + 1) : path;
+    bool hit = false;
+    for (std::size_t i = 0; i < entries.size(); ++i)
+      if (entries[i] == (entries[i].find('/') == std::string::npos ? name : rel))
+        used[i] = hit = true;
+    return hit;
+  };
+  for (auto& split : result.splits) {
+    auto out = std::remove_if(split.begin(), split.end(), [&](const Sample& s) {
+      if (!listed(s.path)) return false;
+      result.excluded.push_back(s.path);
+      return true;
+    });
+    split.erase(out, split.end());
+  }
+  std::sort(result.excluded.begin(), result.excluded.end());
+  for (std::size_t i = 0; i < entries.size(); ++i)
+    if (!used[i]) result.unmatched.push_back(entries[i]);
+}
+
+}  // namespace
+
 PrepareResult run_prepare(const PrepareParams& params) {
   double sum = params.split[0] + params.split[1] + params.split[2];
   if (std::fabs(sum - 1.0) > 1e-6)
@@ -212,6 +262,7 @@ PrepareResult run_prepare(const PrepareParams& params) {
   std::vector<Checked> checked = check_all(candidates, params.min_size, threads);
   std::vector<Sample> accepted = keep_unique(candidates, checked, result);
   stratified_split(accepted, params.split, static_cast<std::uint64_t>(params.seed), result.splits);
+  if (!params.exclude.empty()) apply_exclusions(params, result);
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return result;
 }
@@ -243,6 +294,9 @@ void write_prepare_outputs(const PrepareParams& params, const PrepareResult& res
   report["found"] = result.found;
   report["accepted"] = accepted;
   report["counts"] = counts;
+  report["exclude"] = params.exclude;
+  report["excluded"] = result.excluded;
+  report["exclude_unmatched"] = result.unmatched;
   report["rejected"] = nlohmann::ordered_json::array();
   for (const auto& r : result.rejected)
     report["rejected"].push_back({{"path", r.path}, {"reason", r.reason}});

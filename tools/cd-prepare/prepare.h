@@ -18,6 +18,11 @@ struct PrepareParams {
   std::vector<double> split{0.8, 0.1, 0.1};
   int min_size = 32;
   int threads = 0;  // 0: every core
+  // A list of files to leave out (one name per line, '#' comments): a file
+  // name matches every file of that name, a path with '/' the file at that
+  // path under the source. They are taken out after the split, so every
+  // other image keeps the split it had without the list.
+  std::string exclude;
 };
 
 struct Rejection {
@@ -36,6 +41,8 @@ struct PrepareResult {
   std::vector<Sample> splits[3];  // train, val, test; each sorted by path
   std::vector<Rejection> rejected;
   std::vector<Duplicate> duplicates;
+  std::vector<std::string> excluded;   // paths the exclusion list took out
+  std::vector<std::string> unmatched;  // list entries that named no kept file
   double seconds = 0;
 };
 
@@ -55,6 +62,9 @@ std::string validate_image_bytes(const std::string& bytes, int min_size);
 // Splits per class with a seeded shuffle; sizes are rounded per class.
 void stratified_split(std::vector<Sample> samples, const std::vector<double>& fractions,
                       std::uint64_t seed, std::vector<Sample> out[3]);
+
+// The exclusion list's entries. Throws UsageError when the file cannot be read.
+std::vector<std::string> read_exclusion_list(const std::string& path);
 
 PrepareResult run_prepare(const PrepareParams& params);
 

@@ -133,3 +133,41 @@ TEST_CASE("split fractions must add up to one", "[prepare]") {
   params.split = {0.5, 0.1, 0.1};
   CHECK_THROWS_AS(cd::run_prepare(params), cd::UsageError);
 }
+
+TEST_CASE("an exclusion list takes its files out after the split, every other file staying put",
+          "[prepare]") {
+  cd::test::TempDir dir;
+  for (int i = 10; i < 40; ++i)
+    for (const char* c : {"cat.", "dog."})
+      write_bytes(dir.file(std::string("src/") + c + std::to_string(i) + ".jpg"),
+                  sample(std::string(c) + std::to_string(i) + ".jpg"));
+  cd::PrepareParams params;
+  params.source = dir.file("src");
+  params.threads = 2;
+  cd::PrepareResult all = cd::run_prepare(params);
+  write_bytes(dir.file("exclude.txt"),
+              "# suspected label errors\ncat.12.jpg\n\ndog.31.jpg   # two animals\ncat.99.jpg\n");
+  params.exclude = dir.file("exclude.txt");
+  cd::PrepareResult some = cd::run_prepare(params);
+  CHECK(some.excluded ==
+        std::vector<std::string>{dir.file("src/cat.12.jpg"), dir.file("src/dog.31.jpg")});
+  CHECK(some.unmatched == std::vector<std::string>{"cat.99.jpg"});
+  for (int s = 0; s < 3; ++s) {
+    std::vector<cd::Sample> expected;
+    for (const auto& x : all.splits[s])
+      if (x.path != dir.file("src/cat.12.jpg") && x.path != dir.file("src/dog.31.jpg"))
+        expected.push_back(x);
+    REQUIRE(some.splits[s].size() == expected.size());
+    for (std::size_t i = 0; i < expected.size(); ++i)
+      CHECK(some.splits[s][i].path == expected[i].path);
+  }
+  params.output = dir.file("out");
+  cd::write_prepare_outputs(params, some);
+  std::string report = cd::read_file(params.output + "/report.json");
+  CHECK(report.find("\"exclude_unmatched\": [\n    \"cat.99.jpg\"") != std::string::npos);
+  // A path with '/' names one file under the source; a list that is not there is a usage error.
+  write_bytes(dir.file("exclude.txt"), "src-less/cat.13.jpg\ncat.13.jpg/\n");
+  CHECK(cd::run_prepare(params).excluded.empty());
+  params.exclude = dir.file("missing.txt");
+  CHECK_THROWS_AS(cd::run_prepare(params), cd::UsageError);
+}
