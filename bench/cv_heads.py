@@ -29,6 +29,20 @@ def labels(path):
         return np.array([1 if row["label"] == "dog" else 0 for row in csv.DictReader(f)])
 
 
+def read_cache(cache, data):
+    """A frozen-mode feature cache and the manifests it was computed from: (views, val, y_train,
+    y_val), views being each cached view's rows of the train split."""
+    with open(cache, "rb") as f:
+        header = json.loads(f.readline())
+        dim, views = header["dim"], header["views"]
+        rows = np.frombuffer(f.read(), dtype=np.float32).reshape(-1, dim)
+    y_train, y_val = labels(os.path.join(data, "train.csv")), labels(os.path.join(data, "val.csv"))
+    n_train = header["train_rows"] // views
+    if n_train != len(y_train) or header["val_rows"] != len(y_val):
+        raise SystemExit(f"{cache} does not hold {data}'s train and val rows")
+    return [rows[v * n_train:(v + 1) * n_train] for v in range(views)], rows[views * n_train:], y_train, y_val
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("cache")
@@ -40,16 +54,8 @@ def main():
     ap.add_argument("--seed", type=int, default=42)
     args = ap.parse_args()
 
-    with open(args.cache, "rb") as f:
-        header = json.loads(f.readline())
-        dim, views = header["dim"], header["views"]
-        rows = np.frombuffer(f.read(), dtype=np.float32).reshape(-1, dim)
-    y_train, y_val = labels(os.path.join(args.data, "train.csv")), labels(os.path.join(args.data, "val.csv"))
-    n_train = header["train_rows"] // views
-    if n_train != len(y_train) or header["val_rows"] != len(y_val):
-        raise SystemExit(f"{args.cache} does not hold {args.data}'s train and val rows")
-    view = [rows[v * n_train:(v + 1) * n_train] for v in range(views)]
-    val = rows[views * n_train:]
+    view, val, y_train, y_val = read_cache(args.cache, args.data)
+    views, n_train = len(view), len(y_train)
     originals = np.concatenate([view[0], val])
     y = np.concatenate([y_train, y_val])
     fold = np.random.default_rng(args.seed).permutation(len(y)) % args.folds

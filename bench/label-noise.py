@@ -33,13 +33,14 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
+from cv_heads import read_cache  # the feature cache's reader
+
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 
 
-def manifest(path):
+def manifest_paths(path):
     with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
-    return [r["path"] for r in rows], np.array([1 if r["label"] == "dog" else 0 for r in rows])
+        return [r["path"] for r in csv.DictReader(f)]
 
 
 def fit(x, y, c):
@@ -66,17 +67,10 @@ def main():
     ap.add_argument("--seed", type=int, default=42)
     args = ap.parse_args()
 
-    with open(args.cache, "rb") as f:
-        header = json.loads(f.readline())
-        dim, views = header["dim"], header["views"]
-        rows = np.frombuffer(f.read(), dtype=np.float32).reshape(-1, dim)
-    train_paths, y_train = manifest(os.path.join(args.data, "train.csv"))
-    val_paths, y_val = manifest(os.path.join(args.data, "val.csv"))
-    n_train = header["train_rows"] // views
-    if n_train != len(y_train) or header["val_rows"] != len(y_val):
-        raise SystemExit(f"{args.cache} does not hold {args.data}'s train and val rows")
-    view = [rows[v * n_train:(v + 1) * n_train] for v in range(views)]
-    val = rows[views * n_train:]
+    view, val, y_train, y_val = read_cache(args.cache, args.data)
+    views, n_train = len(view), len(y_train)
+    train_paths = manifest_paths(os.path.join(args.data, "train.csv"))
+    val_paths = manifest_paths(os.path.join(args.data, "val.csv"))
     originals = np.concatenate([view[0], val])
     y = np.concatenate([y_train, y_val])
     paths = train_paths + val_paths
