@@ -9,6 +9,7 @@
 #include <functional>
 #include <map>
 #include <mutex>
+#include <numeric>
 #include <optional>
 #include <utility>
 
@@ -95,9 +96,11 @@ class GraphExecutor::Impl {
       using ms = std::chrono::duration<double, std::milli>;
       spdlog::debug(
           "runtime: plan for batch {} at {} built in {:.1f} ms ({} steps, weights "
-          "reordered); its first forward {:.1f} ms",
+          "reordered); its first forward {:.1f} ms; buffers {:.1f} MB, scratchpad {:.1f} MB, "
+          "reordered weights {:.1f} MB",
           n, side, ms(t1 - t0).count(), plan.steps.size(),
-          ms(std::chrono::steady_clock::now() - t1).count());
+          ms(std::chrono::steady_clock::now() - t1).count(), megabytes(plan.buffer_bytes),
+          plan.scratch_bytes / 1e6, m_reordered_bytes / 1e6);
     }
     const auto* out = static_cast<const float*>(m_buffers[plan.output_buffer].data());
     return std::vector<float>(out, out + n * plan.width);
@@ -172,6 +175,10 @@ class GraphExecutor::Impl {
   }
 
  private:
+  static double megabytes(const std::vector<std::size_t>& sizes) {
+    return static_cast<double>(std::accumulate(sizes.begin(), sizes.end(), std::size_t{0})) / 1e6;
+  }
+
   // A 64-byte aligned block that only grows.
   class Buffer {
    public:
@@ -255,7 +262,10 @@ class GraphExecutor::Impl {
     b.plan.output_buffer = out.buffer;
     b.plan.width = out.md.dims()[1];
     run_jobs(b.jobs, n);
-    for (auto& [name, md, mem] : b.constants) m_constants[name].emplace_back(md, mem);
+    for (auto& [name, md, mem] : b.constants) {
+      m_constants[name].emplace_back(md, mem);
+      m_reordered_bytes += md.get_size();
+    }
     return std::move(b.plan);
   }
 
@@ -309,6 +319,7 @@ class GraphExecutor::Impl {
   std::vector<Buffer> m_buffers;
   Buffer m_scratch;
   onednn::ConstantStore m_constants;
+  std::size_t m_reordered_bytes = 0;  // of m_constants
   onednn::Precision m_precision = onednn::Precision::k_float;
   std::atomic<bool> m_int8{false};      // m_precision == k_int8, for int8()
   std::vector<onednn::Range> m_ranges;  // per Op: its input's, while calibrating
