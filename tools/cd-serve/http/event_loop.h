@@ -1,38 +1,20 @@
 // cd-serve's event thread (event_loop.cpp): one epoll loop owns every socket
 // while it waits for a request's complete header, within the size and time
-// budgets, then hands the connection to a worker lane (probes to their own),
+// budgets, then hands the connection to a worker lane (lane.h; probes to their own),
 // which serves it through the Exchange and gives it back. Internal to cd-serve;
 // http.h is the interface.
 #pragma once
 
 #include <atomic>
-#include <condition_variable>
-#include <deque>
-#include <functional>
 #include <mutex>
 #include <string>
-#include <thread>
 #include <unordered_map>
 #include <vector>
 
 #include "cd-serve/http/connection.h"
+#include "cd-serve/http/lane.h"
 
 namespace cd::http {
-
-// Worker threads taking connections off one queue.
-class Lane {
- public:
-  void start(int threads, std::function<void(Conn*)> work);
-  void push(Conn* conn);
-  void stop_and_join();  // the queue is served to its end first
-
- private:
-  std::mutex m_mutex;
-  std::condition_variable m_cv;
-  std::deque<Conn*> m_queue;
-  bool m_stop = false;
-  std::vector<std::thread> m_threads;
-};
 
 class EventLoop {
  public:
