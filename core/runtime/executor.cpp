@@ -89,7 +89,12 @@ class GraphExecutor::Impl {
     for (auto& mem : plan.input_views) mem.set_data_handle(const_cast<float*>(input));
     for (Step& step : plan.steps) {
       if (step.observed >= 0) observe(step);
-      step.prim.execute(m_stream, step.args);
+      if (step.own) {
+        m_stream.wait();
+        step.own();
+      } else {
+        step.prim.execute(m_stream, step.args);
+      }
     }
     m_stream.wait();
     if (first) {  // --log-level debug: where a cold start's time goes

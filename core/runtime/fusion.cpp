@@ -46,6 +46,24 @@ bool depthwise_3x3(const Op& op, const InferenceGraph& g, std::int64_t channels)
          strides[0] == strides[1] && (strides[0] == 1 || strides[0] == 2);
 }
 
+// A Conv that only mixes channels with its weight: 1x1, group 1, stride 1,
+// no padding, no bias; the weight's name, or nullptr.
+const std::string* channel_matrix(const GraphNode& n, const InferenceGraph& g) {
+  if (n.op != "Conv" || n.inputs.size() != 2) return nullptr;
+  auto w = g.weights.find(n.inputs[1]);
+  const std::vector<std::int64_t> zeros{0, 0, 0, 0}, ones{1, 1};
+  if (w == g.weights.end() || w->second.dims.size() != 4 || w->second.dims[2] != 1 ||
+      w->second.dims[3] != 1 || n.int_attr("group", 1) != 1 ||
+      n.ints_attr("strides", ones) != ones || n.ints_attr("dilations", ones) != ones ||
+      n.ints_attr("pads", zeros) != zeros)
+    return nullptr;
+  return &n.inputs[1];
+}
+
+bool transpose_of(const GraphNode* n, const std::vector<std::int64_t>& perm) {
+  return n && n->op == "Transpose" && n->ints_attr("perm", {}) == perm;
+}
+
 }  // namespace
 
 // Fuses what follows a node when only that follower reads its result.
@@ -77,6 +95,39 @@ std::vector<Op> fuse(const InferenceGraph& g) {
         auto p = pad.ints_attr("pads", {});
         op.inputs[0] = pad.inputs[0];
         op.pads = {p[2], p[3], p[6], p[7]};
+      }
+    }
+    if (transpose_of(&n, {0, 3, 2, 1})) {
+      // N C H W -> N W H C, a matrix along W (the Conv's channels), then back
+      // (a mirror), or on to N H W' C, a matrix along H, and back (a resize).
+      auto follow = [&](const GraphNode* from) -> const GraphNode* {  // its sole reader
+        const GraphNode* next =
+            sole_reader(from->output, static_cast<std::size_t>(from - g.nodes.data()));
+        return next && next->inputs[0] == from->output ? next : nullptr;
+      };
+      const GraphNode* conv = follow(&n);
+      const std::string* width = conv ? channel_matrix(*conv, g) : nullptr;
+      const GraphNode* turn = width ? follow(conv) : nullptr;
+      std::vector<AxisMatrix> matrices;
+      std::vector<const GraphNode*> chain;
+      if (transpose_of(turn, {0, 3, 2, 1})) {
+        matrices = {{3, *width}};
+        chain = {conv, turn};
+      } else if (transpose_of(turn, {0, 2, 1, 3})) {
+        const GraphNode* conv2 = follow(turn);
+        const std::string* height = conv2 ? channel_matrix(*conv2, g) : nullptr;
+        const GraphNode* back = height ? follow(conv2) : nullptr;
+        if (transpose_of(back, {0, 3, 1, 2})) {
+          matrices = {{3, *width}, {2, *height}};
+          chain = {conv, turn, conv2, back};
+        }
+      }
+      if (!matrices.empty()) {
+        for (const GraphNode* c : chain) absorbed[static_cast<std::size_t>(c - g.nodes.data())] = 1;
+        op.output = chain.back()->output;
+        op.axis_matrices = std::move(matrices);
+        ops.push_back(std::move(op));
+        continue;
       }
     }
     if (n.op == "Pad") {

@@ -3,7 +3,9 @@
 // Gemm becomes its eltwise post-op, a residual Add after a Conv its sum
 // post-op, and a zero Pad before a Conv the Conv's own padding, each only
 // where the fused node's result has no other reader. A 1x1 Conv followed by a
-// depthwise 3x3 Conv is marked as a pair the executor may run as one.
+// depthwise 3x3 Conv is marked as a pair the executor may run as one. The
+// Transposes and 1x1 Convs that apply a matrix along the width (a mirror), or
+// along the width and then the height (a resize), become one Op.
 #pragma once
 
 #include <cstddef>
@@ -27,6 +29,14 @@ struct Activation {
 // The node's activation as an eltwise post-op, or none for another operator.
 Activation activation_of(const GraphNode& n);
 
+// A matrix applied along one spatial axis of an NCHW value: out[.., i, ..] =
+// sum over k of weight[i, k, 0, 0] * in[.., k, ..]. The exported graphs write
+// an image's mirror and resize this way, as Transposes around 1x1 Convs.
+struct AxisMatrix {
+  int axis;            // 2: height, 3: width
+  std::string weight;  // [out, in, 1, 1]
+};
+
 // One node after fusion: the graph's node, what was folded into it, and the
 // name its result goes by (the last fused node's output).
 struct Op {
@@ -40,6 +50,10 @@ struct Op {
   // reading this one's result alone (the executor may run it as this
   // convolution's depthwise post-op), or -1.
   std::ptrdiff_t depthwise = -1;
+  // A Transpose that moves the width to the channel axis, the 1x1 Convs
+  // mixing along it (and along the height after a second Transpose), and the
+  // Transpose back, as one step: the matrices in order, or none.
+  std::vector<AxisMatrix> axis_matrices;
 };
 
 // The graph's nodes in order, with what follows each fused into it. The Ops

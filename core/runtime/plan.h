@@ -45,6 +45,8 @@ struct Step {
   dnnl::primitive prim;
   std::unordered_map<int, memory> args;
   int observed = -1;  // calibrating: the Conv (Op index) whose input DNNL_ARG_SRC is
+  // Or catdog's own code instead of a primitive, on the same bound memory.
+  std::function<void()> own;
 };
 
 // The values a Conv's input took over the calibration runs.
@@ -128,6 +130,12 @@ class PlanBuilder {
   Value quantized(const Value& v, const memory::desc& want, float scale, int& temp);
   memory zeros(std::int64_t n);  // n floats of 0, for an absent bias
 
+  // Adds a step of catdog's own code, reading and writing `args` (bound
+  // memory whose buffers are set before each run).
+  void add_own_step(std::unordered_map<int, memory> args, std::function<void()> run) {
+    plan.steps.push_back({dnnl::primitive(), std::move(args), -1, std::move(run)});
+  }
+
   // Adds a step; its scratchpad (if any) shares the plan's one.
   template <class Prim, class Pd>
   Step& add_step(const Pd& pd, std::unordered_map<int, memory> args) {
@@ -139,7 +147,7 @@ class PlanBuilder {
       args[DNNL_ARG_SCRATCHPAD] = m;
     }
     std::size_t at = plan.steps.size();
-    plan.steps.push_back({dnnl::primitive(), std::move(args)});
+    plan.steps.push_back({dnnl::primitive(), std::move(args), -1, {}});
     jobs.push_back([engine = m_engine, &steps = plan.steps, at, pd] {
       steps[at].prim = Prim(pd);
       if constexpr (std::is_same_v<Prim, dnnl::inner_product_forward>)

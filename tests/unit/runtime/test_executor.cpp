@@ -270,6 +270,101 @@ TEST_CASE("the oneDNN runtime pools, transposes, scales and activates as ONNX sa
       }
 }
 
+namespace {
+
+// A matrix [rows, cols, 1, 1] with about one entry in three nonzero, as an
+// antialiased resize's rows are mostly zeros.
+cd::GraphWeight axis_matrix(std::int64_t rows, std::int64_t cols, unsigned seed) {
+  cd::GraphWeight w = weight({rows, cols, 1, 1}, seed);
+  for (std::size_t i = 0; i < w.values.size(); ++i)
+    if (i % 3 != 0) w.values[i] = 0.f;
+  return w;
+}
+
+// out[n, c, i, j] = sum over k, l of h[i, k] x[n, c, k, l] w[j, l] (h: none = identity).
+std::vector<float> along_axes(const T& x, const cd::GraphWeight& w, const cd::GraphWeight* h) {
+  const std::int64_t rows = h ? h->dims[0] : x.d[2], cols = w.dims[0];
+  std::vector<float> out;
+  for (std::int64_t n = 0; n < x.d[0]; ++n)
+    for (std::int64_t c = 0; c < x.d[1]; ++c)
+      for (std::int64_t i = 0; i < rows; ++i)
+        for (std::int64_t j = 0; j < cols; ++j) {
+          double s = 0;
+          for (std::int64_t k = 0; k < x.d[2]; ++k) {
+            double hk = h ? h->values[static_cast<std::size_t>(i * x.d[2] + k)] : (i == k);
+            if (hk == 0) continue;
+            for (std::int64_t l = 0; l < x.d[3]; ++l)
+              s += hk * x.get(n, c, k, l) * w.values[static_cast<std::size_t>(j * x.d[3] + l)];
+          }
+          out.push_back(static_cast<float>(s));
+        }
+  return out;
+}
+
+cd::GraphNode matrix_conv(std::string in, std::string w, std::string out) {
+  return node(
+      "Conv", {std::move(in), std::move(w)}, std::move(out),
+      {{"kernel_shape", {1, 1}}, {"strides", {1, 1}}, {"pads", {0, 0, 0, 0}}, {"group", {1}}});
+}
+
+}  // namespace
+
+TEST_CASE(
+    "the oneDNN runtime resizes and mirrors along the axes as the graph's Transposes and "
+    "Convs say",
+    "[runtime]") {
+  const std::int64_t n = 2, side = 9, out = 7;
+  T x{{n, 3, side, side}, random_values(static_cast<std::size_t>(n * 3 * side * side), 41)};
+  SECTION("a resize: the width, then the height") {
+    cd::InferenceGraph g;
+    g.weights["aw"] = axis_matrix(out, side, 42);
+    g.weights["ah"] = axis_matrix(out, side, 43);
+    g.nodes = {node("Transpose", {"input"}, "t1", {{"perm", {0, 3, 2, 1}}}),
+               matrix_conv("t1", "aw", "c1"),
+               node("Transpose", {"c1"}, "t2", {{"perm", {0, 2, 1, 3}}}),
+               matrix_conv("t2", "ah", "c2"),
+               node("Transpose", {"c2"}, "t3", {{"perm", {0, 3, 1, 2}}}),
+               node("Flatten", {"t3"}, "f", {{"axis", {1}}})};
+    g.output = "f";
+    std::vector<float> want = along_axes(x, g.weights["aw"], &g.weights["ah"]);
+    cd::GraphExecutor exec(g, 2);
+    std::vector<float> got = exec.run(x.v.data(), n, side);
+    REQUIRE(got.size() == want.size());
+    for (std::size_t i = 0; i < want.size(); ++i) CHECK(got[i] == Approx(want[i]).margin(1e-5));
+  }
+  SECTION("a mirror: the width alone") {
+    cd::InferenceGraph g;
+    g.weights["flip"] = {{side, side, 1, 1}, std::vector<float>(side * side, 0.f)};
+    for (std::int64_t i = 0; i < side; ++i)
+      g.weights["flip"].values[static_cast<std::size_t>(i * side + side - 1 - i)] = 1.f;
+    g.nodes = {node("Transpose", {"input"}, "t1", {{"perm", {0, 3, 2, 1}}}),
+               matrix_conv("t1", "flip", "c1"),
+               node("Transpose", {"c1"}, "t2", {{"perm", {0, 3, 2, 1}}}),
+               node("Flatten", {"t2"}, "f", {{"axis", {1}}})};
+    g.output = "f";
+    cd::GraphExecutor exec(g, 1);
+    std::vector<float> got = exec.run(x.v.data(), n, side);
+    REQUIRE(got.size() == x.v.size());
+    for (std::int64_t b = 0; b < n; ++b)
+      for (std::int64_t c = 0; c < 3; ++c)
+        for (std::int64_t i = 0; i < side; ++i)
+          for (std::int64_t j = 0; j < side; ++j)
+            CHECK(got[static_cast<std::size_t>(((b * 3 + c) * side + i) * side + j)] ==
+                  x.get(b, c, i, side - 1 - j));
+  }
+  SECTION("a matrix that does not fit the width is named") {
+    cd::InferenceGraph g;
+    g.weights["aw"] = axis_matrix(out, side + 1, 44);
+    g.nodes = {node("Transpose", {"input"}, "t1", {{"perm", {0, 3, 2, 1}}}),
+               matrix_conv("t1", "aw", "c1"),
+               node("Transpose", {"c1"}, "t2", {{"perm", {0, 3, 2, 1}}}),
+               node("Flatten", {"t2"}, "f", {{"axis", {1}}})};
+    g.output = "f";
+    cd::GraphExecutor exec(g, 1);
+    CHECK_THROWS_WITH(exec.run(x.v.data(), n, side), Catch::Contains("'aw'"));
+  }
+}
+
 TEST_CASE("the oneDNN runtime names what it cannot run", "[runtime]") {
   cd::InferenceGraph g;
   g.nodes = {node("Softmax", {"input"}, "out")};

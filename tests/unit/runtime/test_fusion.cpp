@@ -82,3 +82,71 @@ TEST_CASE("fusion refuses a Pad it cannot fold", "[runtime]") {
   g.nodes[0].floats["value"] = 1.f;
   CHECK_THROWS_WITH(cd::fuse(g), Catch::Contains("zero padding before a Conv"));
 }
+
+namespace {
+
+cd::GraphNode fusion_matrix_conv(std::string in, std::string w, std::string out) {
+  return node(
+      "Conv", {std::move(in), std::move(w)}, std::move(out),
+      {{"kernel_shape", {1, 1}}, {"strides", {1, 1}}, {"pads", {0, 0, 0, 0}}, {"group", {1}}});
+}
+
+// Transposes and 1x1 Convs along the width and then the height: a resize.
+cd::InferenceGraph resize_graph() {
+  cd::InferenceGraph g;
+  g.weights["a"] = {{4, 5, 1, 1}, std::vector<float>(20, 0.2f)};
+  g.nodes = {node("Transpose", {"input"}, "t1", {{"perm", {0, 3, 2, 1}}}),
+             fusion_matrix_conv("t1", "a", "c1"),
+             node("Transpose", {"c1"}, "t2", {{"perm", {0, 2, 1, 3}}}),
+             fusion_matrix_conv("t2", "a", "c2"),
+             node("Transpose", {"c2"}, "t3", {{"perm", {0, 3, 1, 2}}}),
+             node("GlobalAveragePool", {"t3"}, "g")};
+  g.output = "g";
+  return g;
+}
+
+}  // namespace
+
+TEST_CASE("fusion runs a resize's and a mirror's Transposes and Convs as one step", "[runtime]") {
+  cd::InferenceGraph g = resize_graph();
+  std::vector<cd::Op> ops = cd::fuse(g);
+  REQUIRE(ops.size() == 2);
+  CHECK(ops[0].inputs == std::vector<std::string>{"input"});
+  CHECK(ops[0].output == "t3");
+  REQUIRE(ops[0].axis_matrices.size() == 2);
+  CHECK(ops[0].axis_matrices[0].axis == 3);
+  CHECK(ops[0].axis_matrices[1].axis == 2);
+  CHECK(ops[0].axis_matrices[1].weight == "a");
+
+  cd::InferenceGraph mirror;
+  mirror.weights["f"] = {{5, 5, 1, 1}, std::vector<float>(25, 0.f)};
+  mirror.nodes = {node("Transpose", {"input"}, "t1", {{"perm", {0, 3, 2, 1}}}),
+                  fusion_matrix_conv("t1", "f", "c1"),
+                  node("Transpose", {"c1"}, "t2", {{"perm", {0, 3, 2, 1}}})};
+  mirror.output = "t2";
+  ops = cd::fuse(mirror);
+  REQUIRE(ops.size() == 1);
+  REQUIRE(ops[0].axis_matrices.size() == 1);
+  CHECK(ops[0].axis_matrices[0].axis == 3);
+  CHECK(ops[0].output == "t2");
+}
+
+TEST_CASE("fusion leaves the Transposes and Convs apart when the chain is not a plain matrix",
+          "[runtime]") {
+  SECTION("a value inside the chain has a second reader") {
+    cd::InferenceGraph g = resize_graph();
+    g.nodes.push_back(node("GlobalAveragePool", {"c1"}, "g2"));
+    CHECK(cd::fuse(g).size() == 7);
+  }
+  SECTION("a Conv with a bias") {
+    cd::InferenceGraph g = resize_graph();
+    g.weights["b"] = {{4}, std::vector<float>(4, 0.f)};
+    g.nodes[3].inputs.push_back("b");
+    CHECK(cd::fuse(g).size() == 6);
+  }
+  SECTION("the last Transpose puts the axes elsewhere") {
+    cd::InferenceGraph g = resize_graph();
+    g.nodes[4].ints["perm"] = {0, 3, 2, 1};
+    for (const cd::Op& op : cd::fuse(g)) CHECK(op.axis_matrices.empty());
+  }
+}
