@@ -37,6 +37,11 @@ using onednn::Value;
 
 namespace {
 constexpr std::size_t k_max_plans = 16;
+// Branches run side by side up to this batch size. One thread each pays no
+// OpenMP hand-over between primitives, which costs most where a primitive's
+// work is small; at larger batches the threads share each primitive better
+// than they share unequal branches.
+constexpr std::int64_t k_branch_batch = 2;
 }  // namespace
 
 class GraphExecutor::Impl {
@@ -82,30 +87,42 @@ class GraphExecutor::Impl {
     if (m_buffers.size() < plan.buffer_bytes.size()) m_buffers.resize(plan.buffer_bytes.size());
     for (std::size_t b = 0; b < plan.buffer_bytes.size(); ++b)
       m_buffers[b].reserve(plan.buffer_bytes[b]);
-    m_scratch.reserve(plan.scratch_bytes);
+    std::vector<std::size_t> scratch_at;  // each group's part of the scratchpad
+    std::size_t scratch_total = 0;
+    for (std::size_t bytes : plan.scratch_bytes) {
+      scratch_at.push_back(scratch_total);
+      scratch_total += (bytes + 63) / 64 * 64;
+    }
+    m_scratch.reserve(scratch_total);
     for (auto& [mem, b] : plan.bound) mem.set_data_handle(m_buffers[b].data());
-    for (auto& mem : plan.scratch) mem.set_data_handle(m_scratch.data());
+    for (auto& [mem, group] : plan.scratch)
+      mem.set_data_handle(static_cast<char*>(m_scratch.data()) +
+                          scratch_at[static_cast<std::size_t>(group + 1)]);
     plan.input.set_data_handle(const_cast<float*>(input));
     for (auto& mem : plan.input_views) mem.set_data_handle(const_cast<float*>(input));
-    for (Step& step : plan.steps) {
-      if (step.observed >= 0) observe(step);
-      if (step.own) {
-        m_stream.wait();
-        step.own();
-      } else {
-        step.prim.execute(m_stream, step.args);
-      }
+    if (plan.branches > 0) {
+      const int team = threads();
+      struct Restore {
+        int threads;
+        ~Restore() { omp_set_num_threads(threads); }
+      } restore{team};
+      run_branches(plan, team);
+      omp_set_num_threads(1);  // the rest as it was planned (build)
+      for (Step& step : plan.steps)
+        if (step.group < 0) execute(step, m_stream);
+    } else {
+      for (Step& step : plan.steps) execute(step, m_stream);
     }
     m_stream.wait();
     if (first) {  // --log-level debug: where a cold start's time goes
       using ms = std::chrono::duration<double, std::milli>;
       spdlog::debug(
           "runtime: plan for batch {} at {} built in {:.1f} ms ({} steps, weights "
-          "reordered); its first forward {:.1f} ms; buffers {:.1f} MB, scratchpad {:.1f} MB, "
-          "reordered weights {:.1f} MB",
-          n, side, ms(t1 - t0).count(), plan.steps.size(),
+          "reordered, {} branches side by side); its first forward {:.1f} ms; buffers {:.1f} MB, "
+          "scratchpad {:.1f} MB, reordered weights {:.1f} MB",
+          n, side, ms(t1 - t0).count(), plan.steps.size(), plan.branches,
           ms(std::chrono::steady_clock::now() - t1).count(), megabytes(plan.buffer_bytes),
-          plan.scratch_bytes / 1e6, m_reordered_bytes / 1e6);
+          scratch_total / 1e6, m_reordered_bytes / 1e6);
     }
     const auto* out = static_cast<const float*>(m_buffers[plan.output_buffer].data());
     return std::vector<float>(out, out + n * plan.width);
@@ -172,6 +189,12 @@ class GraphExecutor::Impl {
     return m_plans.size();
   }
 
+  int branches(std::int64_t n, std::int64_t side) const {
+    std::lock_guard<std::mutex> lock(m_mutex);
+    auto it = m_plans.find({n, side});
+    return it == m_plans.end() ? 0 : it->second.branches;
+  }
+
   std::size_t working_bytes() const {
     std::lock_guard<std::mutex> lock(m_mutex);
     std::size_t total = m_scratch.size();
@@ -224,9 +247,25 @@ class GraphExecutor::Impl {
       }
     }
     std::vector<char> fused(m_ops.size(), 0);  // run as the depthwise post-op of the Op before
+    std::vector<int> group(m_ops.size(), -1);
+    const int threads_before = omp_get_max_threads();
+    struct Restore {
+      int threads;
+      ~Restore() { omp_set_num_threads(threads); }
+    } restore{threads_before};  // also when a node cannot be run
+    if (n <= k_branch_batch && threads() > 1 && m_precision != onednn::Precision::k_calibrating)
+      group = branches_of_ops();
     for (std::size_t i = 0; i < m_ops.size(); ++i) {
       const Op& op = m_ops[i];
       const GraphNode& node = *op.node;
+      b.group = group[i];
+      b.plan.branches = std::max(b.plan.branches, group[i] + 1);
+      // oneDNN sizes a primitive's work split for the threads there are when
+      // it is made: a branch's for the one thread that runs it. What follows
+      // the branches (a Concat and the head) is small and runs on one thread
+      // too: a team of OpenMP threads would leave one spinning for a while
+      // after it, on a core the next pass's branches need.
+      if (b.plan.branches > 0) omp_set_num_threads(1);
       try {
         std::optional<Value> pair;
         if (op.depthwise >= 0 && m_precision == onednn::Precision::k_float) {
@@ -259,6 +298,7 @@ class GraphExecutor::Impl {
       for (const std::string& name : read) done(name);
     }
     // The output, plain, in a buffer of its own.
+    b.group = -1;
     const Value& last = b.values.at(m_graph.output);
     int temp;
     Value out = b.as_plain(last, temp);
@@ -272,6 +312,72 @@ class GraphExecutor::Impl {
       m_reordered_bytes += md.get_size();
     }
     return std::move(b.plan);
+  }
+
+  void execute(Step& step, dnnl::stream& stream) {
+    if (step.observed >= 0) observe(step);
+    if (step.own) {
+      stream.wait();
+      step.own();
+    } else {
+      step.prim.execute(stream, step.args);
+    }
+  }
+
+  // The branches side by side, each on one thread with oneDNN single-threaded
+  // in it; the first failure is rethrown once all have ended.
+  void run_branches(Plan& plan, int team) {
+    const int before = omp_get_max_threads();
+    std::mutex failed;
+    std::exception_ptr failure;
+    parallel_for(0, static_cast<std::size_t>(plan.branches), team, [&](std::size_t g) {
+      omp_set_num_threads(1);
+      try {
+        dnnl::stream stream(m_engine);
+        for (Step& step : plan.steps)
+          if (step.group == static_cast<int>(g)) execute(step, stream);
+        stream.wait();
+      } catch (...) {
+        std::lock_guard<std::mutex> lock(failed);
+        if (!failure) failure = std::current_exception();
+      }
+    });
+    omp_set_num_threads(before);
+    if (failure) std::rethrow_exception(failure);
+  }
+
+  int threads() const { return m_threads > 0 ? m_threads : omp_get_max_threads(); }
+
+  // Which Ops form branches: each Op that reads only the input, or values of
+  // one branch, belongs to that branch (a new one when it reads only the
+  // input); an Op reading two branches, or what such an Op made, to none. The
+  // plan runs branches side by side when there are two or more and every Op
+  // of none comes after all of theirs. -1 per Op where it does not.
+  std::vector<int> branches_of_ops() const {
+    std::vector<int> group(m_ops.size(), -1);
+    std::map<std::string, int> made_in;  // value -> its Op's group
+    int count = 0;
+    std::size_t last_in_branch = 0, first_outside = m_ops.size();
+    for (std::size_t i = 0; i < m_ops.size(); ++i) {
+      const Op& op = m_ops[i];
+      std::vector<std::string> read = op.inputs;
+      if (!op.sum.empty()) read.push_back(op.sum);
+      int g = -2;  // -2: nothing read yet but the input and weights
+      for (const std::string& in : read) {
+        auto it = made_in.find(in);
+        if (it == made_in.end()) continue;
+        g = g == -2 || g == it->second ? it->second : -1;
+      }
+      if (g == -2) g = count++;
+      group[i] = g;
+      made_in[op.output] = g;
+      if (op.depthwise >= 0) made_in[m_ops[static_cast<std::size_t>(op.depthwise)].output] = g;
+      if (g >= 0) last_in_branch = i;
+      if (g < 0) first_outside = std::min(first_outside, i);
+    }
+    if (count < 2 || (first_outside < m_ops.size() && first_outside < last_in_branch))
+      group.assign(m_ops.size(), -1);
+    return group;
   }
 
   // Calibration: the range of the values a Conv is about to read (its
@@ -346,5 +452,8 @@ bool GraphExecutor::int8() const { return m_impl->int8(); }
 
 std::size_t GraphExecutor::plans() const { return m_impl->plans(); }
 std::size_t GraphExecutor::working_bytes() const { return m_impl->working_bytes(); }
+int GraphExecutor::branches(std::int64_t n, std::int64_t side) const {
+  return m_impl->branches(n, side);
+}
 
 }  // namespace cd

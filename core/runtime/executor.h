@@ -9,6 +9,11 @@
 //     INT8); weights are reordered into the layout their primitive wants once.
 //   - Values share a few buffers, reused as soon as their last reader ran;
 //     one scratchpad serves every primitive.
+//   - A mirror or resize, written as Transposes around dense 1x1 Convs, runs
+//     as one step over its matrices' nonzeros.
+//   - Branches that read only the input (the two backbones of the accurate
+//     setting) run side by side at batch 1 and 2, one thread each, with
+//     buffers and scratchpad of their own, then the rest on one thread.
 #pragma once
 
 #include <cstdint>
@@ -65,6 +70,9 @@ class GraphExecutor {
   bool int8() const;  // quantized, or built from a calibrated graph
 
   std::size_t plans() const;  // batch sizes planned so far
+  // Branches the plan for batch n at `side` runs side by side (0: it runs its
+  // steps in order, or has not been planned yet).
+  int branches(std::int64_t n, std::int64_t side) const;
   // Bytes held for activations and scratch, the largest plan's.
   std::size_t working_bytes() const;
 

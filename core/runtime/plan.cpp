@@ -46,7 +46,7 @@ int PlanBuilder::take(std::size_t bytes) {
   std::vector<std::size_t>& sizes = plan.buffer_bytes;
   int best = -1;
   for (std::size_t i = 0; i < m_free.size(); ++i) {
-    if (!m_free[i]) continue;
+    if (!m_free[i] || (group >= 0 && m_owner[i] != group)) continue;
     if (best < 0 || (sizes[i] >= bytes && (sizes[best] < bytes || sizes[i] < sizes[best])))
       best = static_cast<int>(i);
   }
@@ -54,10 +54,12 @@ int PlanBuilder::take(std::size_t bytes) {
     best = static_cast<int>(m_free.size());
     m_free.push_back(0);
     m_refs.push_back(0);
+    m_owner.push_back(group);
     sizes.push_back(0);
   }
   m_free[best] = 0;
   m_refs[best] = 1;
+  m_owner[best] = group;
   sizes[best] = std::max(sizes[best], bytes);
   return best;
 }

@@ -47,6 +47,7 @@ struct Step {
   int observed = -1;  // calibrating: the Conv (Op index) whose input DNNL_ARG_SRC is
   // Or catdog's own code instead of a primitive, on the same bound memory.
   std::function<void()> own;
+  int group = -1;  // the branch it belongs to (Plan::branches), or -1
 };
 
 // The values a Conv's input took over the calibration runs.
@@ -63,9 +64,14 @@ struct Plan {
   std::vector<Step> steps;
   std::vector<std::pair<memory, int>> bound;  // memory -> buffer it points into
   std::vector<memory> input_views;            // pointed at the caller's input too
-  std::vector<memory> scratch;                // pointed at the scratchpad
+  // Pointed at the scratchpad: each memory at its group's part of it.
+  std::vector<std::pair<memory, int>> scratch;
   std::vector<std::size_t> buffer_bytes;
-  std::size_t scratch_bytes = 0;
+  std::vector<std::size_t> scratch_bytes{0};  // per group + 1: [0] the steps of no branch
+  // Branches: groups of steps that read only the input and their own values,
+  // run side by side, one thread each, before the steps of no group. 0: the
+  // steps run in order.
+  int branches = 0;
   int output_buffer = -1;
   std::int64_t width = 0;
 };
@@ -130,10 +136,14 @@ class PlanBuilder {
   Value quantized(const Value& v, const memory::desc& want, float scale, int& temp);
   memory zeros(std::int64_t n);  // n floats of 0, for an absent bias
 
+  // The branch the steps added next belong to (-1: none). A buffer a branch
+  // has held is given to no other branch: they run at the same time.
+  int group = -1;
+
   // Adds a step of catdog's own code, reading and writing `args` (bound
   // memory whose buffers are set before each run).
   void add_own_step(std::unordered_map<int, memory> args, std::function<void()> run) {
-    plan.steps.push_back({dnnl::primitive(), std::move(args), -1, std::move(run)});
+    plan.steps.push_back({dnnl::primitive(), std::move(args), -1, std::move(run), group});
   }
 
   // Adds a step; its scratchpad (if any) shares the plan's one.
@@ -142,12 +152,14 @@ class PlanBuilder {
     memory::desc scratch = pd.scratchpad_desc();
     if (scratch.get_size() > 0) {
       memory m(scratch, m_engine, DNNL_MEMORY_NONE);
-      plan.scratch.push_back(m);
-      plan.scratch_bytes = std::max(plan.scratch_bytes, scratch.get_size());
+      plan.scratch.emplace_back(m, group);
+      auto slot = static_cast<std::size_t>(group + 1);
+      if (plan.scratch_bytes.size() <= slot) plan.scratch_bytes.resize(slot + 1, 0);
+      plan.scratch_bytes[slot] = std::max(plan.scratch_bytes[slot], scratch.get_size());
       args[DNNL_ARG_SCRATCHPAD] = m;
     }
     std::size_t at = plan.steps.size();
-    plan.steps.push_back({dnnl::primitive(), std::move(args), -1, {}});
+    plan.steps.push_back({dnnl::primitive(), std::move(args), -1, {}, group});
     jobs.push_back([engine = m_engine, &steps = plan.steps, at, pd] {
       steps[at].prim = Prim(pd);
       if constexpr (std::is_same_v<Prim, dnnl::inner_product_forward>)
@@ -162,6 +174,7 @@ class PlanBuilder {
   const ConstantStore& m_kept;
   std::vector<int> m_refs;   // per buffer: values (and temporaries) holding it
   std::vector<char> m_free;  // per buffer: reusable now
+  std::vector<int> m_owner;  // per buffer: the group that last took it
 };
 
 }  // namespace cd::onednn
