@@ -42,6 +42,12 @@ constexpr std::size_t k_max_plans = 16;
 // work is small; at larger batches the threads share each primitive better
 // than they share unequal branches.
 constexpr std::int64_t k_branch_batch = 2;
+
+// Sets OpenMP's thread count back when it goes out of scope.
+struct RestoreThreads {
+  int threads;
+  ~RestoreThreads() { omp_set_num_threads(threads); }
+};
 }  // namespace
 
 class GraphExecutor::Impl {
@@ -102,10 +108,7 @@ class GraphExecutor::Impl {
     for (auto& mem : plan.input_views) mem.set_data_handle(const_cast<float*>(input));
     if (plan.branches > 0) {
       const int team = threads();
-      struct Restore {
-        int threads;
-        ~Restore() { omp_set_num_threads(threads); }
-      } restore{team};
+      RestoreThreads restore{team};
       run_branches(plan, team);
       omp_set_num_threads(1);  // the rest as it was planned (build)
       for (Step& step : plan.steps)
@@ -248,12 +251,9 @@ class GraphExecutor::Impl {
     }
     std::vector<char> fused(m_ops.size(), 0);  // run as the depthwise post-op of the Op before
     std::vector<int> group(m_ops.size(), -1);
-    const int threads_before = omp_get_max_threads();
-    struct Restore {
-      int threads;
-      ~Restore() { omp_set_num_threads(threads); }
-    } restore{threads_before};  // also when a node cannot be run
-    if (n <= k_branch_batch && threads() > 1 && m_precision != onednn::Precision::k_calibrating)
+    const int team = threads();
+    RestoreThreads restore{omp_get_max_threads()};  // also when a node cannot be run
+    if (n <= k_branch_batch && team > 1 && m_precision != onednn::Precision::k_calibrating)
       group = branches_of_ops();
     for (std::size_t i = 0; i < m_ops.size(); ++i) {
       const Op& op = m_ops[i];
@@ -306,7 +306,7 @@ class GraphExecutor::Impl {
       throw ModelError("the graph's output must be [N, k]");
     b.plan.output_buffer = out.buffer;
     b.plan.width = out.md.dims()[1];
-    run_jobs(b.jobs, n);
+    run_jobs(b.jobs, n, team);
     for (auto& [name, md, mem] : b.constants) {
       m_constants[name].emplace_back(md, mem);
       m_reordered_bytes += md.get_size();
@@ -327,23 +327,12 @@ class GraphExecutor::Impl {
   // The branches side by side, each on one thread with oneDNN single-threaded
   // in it; the first failure is rethrown once all have ended.
   void run_branches(Plan& plan, int team) {
-    const int before = omp_get_max_threads();
-    std::mutex failed;
-    std::exception_ptr failure;
-    parallel_for(0, static_cast<std::size_t>(plan.branches), team, [&](std::size_t g) {
-      omp_set_num_threads(1);
-      try {
-        dnnl::stream stream(m_engine);
-        for (Step& step : plan.steps)
-          if (step.group == static_cast<int>(g)) execute(step, stream);
-        stream.wait();
-      } catch (...) {
-        std::lock_guard<std::mutex> lock(failed);
-        if (!failure) failure = std::current_exception();
-      }
+    one_thread_each(static_cast<std::size_t>(plan.branches), team, [&](std::size_t g) {
+      dnnl::stream stream(m_engine);
+      for (Step& step : plan.steps)
+        if (step.group == static_cast<int>(g)) execute(step, stream);
+      stream.wait();
     });
-    omp_set_num_threads(before);
-    if (failure) std::rethrow_exception(failure);
   }
 
   int threads() const { return m_threads > 0 ? m_threads : omp_get_max_threads(); }
@@ -394,29 +383,33 @@ class GraphExecutor::Impl {
     }
   }
 
-  // The build's jobs on m_threads threads (the caller's one among them),
-  // each running oneDNN single-threaded. The first failure is rethrown once
-  // all have ended.
-  void run_jobs(const std::vector<std::function<void()>>& jobs, std::int64_t n) {
-    const int before = omp_get_max_threads();
+  // The build's jobs on `team` threads, each running oneDNN single-threaded.
+  void run_jobs(const std::vector<std::function<void()>>& jobs, std::int64_t n, int team) {
+    try {
+      one_thread_each(jobs.size(), team, [&](std::size_t i) { jobs[i](); });
+    } catch (const dnnl::error& e) {
+      throw ModelError("the oneDNN runtime cannot build its plan at batch " + std::to_string(n) +
+                       ": " + e.what());
+    }
+  }
+
+  // body(i) for each i below count on up to `threads` threads (the caller's
+  // one among them), oneDNN single-threaded in each. The first failure is
+  // rethrown once all have ended.
+  static void one_thread_each(std::size_t count, int threads,
+                              const std::function<void(std::size_t)>& body) {
+    RestoreThreads restore{omp_get_max_threads()};
     std::mutex failed;
     std::exception_ptr failure;
-    parallel_for(0, jobs.size(), m_threads > 0 ? m_threads : before, [&](std::size_t i) {
+    parallel_for(0, count, threads, [&](std::size_t i) {
       omp_set_num_threads(1);
       try {
-        jobs[i]();
-      } catch (const dnnl::error& e) {
-        std::lock_guard<std::mutex> lock(failed);
-        if (!failure)
-          failure = std::make_exception_ptr(
-              ModelError("the oneDNN runtime cannot build its plan at batch " + std::to_string(n) +
-                         ": " + e.what()));
+        body(i);
       } catch (...) {
         std::lock_guard<std::mutex> lock(failed);
         if (!failure) failure = std::current_exception();
       }
     });
-    omp_set_num_threads(before);
     if (failure) std::rethrow_exception(failure);
   }
 
