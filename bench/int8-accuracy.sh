@@ -8,6 +8,7 @@
 # alternated. Writes bench/results/int8-accuracy.{json,md}.
 # Usage: bench/int8-accuracy.sh [MODEL] [PREPARED] [CALIBRATION_IMAGES]
 #   defaults: models/model.cdm, data/prepared (test.csv and train.csv), 256.
+#   BENCH_INT8_OUT names the results (default int8-accuracy: bench/results/int8-accuracy.{json,md}).
 #   For the issue's measurement, a model trained on the full data and its
 #   cd-prepare folder.
 set -euo pipefail
@@ -48,9 +49,9 @@ for round in 1 2 3; do
   build/bin/bench_forward --int8 "$model" 2 15 1 32 >"$work/forward-int8-$round.json"
 done
 
-python3 - "$work" "$model" "$prepared" "$images" <<'PY'
+python3 - "$work" "$model" "$prepared" "$images" "${BENCH_INT8_OUT:-int8-accuracy}" <<'PY'
 import csv, glob, json, os, statistics, sys, time
-work, model, prepared, images = sys.argv[1:5]
+work, model, prepared, images, name = sys.argv[1:6]
 out = "bench/results"
 summary = {"model": model, "prepared": prepared, "calibration_images": int(images)}
 
@@ -80,8 +81,8 @@ for batch in ("1", "32"):
     speed.append(f"| {batch} | {f:.2f} ({min(per['f32']):.2f}-{max(per['f32']):.2f}) | "
                  f"{q:.2f} ({min(per['int8']):.2f}-{max(per['int8']):.2f}) | {f / q:.2f}× |")
 
-json.dump(summary, open(f"{out}/int8-accuracy.json", "w"), indent=2)
-with open(f"{out}/int8-accuracy.md", "w") as f:
+json.dump(summary, open(f"{out}/{name}.json", "w"), indent=2)
+with open(f"{out}/{name}.md", "w") as f:
     f.write(f"# INT8 on the oneDNN runtime: accuracy and speed — "
             f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}\n\n"
             f"`bench/int8-accuracy.sh {model} {prepared} {images}`: cd-eval in f32 and with "
@@ -94,5 +95,5 @@ with open(f"{out}/int8-accuracy.md", "w") as f:
             "image of 15 runs; f32 and int8 alternated 3 times: median of the 3, and their range):\n\n"
             "| batch | f32 | int8 | f32/int8 |\n|---:|---:|---:|---:|\n")
     f.write("\n".join(speed) + "\n")
-print(open(f"{out}/int8-accuracy.md").read())
+print(open(f"{out}/{name}.md").read())
 PY
