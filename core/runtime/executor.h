@@ -13,7 +13,9 @@
 //     as one step over its matrices' nonzeros.
 //   - Branches that read only the input (the two backbones of the accurate
 //     setting) run side by side at batch 1 and 2, one thread each, with
-//     buffers and scratchpad of their own, then the rest on one thread.
+//     buffers and scratchpad of their own, then the rest on one thread;
+//     only where there are at least as many branches as threads, of like
+//     size (by Ops), so that no core is left idle.
 #pragma once
 
 #include <cstdint>

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -18,7 +19,13 @@ void parallel_for(std::size_t begin, std::size_t end, int threads,
   int n = std::max(1, static_cast<int>(std::min<std::size_t>(items, std::max(1, threads))));
   std::vector<std::thread> pool;
   pool.reserve(static_cast<std::size_t>(n - 1));
-  for (int t = 1; t < n; ++t) pool.emplace_back(worker);
+  for (int t = 1; t < n; ++t) {
+    try {
+      pool.emplace_back(worker);
+    } catch (const std::system_error&) {
+      break;  // no more threads to be had: the ones there are share the items
+    }
+  }
   worker();
   for (auto& t : pool) t.join();
 }

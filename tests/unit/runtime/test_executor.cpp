@@ -272,12 +272,12 @@ TEST_CASE("the oneDNN runtime pools, transposes, scales and activates as ONNX sa
 
 namespace {
 
-// A matrix [rows, cols, 1, 1] with about one entry in three nonzero, as an
+// A matrix [rows, cols, 1, 1] with one entry in five nonzero, as an
 // antialiased resize's rows are mostly zeros.
 cd::GraphWeight axis_matrix(std::int64_t rows, std::int64_t cols, unsigned seed) {
   cd::GraphWeight w = weight({rows, cols, 1, 1}, seed);
   for (std::size_t i = 0; i < w.values.size(); ++i)
-    if (i % 3 != 0) w.values[i] = 0.f;
+    if (i % 5 != 0) w.values[i] = 0.f;
   return w;
 }
 
@@ -313,11 +313,11 @@ TEST_CASE(
     "the oneDNN runtime resizes and mirrors along the axes as the graph's Transposes and "
     "Convs say",
     "[runtime]") {
-  const std::int64_t n = 2, side = 9, out = 7;
+  const std::int64_t n = 2, side = 9, out = 7, narrow = 5;
   T x{{n, 3, side, side}, random_values(static_cast<std::size_t>(n * 3 * side * side), 41)};
   SECTION("a resize: the width, then the height") {
     cd::InferenceGraph g;
-    g.weights["aw"] = axis_matrix(out, side, 42);
+    g.weights["aw"] = axis_matrix(narrow, side, 42);  // 9 wide to 5, 9 high to 7
     g.weights["ah"] = axis_matrix(out, side, 43);
     g.nodes = {node("Transpose", {"input"}, "t1", {{"perm", {0, 3, 2, 1}}}),
                matrix_conv("t1", "aw", "c1"),
@@ -364,6 +364,8 @@ TEST_CASE(
     CHECK_THROWS_WITH(exec.run(x.v.data(), n, side), Catch::Contains("'aw'"));
   }
 }
+
+extern "C" int omp_get_max_threads();  // oneDNN's OpenMP, which the executor sets
 
 namespace {
 
@@ -436,6 +438,18 @@ TEST_CASE("the oneDNN runtime runs branches side by side at small batches, as lo
     std::vector<float> alone = one.run(x.v.data(), n, side);
     for (std::size_t i = 0; i < want.size(); ++i) CHECK(alone[i] == Approx(want[i]).margin(1e-4));
     CHECK(one.branches(n, side) == 0);  // one thread: nothing to run beside
+  }
+  // One executor through batch 1 (side by side), 8 (in order) and 1 again:
+  // the same answers, and after each run OpenMP's thread count is the
+  // executor's 2 (a run sets it), not the one its branches and tail ran on.
+  {
+    cd::GraphExecutor exec(g, 2);
+    for (std::int64_t n : {1, 8, 1}) {
+      T x{{n, 3, side, side}, random_values(static_cast<std::size_t>(n * 3 * side * side), 57)};
+      std::vector<float> want = two_branch_reference(g, x), got = exec.run(x.v.data(), n, side);
+      for (std::size_t i = 0; i < want.size(); ++i) CHECK(got[i] == Approx(want[i]).margin(1e-4));
+      CHECK(omp_get_max_threads() == 2);
+    }
   }
   // One branch (every graph of one backbone) is not split.
   cd::InferenceGraph single = expand_graph();

@@ -171,3 +171,25 @@ TEST_CASE("a value already in the wanted layout is read as it is, another takes 
   run_plan_jobs(b.jobs);
   CHECK(static_cast<bool>(b.plan.steps[0].prim));
 }
+
+TEST_CASE("a branch never gets a buffer another branch has held, the Ops after them may",
+          "[runtime][plan]") {
+  cd::InferenceGraph g = plan_test_graph();
+  dnnl::engine engine(dnnl::engine::kind::cpu, 0);
+  cd::onednn::ConstantStore kept;
+  PlanBuilder b(g, engine, kept);
+
+  b.group = 0;
+  int first = b.take(1000);
+  b.release(first);
+  CHECK(b.take(500) == first);  // its own branch reuses it
+  b.release(first);
+  b.group = 1;
+  int second = b.take(500);  // another branch runs at the same time: a buffer of its own
+  CHECK(second != first);
+  b.release(second);
+  b.group = -1;  // after the branches: any free buffer
+  int after = b.take(800);
+  CHECK((after == first || after == second));
+  CHECK(b.plan.buffer_bytes.size() == 2);
+}
