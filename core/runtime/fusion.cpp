@@ -183,4 +183,46 @@ std::vector<Op> fuse(const InferenceGraph& g) {
   return ops;
 }
 
+// Which Ops form branches: each Op that reads only the input, or values of
+// one branch, belongs to that branch (a new one when it reads only the
+// input); an Op reading two branches, or what such an Op made, to none. The
+// plan runs branches side by side when there are two or more, at least as
+// many as threads, of like size, and every Op of none comes after all of
+// theirs. -1 per Op where it does not.
+std::vector<int> branches(const std::vector<Op>& ops, int team) {
+  std::vector<int> group(ops.size(), -1);
+  std::map<std::string, int> made_in;  // value -> its Op's group
+  int count = 0;
+  std::size_t last_in_branch = 0, first_outside = ops.size();
+  for (std::size_t i = 0; i < ops.size(); ++i) {
+    const Op& op = ops[i];
+    std::vector<std::string> read = op.inputs;
+    if (!op.sum.empty()) read.push_back(op.sum);
+    int g = -2;  // -2: nothing read yet but the input and weights
+    for (const std::string& in : read) {
+      auto it = made_in.find(in);
+      if (it == made_in.end()) continue;
+      g = g == -2 || g == it->second ? it->second : -1;
+    }
+    if (g == -2) g = count++;
+    group[i] = g;
+    made_in[op.output] = g;
+    if (op.depthwise >= 0) made_in[ops[static_cast<std::size_t>(op.depthwise)].output] = g;
+    if (g >= 0) last_in_branch = i;
+    if (g < 0) first_outside = std::min(first_outside, i);
+  }
+  // Side by side only as many branches as threads, of like size (by Ops):
+  // a small side path beside a backbone, or two branches on eight cores,
+  // would leave idle the cores that the Ops in order use.
+  std::vector<std::size_t> size(static_cast<std::size_t>(count), 0);
+  for (int g : group)
+    if (g >= 0) ++size[static_cast<std::size_t>(g)];
+  const bool even = count >= 2 && *std::min_element(size.begin(), size.end()) * 2 >=
+                                      *std::max_element(size.begin(), size.end());
+  if (count < 2 || count < team || !even ||
+      (first_outside < ops.size() && first_outside < last_in_branch))
+    group.assign(ops.size(), -1);
+  return group;
+}
+
 }  // namespace cd

@@ -61,4 +61,9 @@ struct Op {
 // is not a zero padding before a Conv.
 std::vector<Op> fuse(const InferenceGraph& g);
 
+// Per Op, the branch it runs in side by side with the others (runtime/
+// executor.h) on `team` threads, or -1 for every Op where the graph's Ops
+// should run in order.
+std::vector<int> branches(const std::vector<Op>& ops, int team);
+
 }  // namespace cd

@@ -418,6 +418,12 @@ std::vector<float> two_branch_reference(const cd::InferenceGraph& g, const T& x)
   return out;
 }
 
+// got equals want, value for value, within 1e-4.
+void check_close(const std::vector<float>& got, const std::vector<float>& want) {
+  REQUIRE(got.size() == want.size());
+  for (std::size_t i = 0; i < want.size(); ++i) CHECK(got[i] == Approx(want[i]).margin(1e-4));
+}
+
 }  // namespace
 
 TEST_CASE("the oneDNN runtime runs branches side by side at small batches, as loops do",
@@ -429,14 +435,10 @@ TEST_CASE("the oneDNN runtime runs branches side by side at small batches, as lo
     T x{{n, 3, side, side}, random_values(static_cast<std::size_t>(n * 3 * side * side), 56)};
     std::vector<float> want = two_branch_reference(g, x);
     cd::GraphExecutor two(g, 2), one(g, 1);
-    for (int again = 0; again < 3; ++again) {  // the buffers as the last run left them
-      std::vector<float> got = two.run(x.v.data(), n, side);
-      REQUIRE(got.size() == want.size());
-      for (std::size_t i = 0; i < want.size(); ++i) CHECK(got[i] == Approx(want[i]).margin(1e-4));
-    }
+    for (int again = 0; again < 3; ++again)  // the buffers as the last run left them
+      check_close(two.run(x.v.data(), n, side), want);
     CHECK(two.branches(n, side) == (n <= 2 ? 2 : 0));
-    std::vector<float> alone = one.run(x.v.data(), n, side);
-    for (std::size_t i = 0; i < want.size(); ++i) CHECK(alone[i] == Approx(want[i]).margin(1e-4));
+    check_close(one.run(x.v.data(), n, side), want);
     CHECK(one.branches(n, side) == 0);  // one thread: nothing to run beside
   }
   // One executor through batch 1 (side by side), 8 (in order) and 1 again:
@@ -446,8 +448,7 @@ TEST_CASE("the oneDNN runtime runs branches side by side at small batches, as lo
     cd::GraphExecutor exec(g, 2);
     for (std::int64_t n : {1, 8, 1}) {
       T x{{n, 3, side, side}, random_values(static_cast<std::size_t>(n * 3 * side * side), 57)};
-      std::vector<float> want = two_branch_reference(g, x), got = exec.run(x.v.data(), n, side);
-      for (std::size_t i = 0; i < want.size(); ++i) CHECK(got[i] == Approx(want[i]).margin(1e-4));
+      check_close(exec.run(x.v.data(), n, side), two_branch_reference(g, x));
       CHECK(omp_get_max_threads() == 2);
     }
   }

@@ -158,3 +158,32 @@ TEST_CASE("fusion leaves the Transposes and Convs apart when the chain is not a 
     for (const cd::Op& op : cd::fuse(g)) CHECK(op.axis_matrices.empty());
   }
 }
+
+TEST_CASE("branches: Ops on the input side by side where as many as threads and of like size",
+          "[runtime]") {
+  // Two paths of two Convs on the input, then a Concat.
+  auto graph = [](int second_path_convs) {
+    cd::InferenceGraph g;
+    g.weights["w"] = {{3, 3, 1, 1}, std::vector<float>(9, 0.1f)};
+    g.nodes = {fusion_matrix_conv("input", "w", "a1"), fusion_matrix_conv("a1", "w", "a2")};
+    std::string last = "input";
+    for (int i = 0; i < second_path_convs; ++i) {
+      std::string out = "b" + std::to_string(i);
+      g.nodes.push_back(fusion_matrix_conv(last, "w", out));
+      last = out;
+    }
+    g.nodes.push_back(node("Concat", {"a2", last}, "both", {{"axis", {1}}}));
+    g.output = "both";
+    return g;
+  };
+  cd::InferenceGraph even = graph(2);
+  std::vector<cd::Op> ops = cd::fuse(even);
+  CHECK(cd::branches(ops, 2) == std::vector<int>{0, 0, 1, 1, -1});
+  CHECK(cd::branches(ops, 4) == std::vector<int>(5, -1));  // two would leave two cores idle
+  cd::InferenceGraph longer = graph(4);                    // 2 Ops beside 4: still alike
+  ops = cd::fuse(longer);
+  CHECK(cd::branches(ops, 2) == std::vector<int>{0, 0, 1, 1, 1, 1, -1});
+  cd::InferenceGraph uneven = graph(5);  // 2 Ops beside 5: a side path, in order
+  ops = cd::fuse(uneven);
+  CHECK(cd::branches(ops, 2) == std::vector<int>(8, -1));
+}

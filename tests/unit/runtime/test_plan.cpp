@@ -39,6 +39,14 @@ std::vector<float> plan_plain_values(const dnnl::engine& engine, const memory& m
   return std::vector<float>(p, p + cd::onednn::product(d));
 }
 
+// A PlanBuilder on plan_test_graph(), as the executor sets one up.
+struct PlanSetup {
+  cd::InferenceGraph graph = plan_test_graph();
+  dnnl::engine engine{dnnl::engine::kind::cpu, 0};
+  cd::onednn::ConstantStore kept;
+  PlanBuilder b{graph, engine, kept};
+};
+
 void run_plan_jobs(const std::vector<std::function<void()>>& jobs) {
   for (const auto& job : jobs) job();
 }
@@ -46,10 +54,8 @@ void run_plan_jobs(const std::vector<std::function<void()>>& jobs) {
 }  // namespace
 
 TEST_CASE("a plan gives a freed buffer to the next value instead of a new one", "[runtime][plan]") {
-  cd::InferenceGraph g = plan_test_graph();
-  dnnl::engine engine(dnnl::engine::kind::cpu, 0);
-  cd::onednn::ConstantStore kept;
-  PlanBuilder b(g, engine, kept);
+  PlanSetup setup;
+  PlanBuilder& b = setup.b;
 
   int a = b.take(1000), c = b.take(4000);
   CHECK(a != c);
@@ -65,10 +71,8 @@ TEST_CASE("a plan gives a freed buffer to the next value instead of a new one", 
 }
 
 TEST_CASE("a plan picks the smallest free buffer that holds the value", "[runtime][plan]") {
-  cd::InferenceGraph g = plan_test_graph();
-  dnnl::engine engine(dnnl::engine::kind::cpu, 0);
-  cd::onednn::ConstantStore kept;
-  PlanBuilder b(g, engine, kept);
+  PlanSetup setup;
+  PlanBuilder& b = setup.b;
 
   int big = b.take(8000), small = b.take(2000), mid = b.take(4000);
   b.release(big);
@@ -83,10 +87,8 @@ TEST_CASE("a plan picks the smallest free buffer that holds the value", "[runtim
 }
 
 TEST_CASE("a shared buffer is free only once every holder has released it", "[runtime][plan]") {
-  cd::InferenceGraph g = plan_test_graph();
-  dnnl::engine engine(dnnl::engine::kind::cpu, 0);
-  cd::onednn::ConstantStore kept;
-  PlanBuilder b(g, engine, kept);
+  PlanSetup setup;
+  PlanBuilder& b = setup.b;
 
   int shared = b.take(1000);
   b.share(shared);  // a residual's sum writes into it: two holders
@@ -98,14 +100,15 @@ TEST_CASE("a shared buffer is free only once every holder has released it", "[ru
 }
 
 TEST_CASE("a plan reorders a weight once and hands out the same memory after", "[runtime][plan]") {
-  cd::InferenceGraph g = plan_test_graph();
-  dnnl::engine engine(dnnl::engine::kind::cpu, 0);
-  cd::onednn::ConstantStore kept;
+  PlanSetup setup;
+  cd::InferenceGraph& g = setup.graph;
+  dnnl::engine& engine = setup.engine;
+  cd::onednn::ConstantStore& kept = setup.kept;
   const cd::onednn::dims wd{16, 8, 1, 1};
   const memory::desc plain = cd::onednn::plain_desc(wd);
   const memory::desc blocked(wd, cd::onednn::k_f32, memory::format_tag::ABcd8b8a);
 
-  PlanBuilder b(g, engine, kept);
+  PlanBuilder& b = setup.b;
   memory first = b.constant("w", plain, blocked);
   memory again = b.constant("w", plain, blocked);
   CHECK(first.get_data_handle() == again.get_data_handle());
@@ -131,10 +134,8 @@ TEST_CASE("a plan reorders a weight once and hands out the same memory after", "
 
 TEST_CASE("a plan refuses a weight whose size does not fit its operator, by name",
           "[runtime][plan]") {
-  cd::InferenceGraph g = plan_test_graph();
-  dnnl::engine engine(dnnl::engine::kind::cpu, 0);
-  cd::onednn::ConstantStore kept;
-  PlanBuilder b(g, engine, kept);
+  PlanSetup setup;
+  PlanBuilder& b = setup.b;
   const cd::onednn::dims wrong{16, 4, 1, 1};
   CHECK_THROWS_AS(b.constant("w", cd::onednn::plain_desc(wrong), cd::onednn::plain_desc(wrong)),
                   cd::ModelError);
@@ -147,10 +148,8 @@ TEST_CASE("a plan refuses a weight whose size does not fit its operator, by name
 
 TEST_CASE("a value already in the wanted layout is read as it is, another takes a reorder step",
           "[runtime][plan]") {
-  cd::InferenceGraph g = plan_test_graph();
-  dnnl::engine engine(dnnl::engine::kind::cpu, 0);
-  cd::onednn::ConstantStore kept;
-  PlanBuilder b(g, engine, kept);
+  PlanSetup setup;
+  PlanBuilder& b = setup.b;
   const cd::onednn::dims d{2, 16, 5, 5};
   cd::onednn::Value x = b.fresh(cd::onednn::plain_desc(d));
 
@@ -174,10 +173,8 @@ TEST_CASE("a value already in the wanted layout is read as it is, another takes 
 
 TEST_CASE("a branch never gets a buffer another branch has held, the Ops after them may",
           "[runtime][plan]") {
-  cd::InferenceGraph g = plan_test_graph();
-  dnnl::engine engine(dnnl::engine::kind::cpu, 0);
-  cd::onednn::ConstantStore kept;
-  PlanBuilder b(g, engine, kept);
+  PlanSetup setup;
+  PlanBuilder& b = setup.b;
 
   b.group = 0;
   int first = b.take(1000);
