@@ -16,12 +16,18 @@ std::optional<Int8Input> int8_input(const PlanBuilder& b, const Op& op) {
   if (!range.seen() || w.dims.size() != 4) return std::nullopt;
   const bool depthwise = groups == w.dims[0] && w.dims[1] == 1;
   if (groups != 1 && !depthwise) return std::nullopt;
-  // u8 to 127, not 255: without VNNI (this AVX2 machine) oneDNN multiplies
-  // u8 by s8 in pairs whose sum is held in 16 bits, which 2 x 255 x 127
-  // would overflow; 2 x 127 x 127 does not.
-  const bool unsigned_src = range.lo >= 0.f;
+  // Without VNNI (this AVX2 machine), oneDNN's dense int8 kernels multiply
+  // u8 by s8 in pairs whose sum is held in 16 bits: 2 x 255 x 127 would
+  // overflow it. So a dense Conv reads u8 to 255 with its weights to 63
+  // (2 x 255 x 63 = 32,130 fits); its depthwise kernels widen each product
+  // to 32 bits, so a depthwise Conv reads u8 to 255 with weights to 127. An
+  // s8 input keeps 127 and weights to 127: oneDNN halves those weights
+  // itself. The full 255 for the ReLU6 outputs the depthwise Convs read
+  // halved the two-backbone model's changed decisions on validation
+  // (docs/decisions/2026-12-06-int8.md).
   const float reach = std::max({std::abs(range.lo), std::abs(range.hi), 1e-6f});
-  return Int8Input{unsigned_src ? memory::data_type::u8 : memory::data_type::s8, 127.f / reach};
+  if (range.lo < 0.f) return Int8Input{memory::data_type::s8, 127.f / reach};
+  return Int8Input{memory::data_type::u8, 255.f / reach, depthwise ? 127.f : 63.f};
 }
 
 std::optional<Int8Input> int8_output(const PlanBuilder& b, const Op& op, Activation& act) {
@@ -64,7 +70,7 @@ Int8Conv int8_conv(PlanBuilder& b, const GraphNode& n, const Int8Input& src, con
     const float* wc = w.data() + c * per_channel;
     float most = 0.f;
     for (std::size_t i = 0; i < per_channel; ++i) most = std::max(most, std::abs(wc[i]));
-    weight_scales[c] = most > 0.f ? 127.f / most : 1.f;
+    weight_scales[c] = most > 0.f ? src.weight_reach / most : 1.f;
     q.output_scales[c] = 1.f / (src.scale * weight_scales[c]);
     bias[c] = bias_in ? bias_in[c] / q.output_scales[c] : 0.f;
   }

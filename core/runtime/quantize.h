@@ -13,16 +13,18 @@
 namespace cd::onednn {
 
 // How a Conv's input is quantised in INT8: u8 where it was never negative
-// in calibration, else s8; value x is round(x * scale).
+// in calibration, else s8; value x is round(x * scale). Its weights are
+// quantised per output channel to +-weight_reach.
 struct Int8Input {
   memory::data_type type;
   float scale;
+  float weight_reach = 127.f;
 };
 
 // A Conv on 8-bit data: its weights and bias quantised, and the scales back to f32.
 struct Int8Conv {
   Int8Input src;
-  dnnl::primitive_attr weight_attr;  // the weights' reorder: times 127 / max |w| per channel
+  dnnl::primitive_attr weight_attr;  // the weights' reorder: times reach / max |w| per channel
   std::vector<float> output_scales;  // per output channel: 1 / (src.scale * weight scale)
   memory bias;  // in the accumulator's units: oneDNN 2.x adds it before the output scale
 };

@@ -152,20 +152,21 @@ std::vector<float> block_reference(const cd::InferenceGraph& g, const T& x) {
 }
 
 // An inverted-residual block's expansion: 1x1 Conv to 24 channels, ReLU6, a
-// zero Pad (bottom and right), a depthwise 3x3 Conv of stride 2, ReLU6, then
-// the mean per channel and a Gemm to one logit.
-cd::InferenceGraph expand_graph() {
+// zero Pad (bottom and right), a depthwise 3x3 Conv of stride 2 (or, with
+// groups 1, a dense one), ReLU6, then the mean per channel and a Gemm to one
+// logit.
+cd::InferenceGraph expand_graph(std::int64_t groups = 24) {
   cd::InferenceGraph g;
   g.weights["we"] = weight({24, 3, 1, 1}, 21);
   g.weights["be"] = weight({24}, 22);
-  g.weights["wd"] = weight({24, 1, 3, 3}, 23);
+  g.weights["wd"] = weight({24, 24 / groups, 3, 3}, 23);
   g.weights["bd"] = weight({24}, 24);
   g.weights["wf"] = weight({1, 24}, 25);
   g.nodes = {
       conv_node("input", "we", "be", "e", 1, 1, {0, 0, 0, 0}, 1),
       node("Clip", {"e"}, "ea", {}, {{"min", 0.f}, {"max", 6.f}}),
       node("Pad", {"ea"}, "p", {{"pads", {0, 0, 0, 0, 0, 0, 1, 1}}}, {{"value", 0.f}}),
-      conv_node("p", "wd", "bd", "d", 3, 2, {0, 0, 0, 0}, 24),
+      conv_node("p", "wd", "bd", "d", 3, 2, {0, 0, 0, 0}, groups),
       node("Clip", {"d"}, "da", {}, {{"min", 0.f}, {"max", 6.f}}),
       node("GlobalAveragePool", {"da"}, "gap"),
       node("Flatten", {"gap"}, "f", {{"axis", {1}}}),
@@ -179,7 +180,7 @@ std::vector<float> expand_reference(const cd::InferenceGraph& g, const T& x) {
   const auto& w = g.weights;
   auto relu6 = [](float v) { return std::min(6.f, std::max(0.f, v)); };
   T e = map(conv(x, w.at("we"), w.at("be"), 1, {0, 0, 0, 0}, 1), relu6);
-  T d = map(conv(e, w.at("wd"), w.at("bd"), 2, {0, 0, 1, 1}, 24), relu6);
+  T d = map(conv(e, w.at("wd"), w.at("bd"), 2, {0, 0, 1, 1}, 24 / w.at("wd").dims[1]), relu6);
   T avg = pooled(d, false);
   std::vector<float> p;
   for (std::int64_t n = 0; n < x.d[0]; ++n) {
@@ -500,13 +501,44 @@ TEST_CASE("weights read in place from a file are its own once the runtime owns t
   CHECK(file.use_count() == 1);  // the executor let the bytes go
 }
 
+TEST_CASE("8-bit convolutions at the top of their ranges do not overflow 16-bit pair sums",
+          "[runtime][int8]") {
+  // Every input at its calibrated maximum (u8 255) and every weight at its
+  // channel's largest: without VNNI, a kernel that summed u8 x s8 pairs in
+  // 16 bits would saturate at 2 x 255 x 127 (depthwise, weights to 127) and
+  // just fit at 2 x 255 x 63 (dense, weights to 63).
+  for (const std::int64_t groups : {std::int64_t{3}, std::int64_t{1}}) {
+    INFO((groups == 1 ? "dense" : "depthwise") << " 3x3 Conv");
+    const std::int64_t out = groups == 1 ? 8 : 3;
+    cd::InferenceGraph g;
+    g.weights["w"] = {{out, 3 / groups, 3, 3},
+                      std::vector<float>(static_cast<std::size_t>(out * 27 / groups), 0.5f)};
+    g.weights["b"] = {{out}, std::vector<float>(static_cast<std::size_t>(out), 0.f)};
+    g.nodes = {conv_node("input", "w", "b", "y", 3, 1, {0, 0, 0, 0}, static_cast<int>(groups)),
+               node("GlobalAveragePool", {"y"}, "gap"),  // of equal values: each of them
+               node("Flatten", {"gap"}, "f", {{"axis", {1}}})};
+    g.output = "f";
+    const std::int64_t n = 2, side = 5;
+    const std::vector<float> x(static_cast<std::size_t>(n * 3 * side * side), 3.f);
+    cd::GraphExecutor exec(g, 1);
+    exec.calibrate();
+    exec.run(x.data(), n, side);
+    exec.quantize();
+    const std::vector<float> got = exec.run(x.data(), n, side);
+    REQUIRE(got.size() == static_cast<std::size_t>(n * out));
+    const float want = static_cast<float>(27 / groups) * 3.f * 0.5f;  // 3 and 0.5 quantise exactly
+    for (float v : got) CHECK(v == Approx(want).epsilon(1e-4));
+  }
+}
+
 TEST_CASE("after calibration the oneDNN runtime's 8-bit convolutions stay close to f32",
           "[runtime]") {
   // expand_graph: an s8 input (the image has negative values) into a 1x1
   // Conv, which writes u8 for the depthwise Conv after it (its ReLU6 scaled
-  // to match). block_graph: a padded stride-2 stem on s8 read by two (so it
-  // writes f32), a depthwise Conv writing u8 for a 1x1 Conv with a residual
-  // Add (the sum post-op after an 8-bit convolution).
+  // to match); with groups 1, for a dense 3x3 Conv (weights to 63).
+  // block_graph: a padded stride-2 stem on s8 read by two (so it writes
+  // f32), a depthwise Conv writing u8 for a 1x1 Conv with a residual Add
+  // (the sum post-op after an 8-bit convolution).
   struct Case {
     cd::InferenceGraph g;
     std::int64_t side;
@@ -515,6 +547,7 @@ TEST_CASE("after calibration the oneDNN runtime's 8-bit convolutions stay close 
   };
   std::vector<Case> cases;
   cases.push_back({expand_graph(), 24, expand_reference, 0.03});
+  cases.push_back({expand_graph(1), 24, expand_reference, 0.03});
   cases.push_back({block_graph(), 11, block_reference, 0.03});
   for (auto& [g, side, reference, tolerance] : cases) {
     const std::int64_t n = 8;
@@ -551,7 +584,7 @@ TEST_CASE("after calibration the oneDNN runtime's 8-bit convolutions stay close 
     std::vector<float> again = carried.run(x.v.data(), n, side);
     for (std::size_t i = 0; i < want.size(); ++i) CHECK(again[i] == Approx(got[i]).margin(1e-6));
     if (g.weights.count("we")) {
-      // The 1x1 Conv writes its 24 channels as the depthwise Conv reads them,
+      // The 1x1 Conv writes its 24 channels as the Conv after it reads them,
       // one byte each: no buffer holds them as floats.
       const std::size_t expanded = 24 * static_cast<std::size_t>(n * side * side) * sizeof(float);
       CHECK(carried.working_bytes() < expanded);

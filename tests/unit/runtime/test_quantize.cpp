@@ -70,20 +70,28 @@ struct Int8Setup {
 
 }  // namespace
 
-TEST_CASE("INT8 reads a never-negative input as u8 and a signed one as s8, scaled to 127",
+TEST_CASE("INT8 reads a never-negative input as u8 to 255 and a signed one as s8 to 127",
           "[runtime][int8]") {
   Int8Setup s;
-  const std::size_t first = s.at("c1"), second = s.at("c2");
+  const std::size_t first = s.at("c1"), second = s.at("c2"), depthwise = s.at("c3");
   s.ranges[first] = {0.f, 4.f};
   s.ranges[second] = {-2.f, 1.f};
+  s.ranges[depthwise] = {0.f, 6.f};
   auto a = cd::onednn::int8_input(s.b, s.ops[first]);
   REQUIRE(a);
   CHECK(a->type == memory::data_type::u8);
-  CHECK(a->scale == Approx(127.f / 4.f));
+  CHECK(a->scale == Approx(255.f / 4.f));
+  CHECK(a->weight_reach == 63.f);  // dense: u8 x s8 pairs stay within 16 bits
   auto b = cd::onednn::int8_input(s.b, s.ops[second]);
   REQUIRE(b);
   CHECK(b->type == memory::data_type::s8);
   CHECK(b->scale == Approx(127.f / 2.f));  // the larger of |lo| and |hi|
+  CHECK(b->weight_reach == 127.f);
+  auto d = cd::onednn::int8_input(s.b, s.ops[depthwise]);
+  REQUIRE(d);
+  CHECK(d->type == memory::data_type::u8);
+  CHECK(d->scale == Approx(255.f / 6.f));
+  CHECK(d->weight_reach == 127.f);  // depthwise: 32-bit products
 }
 
 TEST_CASE("INT8 leaves f32 what was never calibrated, grouped Convs and f32 plans",
@@ -111,10 +119,10 @@ TEST_CASE("a Conv writes its result quantised for the one INT8 Conv that reads i
   auto emit = cd::onednn::int8_output(s.b, s.ops[first], act);
   REQUIRE(emit);
   CHECK(emit->type == memory::data_type::u8);
-  CHECK(emit->scale == Approx(127.f / 6.f));
+  CHECK(emit->scale == Approx(255.f / 6.f));
   // The Clip now runs on the scaled values: its bounds scale with them.
   CHECK(act.alpha == Approx(0.f));
-  CHECK(act.beta == Approx(6.f * 127.f / 6.f));
+  CHECK(act.beta == Approx(255.f));
 
   SECTION("a ReLU of any slope commutes with the scale; other activations do not") {
     cd::Activation leaky{dnnl::algorithm::eltwise_relu, 0.1f, 0.f};
@@ -150,7 +158,7 @@ TEST_CASE("the graph's output and a residual's sum stay f32", "[runtime][int8]")
 }
 
 TEST_CASE(
-    "an INT8 Conv scales each output channel's weights to 127 and its bias to the "
+    "an INT8 Conv scales each output channel's weights to their reach and its bias to the "
     "accumulator",
     "[runtime][int8]") {
   Int8Setup s;
@@ -163,6 +171,12 @@ TEST_CASE(
   CHECK(q.output_scales[1] == Approx(1.f / (src.scale * 127.f / 0.25f)));
   const auto* bias = static_cast<const float*>(q.bias.get_data_handle());
   for (std::size_t c = 0; c < 8; ++c) CHECK(bias[c] * q.output_scales[c] == Approx(1.f));
+
+  // Weights to 63 (a dense Conv on u8 input): each channel's scale halves.
+  cd::onednn::Int8Input dense = src;
+  dense.weight_reach = 63.f;
+  cd::onednn::Int8Conv h = cd::onednn::int8_conv(s.b, *s.ops[s.at("c1")].node, dense, {8, 3, 3, 3});
+  CHECK(h.output_scales[0] == Approx(1.f / (src.scale * 63.f / 0.5f)));
 
   // An all-zero channel keeps scale 1 instead of dividing by zero; no bias is zeros.
   cd::onednn::Int8Conv z = cd::onednn::int8_conv(s.b, *s.ops[s.at("c2")].node, src, {8, 8, 1, 1});
