@@ -547,7 +547,8 @@ TEST_CASE("after calibration the oneDNN runtime's 8-bit convolutions stay close 
   };
   std::vector<Case> cases;
   cases.push_back({expand_graph(), 24, expand_reference, 0.03});
-  cases.push_back({expand_graph(1), 24, expand_reference, 0.03});
+  // Its dense weights go to 63 on u8 input (half the depthwise one's steps).
+  cases.push_back({expand_graph(1), 24, expand_reference, 0.05});
   cases.push_back({block_graph(), 11, block_reference, 0.03});
   for (auto& [g, side, reference, tolerance] : cases) {
     const std::int64_t n = 8;
