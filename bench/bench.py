@@ -2,6 +2,8 @@
 Prediction and serving run the default model `make run` wrote (models/model.cdm, and its export
 models/model.onnx) against the exported graph on ONNX Runtime behind FastAPI + uvicorn
 (peers/ort_peer.py); training runs against PyTorch from Python (peers/train_peer.py).
+models/model.cdm is served as cd-serve serves it: in INT8 when it carries its calibration, as the
+pipeline's does since 2026-12-07; the export, and so the peer, is f32.
 BENCH_PARTS=predict,serving leaves out the training rows. Writes bench/results/latest.{json,md}."""
 import csv
 import json

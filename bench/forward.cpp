@@ -2,10 +2,12 @@
 // file or an .onnx file opened as they open it, fed random preprocessed
 // images. For each batch size: the first run (the plan and its primitives
 // built) and the median of the later ones, in ms per image.
-// --int8: the convolutions on 8-bit data (Predictor::quantize), calibrated on
-// the first batch's random images; speed only (cd-eval --int8-calibration
-// measures the accuracy).
-// Prints one JSON object. Usage: bench_forward [--int8] MODEL [threads] [repeats] [batch...]
+// A model file runs as cd-predict runs it: in INT8 where it carries its
+// calibration (the pipeline's model.cdm), else in f32.
+// --int8: INT8 also for a file without calibration (Predictor::quantize),
+// calibrated on the first batch's random images; speed only (cd-eval
+// measures the accuracy). --f32: f32 even for a calibrated file.
+// Prints one JSON object. Usage: bench_forward [--int8|--f32] MODEL [threads] [repeats] [batch...]
 // (defaults: 2 threads, 15 repeats, batches 1 and 32).
 #include <algorithm>
 #include <chrono>
@@ -27,13 +29,14 @@ double ms_since(std::chrono::steady_clock::time_point t0) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  const bool int8 = argc > 1 && std::string(argv[1]) == "--int8";
-  if (int8) {
+  const std::string flag = argc > 1 ? argv[1] : "";
+  const bool int8 = flag == "--int8", f32 = flag == "--f32";
+  if (int8 || f32) {
     --argc;
     ++argv;
   }
   if (argc < 2) {
-    std::cerr << "usage: bench_forward [--int8] MODEL [threads] [repeats] [batch...]\n";
+    std::cerr << "usage: bench_forward [--int8|--f32] MODEL [threads] [repeats] [batch...]\n";
     return 2;
   }
   const std::string path = argv[1];
@@ -44,11 +47,14 @@ int main(int argc, char** argv) {
   if (batches.empty()) batches = {1, 32};
   try {
     auto t0 = std::chrono::steady_clock::now();
-    auto model = cd::open_predictor(path, {"cpu", threads});
+    cd::RuntimeOptions options;
+    options.threads = threads;
+    options.f32 = f32;
+    auto model = cd::open_predictor(path, options);
     nlohmann::ordered_json out;
     out["model"] = path;
     out["runtime"] = model->runtime();
-    out["int8"] = int8;
+    out["int8"] = model->int8() || int8;
     out["threads"] = threads;
     out["open_ms"] = ms_since(t0);
     const std::size_t side = static_cast<std::size_t>(model->meta().preprocess.size);
@@ -58,7 +64,7 @@ int main(int argc, char** argv) {
     for (int batch : batches) {
       std::vector<float> images(static_cast<std::size_t>(batch) * 3 * side * side);
       for (float& v : images) v = normal(rng);
-      if (int8 && batch == batches.front()) {
+      if (int8 && !model->int8() && batch == batches.front()) {
         model->start_calibration();
         model->predict(images.data(), static_cast<std::size_t>(batch));
         model->quantize();

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # What INT8 costs in accuracy and buys in speed, on the oneDNN runtime as it
-# runs: cd-eval on the test split in f32 (LibTorch, the pipeline's own figure)
-# and with --int8-calibration (the convolutions on 8-bit data, calibrated on
+# runs: cd-eval on the test split in f32 (--f32: LibTorch, even for a model
+# file that carries its calibration, as the pipeline's does) and with --int8-calibration (the convolutions on 8-bit data, calibrated on
 # training images, on the oneDNN runtime), the same
 # on the original-resolution photos of ../shared/data/originals-sample, and
 # bench_forward's forward pass per image at batch 1 and 32, f32 and int8
@@ -30,7 +30,7 @@ evaluate() {  # NAME DATA [cd-eval flags...]
   build/bin/cd-eval --model "$model" --data "$data" --output "$work/$name" --log-level warn "$@"
 }
 int8=(--int8-calibration "$prepared/train.csv" --int8-images "$images")
-evaluate test-f32 "$prepared"
+evaluate test-f32 "$prepared" --f32
 evaluate test-int8 "$prepared" "${int8[@]}"
 if [[ -d $originals/cats && -d $originals/dogs ]]; then
   mkdir -p "$work/originals"
@@ -39,13 +39,13 @@ if [[ -d $originals/cats && -d $originals/dogs ]]; then
     for f in "$originals"/cats/*; do echo "$(realpath "$f"),cat"; done
     for f in "$originals"/dogs/*; do echo "$(realpath "$f"),dog"; done
   } >"$work/originals/test.csv"
-  evaluate originals-f32 "$work/originals"
+  evaluate originals-f32 "$work/originals" --f32
   evaluate originals-int8 "$work/originals" "${int8[@]}"
 else
   echo "int8-accuracy.sh: $originals is absent; the originals rows are skipped" >&2
 fi
 for round in 1 2 3; do
-  build/bin/bench_forward "$model" 2 15 1 32 >"$work/forward-f32-$round.json"
+  build/bin/bench_forward --f32 "$model" 2 15 1 32 >"$work/forward-f32-$round.json"
   build/bin/bench_forward --int8 "$model" 2 15 1 32 >"$work/forward-int8-$round.json"
 done
 
@@ -91,7 +91,7 @@ with open(f"{out}/{name}.md", "w") as f:
             "which the runtime matches within 1e-4).\n\n"
             "| split | precision | images | accuracy | errors | log loss |\n|---|---|---:|---:|---:|---:|\n")
     f.write("\n".join(rows) + "\n\n")
-    f.write("The forward pass alone (`bench_forward [--int8] MODEL 2 15 1 32`, 2 threads, median ms per "
+    f.write("The forward pass alone (`bench_forward --f32|--int8 MODEL 2 15 1 32`, 2 threads, median ms per "
             "image of 15 runs; f32 and int8 alternated 3 times: median of the 3, and their range):\n\n"
             "| batch | f32 | int8 | f32/int8 |\n|---:|---:|---:|---:|\n")
     f.write("\n".join(speed) + "\n")

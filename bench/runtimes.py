@@ -8,9 +8,11 @@
   (bench_forward) and on ONNX Runtime (PyPI onnxruntime, CPU provider), the same threads,
   alternated for ROUNDS rounds.
 
-The models: models/model.cdm (format 3, the oneDNN runtime), its export models/model.onnx (the
+The models: models/model.cdm in f32 (rewritten by cd-export --format cdm, which drops the INT8
+calibration the pipeline's file carries; the oneDNN runtime), its export models/model.onnx (the
 same runtime), the model file calibrated for INT8 on data/prepared/train.csv (cd-eval
---int8-model; the oneDNN runtime on 8-bit data), and the same model file rewritten as format 2,
+--int8-model, as cd-train calibrates the pipeline's; the oneDNN runtime on 8-bit data), and the
+same model file rewritten as format 2,
 without its graph, which runs on LibTorch as every .cdm did before the oneDNN runtime: the
 baseline, in the same run.
 
@@ -36,12 +38,14 @@ SHARED = os.path.abspath(os.path.join(ROOT, "..", "shared", "data"))
 WORK = os.path.join(ROOT, "bench", "work", "runtimes")
 RESULTS = os.path.join(ROOT, "bench", "results")
 CDM = os.path.join(ROOT, "models", "model.cdm")
+F32_CDM = os.path.join(ROOT, "bench", "work", "runtimes", "model-f32.cdm")
+EXPORT = os.path.join(ROOT, "build", "bin", "cd-export")
 ONNX = os.path.join(ROOT, "models", "model.onnx")
 OLD_CDM = os.path.join(WORK, "model-format2.cdm")
 INT8_CDM = os.path.join(WORK, "model-int8.cdm")
 EVAL = os.path.join(ROOT, "build", "bin", "cd-eval")
 PREPARED = os.path.join(ROOT, "data", "prepared")
-MODELS = {"oneDNN (.cdm)": CDM, "oneDNN (.onnx)": ONNX, "oneDNN INT8 (.cdm, cd-eval --int8-model)": INT8_CDM,
+MODELS = {"oneDNN (.cdm, f32)": F32_CDM, "oneDNN (.onnx)": ONNX, "oneDNN INT8 (.cdm, cd-eval --int8-model)": INT8_CDM,
           "LibTorch (.cdm of format 2)": OLD_CDM}
 THREADS = int(os.environ.get("BENCH_THREADS", "2"))
 ROUNDS = int(os.environ.get("BENCH_FORWARD_ROUNDS", "3"))
@@ -209,6 +213,10 @@ def main():
             sys.exit(f"runtimes: {path} is missing; run `make run` first")
     os.makedirs(WORK, exist_ok=True)
     as_format_2(CDM, OLD_CDM)
+    r = subprocess.run([EXPORT, "--model", CDM, "--format", "cdm", "--output", F32_CDM, "--log-level", "warn"],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        sys.exit(f"runtimes: cd-export --format cdm failed: {r.stderr[-1000:]}")
     # The INT8 file a user would make: calibrated on the pipeline's training split.
     r = subprocess.run([EVAL, "--model", CDM, "--data", PREPARED, "--output", os.path.join(WORK, "eval-int8"),
                         "--int8-calibration", os.path.join(PREPARED, "train.csv"), "--int8-model", INT8_CDM,

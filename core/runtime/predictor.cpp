@@ -16,6 +16,7 @@
 #include "util/errors.h"
 #include "util/mapped_file.h"
 #include "util/parallel.h"
+#include "util/progress.h"
 #include "util/strings.h"
 
 namespace cd {
@@ -152,8 +153,15 @@ std::unique_ptr<Predictor> open_predictor(const std::string& path, const Runtime
         path, meta.format_version, path);
     return open_torch_module(path, options);
   }
-  return open_graph_predictor(path, std::move(meta), read_graph(parts.graph, path, file),
-                              options.threads, /*exported=*/false);
+  InferenceGraph graph = read_graph(parts.graph, path, file);
+  if (options.f32) {
+    for (GraphNode& n : graph.nodes) {
+      n.floats.erase(k_int8_input_lo);
+      n.floats.erase(k_int8_input_hi);
+    }
+  }
+  return open_graph_predictor(path, std::move(meta), std::move(graph), options.threads,
+                              /*exported=*/false);
 }
 
 bool carries_int8_calibration(const std::string& path) {
@@ -205,6 +213,29 @@ void predict_all(Predictor& model, std::vector<Prediction>& items, int batch_siz
     // from weights of its own, not from a file that may change meanwhile.
     if (begin == 0 && end < items.size()) model.own_weights();
   }
+}
+
+std::size_t calibrate_int8(Predictor& model, const std::vector<std::string>& paths,
+                           std::size_t count, int batch_size, int threads,
+                           const std::string& origin) {
+  if (count == 0) throw UsageError("INT8 calibration needs at least one image, not 0");
+  if (paths.empty()) throw DataError(origin + " lists no images to calibrate on");
+  const std::size_t want = std::min(paths.size(), count);
+  std::vector<Prediction> items;
+  for (std::size_t i = 0; i < want; ++i) items.push_back({paths[i * paths.size() / want], ""});
+  model.start_calibration();
+  Progress progress("int8 calibration", items.size());
+  predict_all(model, items, batch_size, threads, [&](const Prediction&) { progress.advance(); });
+  progress.finish();
+  std::size_t failed = 0;
+  for (const Prediction& p : items) failed += p.error.empty() ? 0 : 1;
+  if (failed == items.size())
+    throw DataError("no image of " + origin + " could be read to calibrate on");
+  if (failed > 0)
+    spdlog::warn("int8 calibration: {} of {} images of {} unreadable, skipped", failed,
+                 items.size(), origin);
+  model.quantize();
+  return items.size() - failed;
 }
 
 }  // namespace cd

@@ -62,6 +62,9 @@ struct RuntimeOptions {
   // LibTorch: large tensor buffers stay mapped after use for the next
   // request (nn/buffer_cache.h), up to this many idle bytes; 0: off.
   std::size_t tensor_cache_bytes = 0;
+  // A model file that carries INT8 calibration runs its convolutions in f32
+  // all the same (to measure what INT8 changes).
+  bool f32 = false;
 };
 
 bool is_onnx_path(const std::string& path);
@@ -70,9 +73,9 @@ bool is_onnx_path(const std::string& path);
 // Throws ModelError (a bad file, or the module missing) or UsageError.
 std::unique_ptr<Predictor> open_predictor(const std::string& path, const RuntimeOptions& options);
 std::unique_ptr<Predictor> open_onnx_predictor(const std::string& path, int threads);
-// Whether a model file's graph carries INT8 calibration (cd-eval
-// --int8-model wrote it): the oneDNN runtime then runs it in INT8. False for
-// an .onnx file or a model file without a graph. Throws ModelError.
+// Whether a model file's graph carries INT8 calibration (cd-train's
+// model.int8_images or cd-eval --int8-model wrote it): the oneDNN runtime then runs it in INT8.
+// False for an .onnx file or a model file without a graph. Throws ModelError.
 bool carries_int8_calibration(const std::string& path);
 // A graph on the oneDNN runtime. exported: an .onnx file's graph, which
 // holds its test-time flip itself; otherwise the runtime flips as the
@@ -111,5 +114,14 @@ struct Prediction {
 // each batch completes.
 void predict_all(Predictor& model, std::vector<Prediction>& items, int batch_size, int threads,
                  const std::function<void(const Prediction&)>& done);
+
+// INT8 calibration, shared by cd-train (the pipeline's model file) and
+// cd-eval: `count` of `paths`, every k-th so the whole list is seen, run
+// through `model` with calibration on, then quantize(). Unreadable images are
+// skipped with a warning. Returns how many were read; throws DataError when
+// none could be (`origin` names the list in messages), UsageError for count 0.
+std::size_t calibrate_int8(Predictor& model, const std::vector<std::string>& paths,
+                           std::size_t count, int batch_size, int threads,
+                           const std::string& origin);
 
 }  // namespace cd

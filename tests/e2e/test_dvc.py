@@ -59,6 +59,15 @@ class DvcPipeline(TempDirTest):
         self.assertTrue(os.path.getsize(os.path.join(self.clone, "models", "model.onnx")) > 1000)
         metrics = read_json(os.path.join(self.clone, "eval", "metrics.json"))
         self.assertEqual(metrics["n"], 40)
+        # The model file the pipeline writes is the one served: calibrated at the end of
+        # training, so the eval stage, cd-predict and cd-serve all run it in INT8.
+        self.assertEqual(metrics["int8"], {"calibration": "carried by models/model.cdm"})
+        trained = read_json(os.path.join(self.clone, "metrics", "train.json"))
+        self.assertEqual(trained["int8_calibration_images"], min(256, trained["train_images"]))
+        r = run([os.path.join(BIN_DIR, "cd-predict"), "--model", "models/model.cdm",
+                 "--log-level", "debug", "data/sample/images/cat.1.jpg"], cwd=self.clone)
+        self.assertExit(r, 0)
+        self.assertIn("(onednn-int8)", r.stderr)
 
         self.assertIn("Data and pipelines are up to date", self.dvc("repro"))
 
@@ -89,7 +98,12 @@ class DvcPipeline(TempDirTest):
 
         run(["git", "add", "-A"], cwd=self.clone)
         self.assertExit(run(["git", "commit", "-qm", "four epochs"], cwd=self.clone), 0)
-        self.dvc("exp", "run", "-S", "configs/train.yaml:optimizer.lr=0.002", "-n", "faster-lr")
+        self.dvc("exp", "run", "-S", "configs/train.yaml:optimizer.lr=0.002",
+                 "-S", "configs/train.yaml:model.int8_images=0", "-n", "faster-lr")
+        # model.int8_images: 0 leaves the model file in f32, and the eval stage measures that.
+        self.assertNotIn("int8", read_json(os.path.join(self.clone, "eval", "metrics.json")))
+        self.assertEqual(read_json(os.path.join(self.clone, "metrics", "train.json"))
+                         ["int8_calibration_images"], 0)
         shown = self.dvc("exp", "show", "--no-pager", "--csv")
         self.assertIn("faster-lr", shown)
         self.assertIn("accuracy", shown.splitlines()[0])

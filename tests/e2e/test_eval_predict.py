@@ -83,6 +83,24 @@ class Eval(TempDirTest):
         c = read_json(os.path.join(again, "metrics.json"))
         self.assertEqual(c["int8"], {"calibration": "carried by " + kept})
         self.assertEqual(c["log_loss"], b["log_loss"])
+        # --f32 measures a calibrated file without its calibration: the f32 figures again.
+        r = run([tool("cd-eval"), "--model", kept, "--data", DATA, "--output", self.path("f32again"),
+                 "--f32"])
+        self.assertExit(r, 0)
+        d = read_json(os.path.join(self.path("f32again"), "metrics.json"))
+        self.assertNotIn("int8", d)
+        self.assertEqual(d["log_loss"], a["log_loss"])
+        r = run([tool("cd-eval"), "--model", kept, "--data", DATA, "--output", self.path("e3"),
+                 "--f32", "--int8-calibration", train])
+        self.assertExit(r, 2)
+        self.assertIn("--f32 measures the model without INT8", r.stderr)
+        # cd-export writes f32, and says so for a calibrated file.
+        r = run([tool("cd-export"), "--model", kept, "--output", self.path("kept.onnx")])
+        self.assertExit(r, 0)
+        self.assertIn("carries INT8 calibration", r.stderr)
+        r = run([tool("cd-export"), "--model", MODEL, "--output", self.path("f32.onnx")])
+        self.assertExit(r, 0)
+        self.assertNotIn("carries INT8 calibration", r.stderr)
         photo = os.path.join(PHOTOS, "cat.1.jpg")
         p = {}
         for name, path in (("f32", MODEL), ("int8", kept)):

@@ -96,26 +96,10 @@ std::unique_ptr<Predictor> int8_model(const EvalParams& params, std::size_t& use
   options.threads = params.threads;
   std::unique_ptr<Predictor> model = open_predictor(params.model, options);
   apply_tta_choice(*model, params.tta);
-  std::vector<Sample> samples = read_manifest(params.int8_calibration);
-  if (samples.empty())
-    throw DataError(params.int8_calibration + " lists no images to calibrate on");
-  const std::size_t want = std::min<std::size_t>(samples.size(), params.int8_images);
-  std::vector<Prediction> items;
-  for (std::size_t i = 0; i < want; ++i)
-    items.push_back({samples[i * samples.size() / want].path, ""});
-  model->start_calibration();
-  Progress progress("int8 calibration", items.size());
-  predict_all(*model, items, params.batch_size, params.threads,
-              [&](const Prediction&) { progress.advance(); });
-  progress.finish();
-  std::size_t failed = 0;
-  for (const Prediction& p : items) failed += p.error.empty() ? 0 : 1;
-  if (failed == items.size())
-    throw DataError("no image of " + params.int8_calibration + " could be read to calibrate on");
-  if (failed > 0)
-    spdlog::warn("int8 calibration: {} of {} images unreadable, skipped", failed, items.size());
-  model->quantize();
-  used = items.size() - failed;
+  std::vector<std::string> paths;
+  for (const Sample& s : read_manifest(params.int8_calibration)) paths.push_back(s.path);
+  used = calibrate_int8(*model, paths, params.int8_images, params.batch_size, params.threads,
+                        params.int8_calibration);
   spdlog::info("int8: calibrated on {} images of {}", used, params.int8_calibration);
   if (!params.int8_model.empty()) {
     model->write_int8_model(params.int8_model);
@@ -126,8 +110,9 @@ std::unique_ptr<Predictor> int8_model(const EvalParams& params, std::size_t& use
 }
 
 // The model as cd-eval measures it: calibrated here (--int8-calibration); a
-// model file that carries its calibration (--int8-model) on the oneDNN
-// runtime, in INT8 as cd-predict and cd-serve run it; otherwise on LibTorch.
+// model file that carries its calibration (cd-train's, or --int8-model's) on
+// the oneDNN runtime, in INT8 as cd-predict and cd-serve run it; otherwise,
+// or with --f32, in f32 on LibTorch.
 std::unique_ptr<Predictor> open_model(const EvalParams& params, std::size_t& calibrated_on) {
   if (!params.int8_model.empty() && params.int8_calibration.empty())
     throw UsageError("--int8-model writes a calibrated model: give --int8-calibration too");
@@ -135,9 +120,13 @@ std::unique_ptr<Predictor> open_model(const EvalParams& params, std::size_t& cal
     throw UsageError(
         "an .onnx export cannot carry INT8 calibration; give the .cdm model file it was "
         "exported from to --model");
+  if (params.f32 && (!params.int8_calibration.empty() || !params.int8_model.empty()))
+    throw UsageError(
+        "--f32 measures the model without INT8: drop --int8-calibration and --int8-model");
   if (!params.int8_calibration.empty()) return int8_model(params, calibrated_on);
   std::unique_ptr<Predictor> model;
-  if (params.device != DeviceChoice::k_cuda && carries_int8_calibration(params.model)) {
+  if (params.device != DeviceChoice::k_cuda && !params.f32 &&
+      carries_int8_calibration(params.model)) {
     RuntimeOptions options;
     options.threads = params.threads;
     model = open_predictor(params.model, options);

@@ -26,6 +26,7 @@ struct EvalParams {
   std::string int8_calibration;
   int int8_images = 256;   // how many of them, spread over the manifest
   std::string int8_model;  // where to write the calibrated model file too; "": nowhere
+  bool f32 = false;        // a file that carries INT8 calibration measured in f32 all the same
 };
 
 BinaryMetrics run_eval(const EvalParams& params);

@@ -34,6 +34,10 @@ int eval_main(int argc, char** argv) {
                     "INT8: also write the calibrated model here (a model file that cd-predict, "
                     "cd-serve and cd-eval then run in INT8); empty: none",
                     "int8-model");
+  config.add_bool("f32", params.f32,
+                  "measure the model in f32 even where its file carries INT8 calibration (as the "
+                  "pipeline's model.cdm does), to see what INT8 changes",
+                  "f32");
   cd::add_common_options(config, common);
   if (config.parse(argc, argv) == cd::ParseOutcome::k_exit_ok) return 0;
   params.device = cd::parse_device(device);

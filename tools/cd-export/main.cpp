@@ -8,11 +8,21 @@
 #include "domain/labels.h"
 #include "domain/model_file.h"
 #include "nn/compute.h"
+#include "runtime/predictor.h"
 #include "util/config.h"
 #include "util/errors.h"
 #include "util/options.h"
 
 namespace {
+
+// What cd-export writes is f32: say so where the model file ran in INT8.
+void warn_f32(const std::string& model, const std::string& output) {
+  if (cd::carries_int8_calibration(model))
+    spdlog::warn(
+        "{} carries INT8 calibration, {} does not: it runs in f32 (calibrate a .cdm again with "
+        "cd-eval --int8-calibration data/prepared/train.csv --int8-model FILE)",
+        model, output);
+}
 
 int export_main(int argc, char** argv) {
   std::string model = cd::k_default_model_path, format = "onnx", output;
@@ -37,6 +47,7 @@ int export_main(int argc, char** argv) {
     std::size_t bytes = cd::upgrade_model(model, output);
     spdlog::info("wrote {} ({} bytes, model file format {} with its inference graph)", output,
                  bytes, cd::k_model_format_version);
+    warn_f32(model, output);
     return 0;
   }
   if (output.empty()) output = std::filesystem::path(model).replace_extension(".onnx").string();
@@ -47,6 +58,7 @@ int export_main(int argc, char** argv) {
   cd::ExportSummary s = cd::export_onnx(model, output);
   spdlog::info("wrote {} ({} bytes, {} nodes, {} constants, test-time flip {})", output, s.bytes,
                s.nodes, s.initializers, s.tta_in_graph ? "in the graph" : "off");
+  warn_f32(model, output);
   return 0;
 }
 

@@ -67,6 +67,11 @@ void declare_model(cd::Config& c, cd::TrainParams& p, Choices& t) {
                "full/finetune: start from this trained model file (same architecture, input size "
                "and features), e.g. fine-tune from the head a frozen run trained; \"\": off",
                "init");
+  c.add_int("model.int8_images", p.int8_images,
+            "after training, calibrate INT8 on this many training images (spread over "
+            "train.csv) and write the ranges into the model file, so cd-predict, cd-serve and "
+            "cd-eval run it in 8 bits; 0: the model file stays f32",
+            0, 100000, "int8-images");
   c.add_bool("model.tta_flip", p.tta_flip,
              "eval, predict and serve average each image with its mirror", "tta-flip");
 }

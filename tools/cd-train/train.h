@@ -41,7 +41,8 @@ struct TrainParams {
   bool keep_bn_statistics = false;   // full/finetune: BN uses its running statistics throughout
   int warmup_steps = 100;            // finetune: linear lr warm-up
   bool tta_flip = false;             // ask eval/predict/serve to average with the mirror image
-  std::string init;  // full/finetune: start from this trained model file's weights ("" = off)
+  int int8_images = 0;  // after training: calibrate INT8 on this many training images (0: f32)
+  std::string init;     // full/finetune: start from this trained model file's weights ("" = off)
   // optimizer
   double lr = 1e-3;
   double weight_decay = 0.0;

@@ -22,6 +22,7 @@
 #include "nn/classifier.h"
 #include "nn/efficientnet.h"
 #include "nn/weights.h"
+#include "runtime/predictor.h"
 #include "util/atomic_file.h"
 #include "util/errors.h"
 #include "util/hash.h"
@@ -33,6 +34,8 @@ namespace cd {
 namespace {
 
 using json = nlohmann::json;
+
+constexpr int k_calibration_batch = 32;
 
 double now_ms() {
   return std::chrono::duration<double, std::milli>(
@@ -119,6 +122,7 @@ class Trainer {
   void update_schedule(const EpochRecord& rec);
   void save_checkpoint();
   void save_model();
+  void calibrate_model();
   TrainSummary summary() const;
   void write_metrics(const TrainSummary& summary) const;
   std::string checkpoint_path() const { return m_p.output + "/checkpoint.cdm"; }
@@ -137,6 +141,7 @@ class Trainer {
   std::unique_ptr<TrainStrategy> m_strategy;
   TrainState m_state;
   double m_train_seconds = 0;
+  std::size_t m_int8_images = 0;  // what the model file's INT8 ranges were calibrated on
 };
 
 void Trainer::load_data() {
@@ -286,6 +291,32 @@ void Trainer::save_model() {
   write_file_atomic(model_path(), pack_model(m_meta, m_state.best_weights, model_path()));
 }
 
+// The model file as cd-predict and cd-serve run it: calibrated on
+// int8_images training photos (every k-th of train.csv, unaugmented) on the
+// CPU's oneDNN runtime, wherever training ran, and written again with its
+// INT8 ranges (runtime/predictor.h).
+void Trainer::calibrate_model() {
+  if (!m_group.root() || m_p.int8_images == 0) return;
+  RuntimeOptions options;
+  options.threads = m_p.threads;
+  std::unique_ptr<Predictor> model = open_predictor(model_path(), options);
+  std::vector<std::string> paths;
+  for (const Sample& s : m_train_samples) paths.push_back(s.path);
+  try {
+    m_int8_images = calibrate_int8(*model, paths, static_cast<std::size_t>(m_p.int8_images),
+                                   k_calibration_batch, m_p.threads, m_p.data + "/train.csv");
+    model->write_int8_model(model_path());
+  } catch (const DataError& e) {
+    throw DataError(std::string(e.what()) + ". Training itself finished: " + model_path() +
+                    " holds the best epoch in f32. Fix the images and run again with --resume "
+                    "(it calibrates without training again), or set model.int8_images: 0");
+  }
+  spdlog::info(
+      "int8: {} calibrated on {} training images; cd-predict, cd-serve and cd-eval run it "
+      "in 8 bits",
+      model_path(), m_int8_images);
+}
+
 TrainSummary Trainer::summary() const {
   TrainSummary s;
   s.history = m_state.history;
@@ -312,6 +343,7 @@ void Trainer::write_metrics(const TrainSummary& s) const {
   m["stopped_early"] = s.stop == StopReason::k_early_stopping;
   m["train_images"] = s.train_images;
   m["images_per_second"] = s.images_per_second;
+  m["int8_calibration_images"] = m_int8_images;
   write_file_atomic(m_p.metrics, m.dump(2) + "\n");
 }
 
@@ -347,6 +379,7 @@ TrainSummary Trainer::run() {
   while (!m_state.finished() && m_state.epoch < m_p.epochs) run_epoch(start);
   if (m_state.history.empty()) throw DataError("no epoch ran; check schedule.epochs");
   save_model();
+  calibrate_model();
   TrainSummary s = summary();
   write_metrics(s);
   spdlog::info("done: {}; best epoch {} (val loss {:.4f}); model {}", m_state.stop_message,

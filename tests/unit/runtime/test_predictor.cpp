@@ -34,6 +34,19 @@ std::string open_message(const cd::test::TempDir& dir, const std::string& bytes)
   return "opened";
 }
 
+// A model file the runtime runs on photos: one convolution, pooled to P(dog).
+std::string photo_model_file() {
+  cd::InferenceGraph g;
+  g.weights["w"] = {{1, 3, 1, 1}, {0.5f, -0.25f, 0.125f}};
+  g.nodes.push_back({"Conv", {"input", "w"}, "c", {{"kernel_shape", {1, 1}}}, {}});
+  g.nodes.push_back({"GlobalAveragePool", {"c"}, "g", {}, {}});
+  g.nodes.push_back({"Flatten", {"g"}, "f", {}, {}});
+  g.nodes.push_back({"Sigmoid", {"f"}, "p_dog", {}, {}});
+  g.output = "p_dog";
+  return cd::pack_file(
+      {cd::FileKind::k_model, cd::meta_to_json(cd::ModelMeta{}), "payload", cd::write_graph(g)});
+}
+
 }  // namespace
 
 TEST_CASE("the runtime refuses a damaged model file for its checksum, parsed or not",
@@ -85,4 +98,36 @@ TEST_CASE("a run of more than one batch owns the model's weights after its first
   CHECK(answered == 3);
   CHECK(two_batches.batch_sizes() == std::vector<int>{2, 1});
   CHECK(two_batches.owned_after() == std::vector<int>{1});
+}
+
+TEST_CASE("calibrate_int8 reads images spread over its list, and the file it writes runs INT8",
+          "[predictor][int8]") {
+  cd::test::TempDir dir;
+  cd::write_file_atomic(dir.file("m.cdm"), photo_model_file());
+  const std::string cat = source_path("tests/fixtures/photos/cat.1.jpg");
+  const std::string dog = source_path("tests/fixtures/photos/dog.1.jpg");
+  const std::string missing = dir.file("missing.jpg");
+  CHECK_FALSE(cd::carries_int8_calibration(dir.file("m.cdm")));
+
+  // Two of four: the first and the third, so the unreadable second and
+  // fourth are never tried.
+  auto model = cd::open_predictor(dir.file("m.cdm"), {"cpu", 1});
+  CHECK(model->runtime() == "onednn");
+  CHECK(cd::calibrate_int8(*model, {cat, missing, dog, missing}, 2, 8, 1, "list.csv") == 2);
+  CHECK(model->runtime() == "onednn-int8");
+  model->write_int8_model(dir.file("q.cdm"));
+  CHECK(cd::carries_int8_calibration(dir.file("q.cdm")));
+  CHECK(cd::open_predictor(dir.file("q.cdm"), {"cpu", 1})->runtime() == "onednn-int8");
+  cd::RuntimeOptions f32;
+  f32.threads = 1;
+  f32.f32 = true;
+  CHECK(cd::open_predictor(dir.file("q.cdm"), f32)->runtime() == "onednn");
+
+  // Unreadable images are skipped; none readable is a clear error.
+  auto again = cd::open_predictor(dir.file("m.cdm"), {"cpu", 1});
+  CHECK(cd::calibrate_int8(*again, {cat, missing, dog, missing}, 4, 8, 1, "list.csv") == 2);
+  auto none = cd::open_predictor(dir.file("m.cdm"), {"cpu", 1});
+  CHECK_THROWS_WITH(cd::calibrate_int8(*none, {missing}, 4, 8, 1, "list.csv"),
+                    Catch::Contains("no image of list.csv could be read to calibrate on"));
+  CHECK_THROWS_AS(cd::calibrate_int8(*none, {}, 4, 8, 1, "list.csv"), cd::DataError);
 }
