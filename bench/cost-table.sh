@@ -99,6 +99,6 @@ with open(out + ".md", "w") as f:
                 f"{r['of_ceiling_b1_default']:.2f} | {r['of_ceiling_b32_default']:.2f} | {r['ms_b1_PASSIVE']:.2f} | "
                 f"{r['ms_b32_PASSIVE']:.2f} | {r['of_ceiling_b1_PASSIVE']:.2f} | {r['of_ceiling_b32_PASSIVE']:.2f} |\n")
     f.write("\nThe pipeline writes and serves the default's INT8 form: cd-train calibrates models/model.cdm "
-            "(model.int8_images). Lite2 alone and the previous default are f32 as the pipeline wrote them.\n")
+            "(model.int8_images). The previous default is f32 as the pipeline wrote it.\n")
 print(open(out + ".md").read())
 PY

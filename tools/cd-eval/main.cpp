@@ -25,7 +25,8 @@ int eval_main(int argc, char** argv) {
   config.add_string("int8_calibration", params.int8_calibration,
                     "measure INT8: calibrate on these training images (a manifest such as "
                     "data/prepared/train.csv), then run the convolutions on 8-bit data; "
-                    "empty: f32",
+                    "empty: INT8 if the model file carries its calibration (the pipeline's does), "
+                    "else f32",
                     "int8-calibration");
   config.add_int("int8_images", params.int8_images,
                  "INT8: how many of the calibration manifest's images, spread over it", 1, 100000,

@@ -5,7 +5,6 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
-#include <filesystem>
 
 #include "cd-predict/inputs.h"
 #include "runtime/predictor.h"
@@ -19,15 +18,10 @@
 
 namespace {
 
-// The exported model starts without LibTorch: the default when make run wrote it.
-std::string default_model() {
-  std::string onnx = std::filesystem::path(cd::k_default_model_path).replace_extension(".onnx");
-  std::error_code ec;
-  return std::filesystem::exists(onnx, ec) ? onnx : cd::k_default_model_path;
-}
-
 struct PredictOptions {
-  std::string model = default_model();
+  // The pipeline's model file, as cd-serve and cd-eval take it: in INT8 where
+  // cd-train calibrated it (its .onnx export is f32).
+  std::string model = cd::k_default_model_path;
   bool json = false;
   bool quiet = false;
   int batch_size = 32;
@@ -68,8 +62,8 @@ int predict_main(int argc, char** argv) {
       "cd-predict",
       "Classify images as cat or dog.\nOutput: PATH<TAB>LABEL<TAB>PROBABILITY per image.");
   config.add_string("model", o.model,
-                    "model file from cd-train or cd-export; unset: models/model.onnx where make "
-                    "run exported it, else models/model.cdm");
+                    "model file from cd-train or cd-export (.cdm or .onnx); unset: "
+                    "models/model.cdm, the pipeline's, in INT8 where it carries its calibration");
   config.add_bool("json", o.json,
                   "JSON Lines: path, class_label, probability, p_dog, prediction_time_ms");
   config.add_bool("quiet", o.quiet, "print the label alone");
