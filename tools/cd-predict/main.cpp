@@ -5,7 +5,6 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
-
 #include "cd-predict/inputs.h"
 #include "runtime/predictor.h"
 #include "util/config.h"
