@@ -38,10 +38,13 @@ run() {  # name architecture size mode extra-train-args...
   local dir="$WORK/$name" t0 t1 pretrained
   pretrained=data/pretrained/$arch
   [ "$arch" = darknet ] && pretrained=data/pretrained/darknet-tiny-imagenet
+  # One backbone unless the variant names a second: configs/train.yaml's default has two.
+  local one=(--second-backbone "")
+  [[ " $* " == *" --second-backbone "* ]] && one=()
   t0=$(date +%s.%N)
   $BIN/cd-train --data "$WORK/data" --output "$dir" --metrics "$dir/train.json" --live "$dir/live" \
     --architecture "$arch" --pretrained "$pretrained" --input-size "$size" --mode "$mode" \
-    --feature-cache "$WORK/features" --log-level warn "$@"
+    --feature-cache "$WORK/features" --log-level warn "${one[@]}" "$@"
   t1=$(date +%s.%N)
   for tta in off on; do
     $BIN/cd-eval --model "$dir/model.cdm" --data "$WORK/data" --output "$dir/eval-$tta" --tta "$tta" --log-level warn

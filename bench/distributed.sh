@@ -13,9 +13,9 @@ rm -rf "$work"
 mkdir -p "$work"
 export MALLOC_MMAP_THRESHOLD_=1073741824 MALLOC_TRIM_THRESHOLD_=1073741824 OMP_WAIT_POLICY=PASSIVE
 build/bin/cd-prepare --source data/sample/images --output "$work/data" --log-level warn
-frozen=(--architecture darknet --pretrained data/pretrained/darknet-tiny-imagenet --mode frozen
+frozen=(--architecture darknet --second-backbone "" --pretrained data/pretrained/darknet-tiny-imagenet --mode frozen
   --input-size 224 --frozen-views 2 --epochs 3)
-full=(--architecture compact --mode full --input-size 96 --epochs 3 --batch-size 32)
+full=(--architecture compact --second-backbone "" --mode full --input-size 96 --epochs 3 --batch-size 32)
 port=29731
 
 train() {  # world threads-per-rank log-prefix args...

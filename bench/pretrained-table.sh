@@ -23,7 +23,8 @@ variant() {  # name size extra-train-args...
   local dir="$WORK/$name" t0 t1
   t0=$(date +%s.%N)
   $BIN/cd-train --data "$WORK/data" --output "$dir" --metrics "$dir/train.json" --live "$dir/live" \
-    --architecture darknet --pretrained data/pretrained/darknet-tiny-imagenet --input-size "$size" \
+    --architecture darknet --second-backbone "" --pretrained data/pretrained/darknet-tiny-imagenet \
+    --input-size "$size" \
     --log-level warn "$@"
   t1=$(date +%s.%N)
   for tta in off on; do

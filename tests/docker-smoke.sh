@@ -26,7 +26,8 @@ log "training a small model on the committed sample"
 {
   build/bin/cd-prepare --source data/sample/images --output "$root/prepared" --log-level warn
   build/bin/cd-train --data "$root/prepared" --output "$model_dir" --metrics "$model_dir/train.json" \
-    --live "$model_dir/live" --architecture darknet --pretrained data/pretrained/darknet-tiny-imagenet \
+    --live "$model_dir/live" --architecture darknet --second-backbone "" \
+    --pretrained data/pretrained/darknet-tiny-imagenet \
     --mode frozen --input-size 160 --frozen-views 1 --epochs 15 --log-level warn
 }
 chmod -R a+rX "$model_dir"
